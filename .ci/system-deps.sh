@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Lutèce needs at run time, only those missing,
+# so that a second run does nothing. Called by the Makefile; runs as root.
+set -euo pipefail
+
+packages=(
+    libusb-1.0-0   # open3d loads libusb at import time
+)
+
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "Error: missing system packages: ${missing[*]}; run 'sudo apt-get install ${missing[*]}' or run make as root." >&2
+    exit 1
+fi
+echo "Installing system packages: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,33 @@
+# Lutèce: `make demo` and `make test` each do all of their own set-up.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The stamp is rebuilt when the dependencies change, so a second run installs nothing.
+STAMP  := $(VENV)/.installed
+
+.PHONY: all setup demo test sample clean
+
+all: test
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml .ci/system-deps.sh
+	bash .ci/system-deps.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -qq --upgrade pip
+	$(BIN)/python -m pip install -qq -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lutece sample generate build/demo/district --overwrite
+	$(BIN)/lutece doctor
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+# Regenerates the committed sample district (deterministic: same seed, same files).
+sample: $(STAMP)
+	$(BIN)/lutece sample generate sample_data/district --overwrite
+
+clean:
+	rm -rf build .pytest_cache

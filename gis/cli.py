@@ -1,0 +1,104 @@
+"""The ``lutece`` command line: the root group and the core's own commands.
+
+Subcommand groups of the other packages (``sample``, later ``pipeline``,
+``tiles``, ``serve``) are found through the ``lutece.commands`` entry-point
+group declared in pyproject.toml, so that ``gis`` imports nothing of ours.
+
+Every :class:`~gis.errors.LuteceError` becomes one line ``Error: ...`` on
+stderr with exit code 1; click's usage errors exit 2; no user error shows a
+traceback (``-vv`` logs it at debug level).
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from gis import __version__
+from gis.config import find_config_file, load_config
+from gis.doctor import diagnose, raise_for_missing
+from gis.env import Env
+from gis.errors import ConfigError, LuteceError
+
+log = logging.getLogger(__name__)
+
+PLUGIN_GROUP = "lutece.commands"
+
+
+class LuteceGroup(click.Group):
+    """Root group: adds the plugin subcommands and turns LuteceError into one line."""
+
+    def _plugins(self) -> dict[str, object]:
+        return {entry.name: entry for entry in entry_points(group=PLUGIN_GROUP)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in self._plugins():
+            command = self._plugins()[name].load()
+        return command
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LuteceError as exc:
+            log.debug("user error", exc_info=True)
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=LuteceGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="lutece")
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars, errors only.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="LUTECE_CONFIG", help="Configuration file (default: ./lutece.yml if present).")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, config_path: Path | None) -> None:
+    """Lutèce: lidar and building plans to 2D layers and 3D Tiles for the city GIS."""
+    env = Env(verbosity=-1 if quiet else verbose, config_path=config_path)
+    env.configure_logging()
+    ctx.obj = env
+
+
+@cli.command()
+def doctor() -> None:
+    """Report the versions of the libraries Lutèce needs; exit 1 if one is missing."""
+    results = diagnose()
+    table = Table(title="lutece doctor", show_lines=False)
+    table.add_column("component")
+    table.add_column("status")
+    table.add_column("version / problem")
+    for result in results:
+        status = "[green]ok[/green]" if result.ok else "[red]missing[/red]"
+        table.add_row(result.name, status, result.detail if result.ok else f"{result.detail} -> {result.fix}")
+    Console().print(table)
+    raise_for_missing(results)
+
+
+@cli.group()
+def config() -> None:
+    """Check the configuration file (lutece.yml)."""
+
+
+@config.command("validate")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def config_validate(env: Env, file: Path | None) -> None:
+    """Validate FILE (default: --config, $LUTECE_CONFIG or ./lutece.yml) against the schema."""
+    path = file or find_config_file(env.config_path)
+    if path is None:
+        raise ConfigError("no configuration file given and no lutece.yml in the current folder; pass FILE")
+    loaded = load_config(path)
+    click.echo(f"{loaded.source}: valid (crs {loaded.crs}, store {loaded.store['backend']})")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="lutece")

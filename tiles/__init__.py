@@ -1,0 +1,1 @@
+"""3D Tiles writing: point clouds, building shells and interiors (see ARCHITECTURE)."""
