@@ -1,0 +1,1 @@
+"""Readers of the pipelines' inputs (lidar tiles; building plans in later issues)."""

@@ -1,0 +1,95 @@
+"""Open LAS/LAZ tiles through laspy (lazrs) and describe them, with clear errors.
+
+``inspect_lidar`` reads the header and streams the points once in chunks, so
+a tile of any size is described in bounded memory: point count checked
+against the header, bounds, CRS (parsed by pyproj from the WKT or GeoTIFF
+keys VLRs) and the class histogram.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import laspy
+import numpy as np
+import pyproj
+
+from gis.errors import InputError
+
+CHUNK = 1_000_000
+
+
+@dataclass(frozen=True)
+class LidarInfo:
+    """What a lidar tile holds."""
+
+    path: Path
+    version: str
+    point_format: int
+    point_count: int
+    scales: tuple[float, float, float]
+    bounds: tuple[float, float, float, float, float, float]  # xmin, ymin, zmin, xmax, ymax, zmax
+    crs: pyproj.CRS | None
+    classes: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def horizontal_crs(self) -> pyproj.CRS | None:
+        """The 2D part of the CRS (the first sub-CRS of a compound one)."""
+        if self.crs is None:
+            return None
+        return self.crs.sub_crs_list[0] if self.crs.is_compound else self.crs
+
+
+def open_lidar(path: Path) -> laspy.LasReader:
+    """Open a LAS/LAZ file for streaming, turning laspy's errors into one clear line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such lidar file")
+    try:
+        return laspy.open(path)
+    except (laspy.errors.LaspyException, ValueError, OSError) as exc:
+        raise InputError(f"{path}: not a readable LAS/LAZ file ({exc}); check the file or re-download it") from None
+
+
+def read_crs(header: laspy.LasHeader, path: Path) -> pyproj.CRS | None:
+    """The CRS of the header's WKT or GeoTIFF keys VLRs, or None when it has none."""
+    try:
+        return header.parse_crs()
+    except (pyproj.exceptions.CRSError, laspy.errors.LaspyException) as exc:
+        raise InputError(f"{path}: the CRS in the header cannot be parsed ({exc}); give one explicitly") from None
+
+
+def inspect_lidar(path: Path) -> LidarInfo:
+    """Describe one LAS/LAZ tile, reading every point once in chunks.
+
+    Raises
+    ------
+    InputError
+        When the file is not LAS/LAZ, is truncated, or holds fewer points than its header says.
+    """
+    path = Path(path)
+    with open_lidar(path) as reader:
+        header = reader.header
+        crs = read_crs(header, path)
+        counts = np.zeros(256, dtype=np.int64)
+        mins, maxs = np.full(3, np.inf), np.full(3, -np.inf)
+        seen = 0
+        try:
+            for points in reader.chunk_iterator(CHUNK):
+                xyz = np.column_stack([points.x, points.y, points.z])
+                if len(xyz):
+                    mins, maxs = np.minimum(mins, xyz.min(axis=0)), np.maximum(maxs, xyz.max(axis=0))
+                counts += np.bincount(np.asarray(points.classification), minlength=256)
+                seen += len(points)
+        except (laspy.errors.LaspyException, ValueError, OSError, RuntimeError) as exc:
+            raise InputError(f"{path}: the point records cannot be read after {seen} points ({exc}); "
+                             "the file is truncated or corrupt, re-download it") from None
+    if seen != header.point_count:
+        raise InputError(f"{path}: the header announces {header.point_count} points but {seen} were read; "
+                         "the file is truncated or its header is wrong")
+    return LidarInfo(
+        path=path, version=str(header.version), point_format=header.point_format.id, point_count=seen,
+        scales=tuple(float(s) for s in header.scales), bounds=(*mins.tolist(), *maxs.tolist()), crs=crs,
+        classes={code: int(n) for code, n in enumerate(counts) if n},
+    )
