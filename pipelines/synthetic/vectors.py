@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import rasterio
 import shapely
-from affine import Affine
+from rasterio.transform import Affine
 
 from pipelines.synthetic import townhall
 from pipelines.synthetic.scene import Scene
