@@ -12,7 +12,7 @@ all: test
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml .ci/system-deps.sh
-	bash .ci/system-deps.sh
+	PYTHON=$(PYTHON) bash .ci/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
 	$(BIN)/python -m pip install -qq -e '.[test]'

@@ -7,6 +7,12 @@ packages=(
     libusb-1.0-0   # open3d loads libusb at import time
 )
 
+# Debian's own Python needs python3-venv for `python3.11 -m venv` (ensurepip).
+python=${PYTHON:-python3.11}
+if command -v "$python" >/dev/null && ! "$python" -c "import ensurepip, venv" 2>/dev/null; then
+    packages+=(python3-venv)
+fi
+
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
