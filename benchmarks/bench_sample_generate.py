@@ -7,9 +7,9 @@ million points) and prints, side by side from the same run:
 - the lidar alone (scene + scanning + LAZ), and the whole district (lidar,
   variants, vectors, truth, IFC), in points per second and as a ratio of the
   floor;
-- the peak RSS of a 400 m district and of the large one, each in its own
-  process: generation goes cell by cell, so memory should barely grow with
-  the district's area.
+- the peak RSS of the lidar alone and of the whole district, for 400 m and
+  for the large size, each in its own process: the lidar is made cell by
+  cell, so its memory should barely grow with the district's area.
 
 Usage: .venv/bin/python benchmarks/bench_sample_generate.py [--size 1000] [--density 10]
 """
@@ -38,14 +38,28 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def peak_rss_of_generation(size: float, density: float, folder: Path) -> float:
-    """Peak RSS in MB of `lutece sample generate` in a fresh process."""
-    code = ("import resource, sys; from pathlib import Path; "
-            "from pipelines.synthetic.generate import DistrictSpec, generate_district; "
-            f"generate_district(Path(sys.argv[1]), DistrictSpec(size={size}, density={density})); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    output = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True)
+def peak_rss(code: str, *args: str) -> float:
+    """Peak RSS in MB of ``code`` run in a fresh Python process."""
+    code += "; import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    output = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
     return int(output.stdout.split()[-1]) / 1024
+
+
+def peak_rss_of_lidar(size: float, density: float, folder: Path) -> float:
+    """Peak RSS of scanning a district's lidar alone (scene + cells + LAZ)."""
+    return peak_rss(
+        "import sys; from pathlib import Path; from pipelines.synthetic import lidar; "
+        "from pipelines.synthetic.scene import build_scene; "
+        f"lidar.write_district_laz(build_scene({size}, 0), Path(sys.argv[1]), lidar.LidarSettings(density={density}), 0)",
+        str(folder / f"lidar-{size:g}.laz"))
+
+
+def peak_rss_of_district(size: float, density: float, folder: Path) -> float:
+    """Peak RSS of generating a whole district (the IFC writer's share does not grow with the area)."""
+    return peak_rss(
+        "import sys; from pathlib import Path; from pipelines.synthetic.generate import DistrictSpec, generate_district; "
+        f"generate_district(Path(sys.argv[1]), DistrictSpec(size={size}, density={density}))",
+        str(folder / f"district-{size:g}"))
 
 
 def main() -> None:
@@ -64,8 +78,9 @@ def main() -> None:
         floor_time, _ = timed(data.write, tmp / "floor.laz")
         del data
         whole_time, manifest = timed(generate_district, tmp / "district", spec)
-        small_rss = peak_rss_of_generation(400.0, spec.density, tmp / "rss-small")
-        large_rss = peak_rss_of_generation(spec.size, spec.density, tmp / "rss-large")
+        rss = {(kind, size): measure(size, spec.density, tmp)
+               for kind, measure in (("lidar", peak_rss_of_lidar), ("district", peak_rss_of_district))
+               for size in (400.0, spec.size)}
 
     rate = lambda seconds: points / seconds / 1e6  # noqa: E731
     rows = [
@@ -78,10 +93,12 @@ def main() -> None:
     print(f"{'case':55} {'seconds':>8} {'Mpts/s':>8} {'vs floor':>9}")
     for name, seconds, ratio in rows:
         print(f"{name:55} {seconds:8.1f} {rate(seconds):8.2f} {ratio:9.2f}")
-    print(f"{'peak RSS, 400 m district (MB)':55} {small_rss:8.0f}")
-    print(f"{f'peak RSS, {spec.size:g} m district (MB)':55} {large_rss:8.0f} {'':8} {large_rss / small_rss:9.2f}")
+    print(f"{'peak RSS (MB)':55} {'400 m':>8} {f'{spec.size:g} m':>8} {'ratio':>9}")
+    for kind in ("lidar", "district"):
+        small, large = rss[(kind, 400.0)], rss[(kind, spec.size)]
+        print(f"{kind:55} {small:8.0f} {large:8.0f} {large / small:9.2f}")
     print(json.dumps({"points": points, "floor_s": floor_time, "lidar_s": scene_time + lidar_time,
-                      "whole_s": whole_time, "rss_small_mb": small_rss, "rss_large_mb": large_rss}))
+                      "whole_s": whole_time, "peak_rss_mb": {f"{k} {s:g}": v for (k, s), v in rss.items()}}))
 
 
 if __name__ == "__main__":

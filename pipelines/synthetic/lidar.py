@@ -69,7 +69,6 @@ class SceneIndex:
         self.tree_height = np.array([t.height for t in trees])
         self.tree_radius = np.array([t.crown_radius for t in trees])
         self.tree_base = np.array([t.crown_base for t in trees])
-        self.trees = shapely.STRtree(shapely.points(self.tree_xy)) if trees else None
         self.cars = shapely.STRtree(scene.cars) if scene.cars else None
         self.shrubs = shapely.STRtree([s for s, _ in scene.shrubs]) if scene.shrubs else None
         self.shrub_height = np.array([h for _, h in scene.shrubs])
@@ -164,23 +163,32 @@ def _max_per_point(count: int, point_of: np.ndarray, values: np.ndarray) -> np.n
 
 
 def _crowns(index: SceneIndex, x, y, count) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top and bottom of the highest crown over each pulse (an ellipsoid per tree)."""
+    """Top and bottom of the highest crown over each pulse (an ellipsoid per tree).
+
+    Trees are few and pulses many, so each tree takes its pulses from the
+    x-sorted pulses by binary search instead of building a geometry per pulse.
+    """
     top = np.full(count, -np.inf)
     bottom = np.full(count, np.inf)
     share = np.zeros(count)
-    if index.trees is None:
+    if not len(index.tree_radius) or not count:
         return top, bottom, share
-    point_of, tree = index.trees.query(shapely.points(x, y), predicate="dwithin", distance=float(index.tree_radius.max()))
-    off_axis = np.hypot(x[point_of] - index.tree_xy[tree, 0], y[point_of] - index.tree_xy[tree, 1]) / index.tree_radius[tree]
-    inside = off_axis < 1.0
-    point_of, tree, off_axis = point_of[inside], tree[inside], off_axis[inside]
-    base = index.tree_ground[tree] + index.tree_base[tree]
-    half = (index.tree_height[tree] - index.tree_base[tree]) / 2
-    cap = np.sqrt(1.0 - off_axis**2) * half
-    surface_top = base + half + cap
-    np.maximum.at(top, point_of, surface_top)
-    np.minimum.at(bottom, point_of, base + half - cap)
-    np.maximum.at(share, point_of, 1.0 - off_axis)
+    order = np.argsort(x, kind="stable")
+    sorted_x = x[order]
+    tx, ty, radius = index.tree_xy[:, 0], index.tree_xy[:, 1], index.tree_radius
+    near = (tx + radius >= sorted_x[0]) & (tx - radius <= sorted_x[-1]) & (ty + radius >= y.min()) & (ty - radius <= y.max())
+    for tree in np.flatnonzero(near):
+        lo, hi = np.searchsorted(sorted_x, [tx[tree] - radius[tree], tx[tree] + radius[tree]])
+        candidates = order[lo:hi]
+        off_axis = np.hypot(x[candidates] - tx[tree], y[candidates] - ty[tree]) / radius[tree]
+        inside = off_axis < 1.0
+        pulses, off_axis = candidates[inside], off_axis[inside]
+        base = index.tree_ground[tree] + index.tree_base[tree]
+        half = (index.tree_height[tree] - index.tree_base[tree]) / 2
+        cap = np.sqrt(1.0 - off_axis**2) * half
+        top[pulses] = np.maximum(top[pulses], base + half + cap)
+        bottom[pulses] = np.minimum(bottom[pulses], base + half - cap)
+        share[pulses] = np.maximum(share[pulses], 1.0 - off_axis)
     return top, bottom, share
 
 
@@ -196,9 +204,9 @@ def _shrubs(index: SceneIndex, points, ground, count, rng) -> np.ndarray:
 def _returns(index: SceneIndex, p: dict[str, np.ndarray], rng) -> dict[str, np.ndarray]:
     """Turn pulses into returns: one per pulse, up to three under tree crowns."""
     z, label, ground = p["z"].copy(), p["label"].copy(), p["ground"]
-    open_ground = label == GROUND
-    in_crown = open_ground & np.isfinite(p["crown_top"])
-    in_shrub = open_ground & ~in_crown & np.isfinite(p["shrub_top"])
+    below_z, below_label = z.copy(), label.copy()  # what the last return finds under foliage
+    in_crown = np.isin(label, [GROUND, WATER]) & np.isfinite(p["crown_top"])  # quay trees overhang the river
+    in_shrub = (label == GROUND) & ~in_crown & np.isfinite(p["shrub_top"])
     first = np.where(in_crown, np.maximum(p["crown_top"] - rng.exponential(0.3, len(z)), p["crown_bottom"]), z)
     first = np.where(in_shrub, p["shrub_top"], first)
     layered = in_crown | in_shrub
@@ -213,8 +221,7 @@ def _returns(index: SceneIndex, p: dict[str, np.ndarray], rng) -> dict[str, np.n
     parts = [
         {**base, "z": np.where(layered, first, z), "classification": label, "return_number": np.ones(len(z), int)},
         _subset(base, second, second_z, _vegetation_class(second_z - ground), 2),
-        _subset(base, reaches_ground, ground + rng.normal(0.0, SURFACE_SIGMA, len(z)),
-                np.full(len(z), GROUND), 2 + second),
+        _subset(base, reaches_ground, below_z, below_label, 2 + second),
     ]
     points = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     points["number_of_returns"] = points.pop("pulse_returns")

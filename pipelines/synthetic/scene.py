@@ -297,10 +297,9 @@ def _add_square(scene: Scene, square: Polygon) -> None:
 def _add_tree(scene: Scene, x: float, y: float, rng: np.random.Generator, species_pool, height_range,
               max_radius: float = 6.0) -> None:
     height = float(rng.uniform(*height_range))
-    radius = float(min(max_radius, height * rng.uniform(0.2, 0.3)))
-    if radius < 1.5:
-        return
-    if _too_close_to_trunk(scene, x, y) or _hits_building(scene, Point(x, y).buffer(radius + 0.5)):
+    # Crowns are pruned clear of facades, as city arborists do; a tree with no room is not planted.
+    radius = float(min(max_radius, height * rng.uniform(0.2, 0.3), _room_to_buildings(scene, x, y) - 0.5))
+    if radius < 1.5 or _too_close_to_trunk(scene, x, y):
         return
     scene.trees.append(Tree(
         id=f"T{len(scene.trees):05d}", x=round(x, 2), y=round(y, 2), ground_z=round(scene.ground_at(x, y), 2),
@@ -314,33 +313,36 @@ def _too_close_to_trunk(scene: Scene, x: float, y: float, spacing: float = 4.0) 
                for t in scene.trees)
 
 
-def _hits_building(scene: Scene, geometry) -> bool:
+def _room_to_buildings(scene: Scene, x: float, y: float) -> float:
+    """Distance from a trunk to the nearest building, or infinity when there is none."""
     if not scene.buildings:
-        return False
+        return np.inf
     if scene._index_size != len(scene.buildings):  # rebuilt only when buildings were added
         scene._building_index = shapely.STRtree([b.footprint for b in scene.buildings])
         scene._index_size = len(scene.buildings)
-    return len(scene._building_index.query(geometry, predicate="intersects")) > 0
+    _, distance = scene._building_index.query_nearest(Point(x, y), return_distance=True)
+    return float(distance[0])
 
 
 def _add_street_trees(scene: Scene, rng: np.random.Generator) -> None:
-    """Rows of trees on both sides of boulevards and on one side of wide streets."""
-    for street in scene.streets:
-        if street.kind == "quay":
-            continue
+    """Rows of trees on both sides of boulevards and on one side of wide streets, not in crossings."""
+    carriageways = shapely.STRtree([s.centreline.buffer(s.width / 2 - 3.0, cap_style="flat") for s in scene.streets])
+    plantable = scene.boundary.buffer(-2.0)
+    for index, street in enumerate(scene.streets):
         if street.kind == "boulevard":
-            offsets, pool, heights, spacing = (-(street.width / 2 - 5.5), street.width / 2 - 5.5), BOULEVARD_SPECIES, (14.0, 24.0), 9.0
-        elif street.width >= 14.0 and rng.random() < 0.7:
-            offsets, pool, heights, spacing = ((street.width / 2 - 4.0),), STREET_SPECIES, (7.0, 13.0), 8.0
+            inset = street.width / 2 - 5.5
+            offsets, pool, heights, spacing = (-inset, inset), BOULEVARD_SPECIES, (14.0, 24.0), 9.0
+        elif street.kind == "street" and street.width >= 14.0 and rng.random() < 0.7:
+            offsets, pool, heights, spacing = (street.width / 2 - 4.0,), STREET_SPECIES, (7.0, 13.0), 8.0
         else:
             continue
         for offset in offsets:
             row = street.centreline.offset_curve(offset)
             for distance in np.arange(spacing / 2, row.length, spacing):
                 point = row.interpolate(distance)
-                if scene.boundary.buffer(-2.0).contains(point):
-                    max_radius = street.width / 2 - abs(offset) + 1.0 if street.kind == "street" else 4.5
-                    _add_tree(scene, point.x, point.y, rng, pool, heights, max_radius=max(max_radius, 2.0))
+                crossing = set(carriageways.query(point, predicate="within").tolist()) - {index}
+                if plantable.contains(point) and not crossing:
+                    _add_tree(scene, point.x, point.y, rng, pool, heights, max_radius=4.5)
 
 
 def _add_quay_trees(scene: Scene, rng: np.random.Generator) -> None:

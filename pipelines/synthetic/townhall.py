@@ -26,11 +26,22 @@ import shapely
 from shapely.geometry import LineString, Point, Polygon, box
 from shapely.geometry.polygon import orient
 
+from pipelines.synthetic.townhall_programme import (
+    EXTERIOR_DOORS,
+    LEVELS,
+    PROGRAMME,
+    ROOM_DOORS,
+    SLAB,
+    STAIR_X,
+    WINDOW_WIDTH,
+    WINDOWS,
+    Level,
+)
+
 WIDTH, DEPTH = 64.0, 44.0
 COURTYARD_BOUNDS = (14.0, 14.0, 50.0, 30.0)
 EXTERIOR_WALL, COURTYARD_WALL, CORRIDOR_WALL, PARTITION = 0.5, 0.4, 0.2, 0.15
 CORRIDOR_WIDTH = 2.6
-SLAB = 0.3
 PARAPET = 1.0
 WINDOW_RHYTHM = 4.0
 
@@ -42,8 +53,6 @@ _CX0, _CY0, _CX1, _CY1 = COURTYARD_BOUNDS
 _CA = COURTYARD_WALL / 2
 _CORR = COURTYARD_WALL + CORRIDOR_WIDTH + CORRIDOR_WALL / 2  # courtyard face -> corridor partition axis
 _PX0, _PY0, _PX1, _PY1 = _CX0 - _CORR, _CY0 - _CORR, _CX1 + _CORR, _CY1 + _CORR
-_STAIR_X = (40.0, 44.0)  # partition axes of the stair core in the south wing
-_WET_X = (44.0, 48.0)
 _STAIR_WELL_Y = 5.8  # slabs are open over the flights up to here, where every flight starts and ends
 
 
@@ -64,19 +73,6 @@ class TownHallSite:
     origin: tuple[float, float]
     rotation_deg: float
     ground_z: float
-
-
-@dataclass(frozen=True)
-class Level:
-    index: int  # basement -1, ground floor 0
-    code: str
-    name: str
-    elevation: float  # local z of the finished floor
-    height: float  # floor to floor
-
-    @property
-    def clear_height(self) -> float:
-        return self.height - SLAB
 
 
 @dataclass(frozen=True)
@@ -175,79 +171,11 @@ class TownHall:
         floor = footprint_local()
         if level.index == self.levels[0].index:
             return floor
-        x0, x1 = _STAIR_X
+        x0, x1 = STAIR_X
         well = box(x0 + PARTITION / 2, EXTERIOR_WALL, x1 - PARTITION / 2, _STAIR_WELL_Y)
         return orient(floor.difference(well))
 
 
-def _core() -> list:
-    return [(_STAIR_X[1], "Escalier A", "circulation"), (_WET_X[1], "Sanitaires", "sanitary")]
-
-
-# Per level: bands S and N are split along x, W and E along y; each item is
-# (end of the cell on the wall axis, name[, use]), use "office" when omitted,
-# the last one (end None) running to the band's end.
-_LEVELS = (
-    Level(-1, "SS", "Sous-sol", -3.5, 3.5),
-    Level(0, "RDC", "Rez-de-chaussée", 0.0, 5.0),
-    Level(1, "R1", "1er étage", 5.0, 5.0),
-    Level(2, "R2", "2e étage", 10.0, 4.0),
-    Level(3, "R3", "3e étage", 14.0, 3.5),
-)
-_PROGRAMME: dict[str, dict[str, list]] = {
-    "SS": {
-        "S": [(16, "Local technique", "technical"), (24, "Local électrique", "technical"),
-              (40, "Parking vélos", "storage"), *_core(), (None, "Archives historiques", "archive")],
-        "N": [(16, "Réserve mobilier", "storage"), (48, "Archives", "archive"), (None, "Chaufferie", "technical")],
-        "W": [(20, "Local informatique", "technical"), (None, "Réserve", "storage")],
-        "E": [(20, "Local poubelles", "storage"), (None, "Vestiaires du personnel", "sanitary")],
-    },
-    "RDC": {
-        "S": [(16, "Salle des mariages", "meeting"), (24, "Accueil état civil", "office"),
-              (40, "Hall d'accueil", "reception"), *_core(), (None, "Espace citoyens", "reception")],
-        "N": [(16, "Office traiteur", "technical"), (48, "Salle des fêtes", "reception"), (None, "Vestiaire", "storage")],
-        "W": [(20, "Police municipale", "office"), (28, "Local courrier", "storage"), (None, "Sanitaires Ouest", "sanitary")],
-        "E": [(20, "Bureau 0.01"), (28, "Bureau 0.02"), (None, "Local ménage", "storage")],
-    },
-    "R1": {
-        "S": [(16, "Salon d'honneur", "reception"), (24, "Bureau du Maire", "office"),
-              (40, "Salle du Conseil", "meeting"), *_core(), (None, "Salle des commissions", "meeting")],
-        "N": [(16, "Cabinet du Maire", "office"), (24, "Secrétariat général", "office"), (32, "Bureau 1.01"),
-              (40, "Bureau 1.02"), (48, "Bureau 1.03"), (None, "Salle de réunion 1.A", "meeting")],
-        "W": [(20, "Bureau 1.04"), (28, "Bureau 1.05"), (None, "Reprographie", "technical")],
-        "E": [(20, "Bureau 1.06"), (28, "Bureau 1.07"), (None, "Sanitaires Est", "sanitary")],
-    },
-    "R2": {
-        "S": [(16, "Bureau 2.01"), (24, "Bureau 2.02"), (32, "Bureau 2.03"),
-              (40, "Salle de réunion 2.A", "meeting"), *_core(), (None, "Bureau 2.04")],
-        "N": [(16, "Bureau 2.05"), (24, "Bureau 2.06"), (32, "Bureau 2.07"),
-              (40, "Bureau 2.08"), (48, "Bureau 2.09"), (None, "Salle de réunion 2.B", "meeting")],
-        "W": [(20, "Bureau 2.10"), (28, "Bureau 2.11"), (None, "Local reprographie", "technical")],
-        "E": [(20, "Bureau 2.12"), (28, "Bureau 2.13"), (None, "Sanitaires Est", "sanitary")],
-    },
-    "R3": {
-        "S": [(16, "Archives courantes", "archive"), (24, "Bureau 3.01"), (32, "Bureau 3.02"),
-              (40, "Bureau 3.03"), *_core(), (None, "Salle de réunion 3.A", "meeting")],
-        "N": [(16, "Bureau 3.04"), (32, "Bureau 3.05"), (48, "Bureau 3.06"),
-              (None, "Local serveurs", "technical")],
-        "W": [(20, "Bureau 3.07"), (28, "Bureau 3.08"), (None, "Réserve fournitures", "storage")],
-        "E": [(20, "Bureau 3.09"), (28, "Bureau 3.10"), (None, "Sanitaires Est", "sanitary")],
-    },
-}
-# Doors beyond the one from every room to its corridor: room to room, and
-# exterior doors as (room, wall id, position along the wall's axis, width, height).
-_ROOM_DOORS = {
-    "RDC": [("Salle des fêtes", "Office traiteur"), ("Salle des fêtes", "Vestiaire"),
-            ("Hall d'accueil", "Accueil état civil")],
-    "R1": [("Bureau du Maire", "Salle du Conseil"), ("Bureau du Maire", "Salon d'honneur")],
-}
-_EXTERIOR_DOORS = {
-    "RDC": [("Hall d'accueil", "ext-S", 32.0, 1.8, 3.0), ("Couloir Sud", "court-S", 32.0, 1.8, 2.5),
-            ("Office traiteur", "ext-N", 8.0, 1.2, 2.5)],
-}
-# Windows per level: (sill, height); façade windows 1.4 m wide, courtyard 1.2 m.
-_WINDOWS = {"RDC": (1.0, 3.0), "R1": (0.9, 3.2), "R2": (0.9, 2.4), "R3": (0.9, 2.0)}
-_WINDOW_WIDTH = {"exterior": 1.4, "courtyard": 1.2}
 
 
 def _band_cells(band: str, items: list) -> list[tuple[Polygon, str, str]]:
@@ -354,9 +282,9 @@ def _doors(walls: list[Wall], cells: dict[str, Polygon], rooms: dict[str, Room])
         # The longest shared edge with a corridor gets the door.
         options = [d for c in corridors if (d := _door_between(walls, cells, rooms, name, c))]
         doors.append(max(options, key=lambda d: cells[name].intersection(cells[d.connects[1]]).length))
-    doors += [_door_between(walls, cells, rooms, a, b) for a, b in _ROOM_DOORS.get(level.code, [])]
+    doors += [_door_between(walls, cells, rooms, a, b) for a, b in ROOM_DOORS.get(level.code, [])]
     by_id = {w.id: w for w in walls}
-    for room, wall_id, at, width, height in _EXTERIOR_DOORS.get(level.code, []):
+    for room, wall_id, at, width, height in EXTERIOR_DOORS.get(level.code, []):
         w = by_id[wall_id]
         center = (at, w.start[1]) if w.start[1] == w.end[1] else (w.start[0], at)
         doors.append(Door("", level, wall_id, center, width, height, (room,), True))
@@ -364,12 +292,12 @@ def _doors(walls: list[Wall], cells: dict[str, Polygon], rooms: dict[str, Room])
 
 
 def _windows(level: Level, walls: list[Wall], doors: list[Door]) -> list[Window]:
-    if level.code not in _WINDOWS:
+    if level.code not in WINDOWS:
         return []
-    sill, height = _WINDOWS[level.code]
+    sill, height = WINDOWS[level.code]
     windows: list[Window] = []
-    for wall in (w for w in walls if w.kind in _WINDOW_WIDTH):
-        width = _WINDOW_WIDTH[wall.kind]
+    for wall in (w for w in walls if w.kind in WINDOW_WIDTH):
+        width = WINDOW_WIDTH[wall.kind]
         axis = 0 if wall.start[1] == wall.end[1] else 1
         facade = (0.0, WIDTH if axis == 0 else DEPTH) if wall.kind == "exterior" else \
             (COURTYARD_BOUNDS[axis], COURTYARD_BOUNDS[axis + 2])
@@ -396,7 +324,7 @@ def _stair(level: Level) -> Stair:
     """Half-turn stair from ``level`` to the next; flights end on the well's edge on every level."""
     risers = 2 * math.ceil(level.height / 0.18 / 2)
     riser, going, m = level.height / risers, 0.28, risers // 2
-    x0, x1 = _STAIR_X[0] + PARTITION / 2 + 0.1, _STAIR_X[1] - PARTITION / 2 - 0.1
+    x0, x1 = STAIR_X[0] + PARTITION / 2 + 0.1, STAIR_X[1] - PARTITION / 2 - 0.1
     width = (x1 - x0 - 0.25) / 2
     run = (m - 1) * going
     landing_y = _STAIR_WELL_Y - run  # the half landing takes what the shorter flights leave
@@ -416,8 +344,8 @@ def build_model() -> TownHall:
         immutable and does not depend on the site.
     """
     rooms, walls, doors, windows = [], [], [], []
-    for level in _LEVELS:
-        prog = _PROGRAMME[level.code]
+    for level in LEVELS:
+        prog = PROGRAMME[level.code]
         cells = [c for band, items in prog.items() for c in _band_cells(band, items)] + _corridor_cells()
         lw = _walls(level, prog)
         lrooms = _rooms(level, lw, cells)
@@ -427,9 +355,9 @@ def build_model() -> TownHall:
         walls += lw
         doors += ldoors
         windows += _windows(level, lw, ldoors)
-    walls += _parapets(_LEVELS[-1])
-    stairs = tuple(_stair(level) for level in _LEVELS[:-1])
-    return TownHall(_LEVELS, tuple(rooms), tuple(walls), tuple(doors), tuple(windows), stairs)
+    walls += _parapets(LEVELS[-1])
+    stairs = tuple(_stair(level) for level in LEVELS[:-1])
+    return TownHall(LEVELS, tuple(rooms), tuple(walls), tuple(doors), tuple(windows), stairs)
 
 
 def footprint_local() -> Polygon:
@@ -475,7 +403,7 @@ def footprint(site: TownHallSite) -> Polygon:
 
 def height_above_ground() -> float:
     """Top of the roof parapet above the ground-floor slab, metres."""
-    top = _LEVELS[-1]
+    top = LEVELS[-1]
     return top.elevation + top.height + PARAPET
 
 
