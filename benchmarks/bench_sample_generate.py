@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -39,8 +38,13 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
 
 
 def peak_rss(code: str, *args: str) -> float:
-    """Peak RSS in MB of ``code`` run in a fresh Python process."""
-    code += "; import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    """Peak RSS in MB of ``code`` run in a fresh Python process.
+
+    Read from VmHWM, the high-water mark of the process's own memory map:
+    ru_maxrss would also count the parent's size at fork time.
+    """
+    code += ("; print(next(line.split()[1] for line in open('/proc/self/status') "
+             "if line.startswith('VmHWM:')))")
     output = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
     return int(output.stdout.split()[-1]) / 1024
 

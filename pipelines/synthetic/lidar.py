@@ -7,8 +7,8 @@ crown, ground). Walls get sparse facade points, a few pulses are noise (birds
 above, multipath below). Classes follow ASPRS as IGN LiDAR HD uses them.
 
 The district is produced cell by cell (100 m by default), each cell with its
-own seeded generator, so memory stays bounded and the output does not depend
-on how the work is split.
+own generator seeded by the seed and the cell, so memory stays bounded
+whatever the district's size and a cell's points never depend on the others.
 """
 
 from __future__ import annotations
