@@ -139,7 +139,7 @@ def _generate_into(folder: Path, spec: DistrictSpec, progress: Progress) -> dict
 
 
 def write_variant(source: Path, target: Path, bounds: tuple[float, float, float, float],
-                  unclassify: bool = False, drop_crs: bool = False, chunk: int = 2_000_000) -> None:
+                  unclassify: bool = False, drop_crs: bool = False, chunk: int = 1_000_000) -> None:
     """Copy the points of a LAZ file inside ``bounds``, every class set to 1 or the CRS removed."""
     xmin, ymin, xmax, ymax = bounds
     with laspy.open(source) as reader:

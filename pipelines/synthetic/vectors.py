@@ -14,7 +14,9 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import rasterio
+import rasterio.windows
 import shapely
 from rasterio.transform import Affine
 
@@ -24,6 +26,7 @@ from pipelines.synthetic.scene import Scene
 CRS = "EPSG:2154"
 DTM_RESOLUTION = 0.5
 MISSING_RATIO, SHIFTED_RATIO = 0.03, 0.05
+FIXED_DATE = "2026-01-01T00:00:00.000Z"
 
 
 def cadastre_errors(scene: Scene) -> pd.DataFrame:
@@ -93,22 +96,33 @@ def write_truth(scene: Scene, path: Path) -> dict[str, int]:
 
 
 def _write_layers(layers: dict[str, gpd.GeoDataFrame], path: Path) -> dict[str, int]:
-    for name, frame in layers.items():
-        frame.to_file(path, layer=name, driver="GPKG", engine="pyogrio")
+    # GDAL stamps each table with the current time unless told otherwise; a fixed
+    # date keeps the GeoPackage byte-for-byte the same for the same seed.
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
+    try:
+        for name, frame in layers.items():
+            frame.to_file(path, layer=name, driver="GPKG", engine="pyogrio")
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": None})
     return {name: len(frame) for name, frame in layers.items()}
 
 
-def write_truth_dtm(scene: Scene, path: Path, resolution: float = DTM_RESOLUTION) -> tuple[int, int]:
-    """The true terrain sampled at cell centres, as a tiled, compressed GeoTIFF."""
+def write_truth_dtm(scene: Scene, path: Path, resolution: float = DTM_RESOLUTION, rows_per_block: int = 256) -> tuple[int, int]:
+    """The true terrain sampled at cell centres, as a tiled, compressed GeoTIFF.
+
+    Written a band of rows at a time, so memory does not grow with the district.
+    """
     x0, y0 = scene.origin
     size = int(round(scene.size / resolution))
     centres = (np.arange(size) + 0.5) * resolution
-    xs, ys = np.meshgrid(x0 + centres, y0 + scene.size - centres)
-    heights = scene.ground(xs, ys).astype(np.float32)
     profile = {"driver": "GTiff", "width": size, "height": size, "count": 1, "dtype": "float32", "crs": CRS,
                "transform": Affine(resolution, 0.0, x0, 0.0, -resolution, y0 + scene.size), "tiled": True,
                "blockxsize": 256, "blockysize": 256, "compress": "deflate", "predictor": 3, "nodata": -9999.0}
     with rasterio.open(path, "w", **profile) as dataset:
-        dataset.write(heights, 1)
+        for first in range(0, size, rows_per_block):
+            rows = centres[first:first + rows_per_block]
+            xs, ys = np.meshgrid(x0 + centres, y0 + scene.size - rows)
+            window = rasterio.windows.Window(0, first, size, len(rows))
+            dataset.write(scene.ground(xs, ys).astype(np.float32), 1, window=window)
         dataset.update_tags(description="True terrain of the synthetic district (NGF-IGN69 heights, water flattened)")
     return size, size
