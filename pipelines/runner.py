@@ -1,0 +1,271 @@
+"""Running a pipeline: plan, decode each file once, process tiles, merge products.
+
+The work is split by lidar tile. Phase 1 decodes each input file once into
+the work folder; phase 2 runs every tile (its points plus a halo from its
+neighbours) through the filters and writes each writer's part; phase 3
+mosaics or joins the parts into the products. Phases 1 and 2 run in-process
+or on Dask (a LocalCluster with ``workers``, or an existing cluster at
+``scheduler``); the result is the same.
+
+Resumable and idempotent: a tile's parts live under a key hashing its input
+files (sha256), the stages and the software version, and a product records
+the key of the job that made it. A rerun with the same inputs and parameters
+does no work; a run killed half-way redoes only the tiles not finished; a
+tile that fails leaves the others' work in place, and no product is written
+until every tile has succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyproj
+
+from gis import __version__
+from gis.errors import InputError
+from pipelines.lineage import file_sha256, software_versions
+from pipelines.registry import resolve
+from pipelines.spec import PipelineSpec
+from pipelines.stages.base import Stage
+from pipelines.stages.readers import TileJob
+from pipelines.surfaces import TileSurfaces
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+WORK = ".lutece-work"
+
+
+@dataclass
+class Plan:
+    """A validated pipeline: its stages built, and the tiles once the data has been looked at."""
+
+    spec: PipelineSpec
+    stages: list[Stage]
+    crs: pyproj.CRS
+    jobs: list[TileJob] = field(default_factory=list)
+
+    @property
+    def reader(self) -> Stage:
+        return self.stages[0]
+
+    @property
+    def writers(self) -> list[Stage]:
+        return [stage for stage in self.stages if stage.kind == "writer"]
+
+
+@dataclass
+class RunResult:
+    products: list[Path]
+    tiles: int
+    tiles_reused: int
+    points: int
+    seconds: float
+    skipped_products: list[Path]
+
+
+def build_plan(spec: PipelineSpec, crs: str = "EPSG:2154") -> Plan:
+    """Build and check every stage without touching data (what ``--validate`` does)."""
+    stages = [resolve(stage.type)(stage) for stage in spec.stages]
+    kinds = [stage.kind for stage in stages]
+    if kinds[0] != "reader" or kinds.count("reader") != 1:
+        raise InputError(f"{spec.source}: a pipeline starts with exactly one reader (readers.las)")
+    if "writer" not in kinds:
+        raise InputError(f"{spec.source}: the pipeline has no writer, so it would produce nothing; add writers.*")
+    for stage in stages[1:]:
+        if len(stage.spec.inputs) != 1:
+            raise InputError(f"stage '{stage.tag}' takes exactly one input, not {list(stage.spec.inputs)}")
+    rasters = [w.filename() for w in stages if w.kind == "writer" and w.filename().endswith(".tif")]
+    twice = {name for name in rasters if rasters.count(name) > 1}
+    if twice:
+        raise InputError(f"{spec.source}: two raster writers write {sorted(twice)[0]}; give one a filename or another resolution")
+    try:
+        working = pyproj.CRS.from_user_input(crs)
+    except pyproj.exceptions.CRSError:
+        raise InputError(f"working CRS {crs}: not a CRS pyproj knows; set crs: in lutece.yml") from None
+    return Plan(spec=spec, stages=stages, crs=working)
+
+
+def run_pipeline(plan: Plan, workers: int = 0, scheduler: str | None = None,
+                 progress: Progress | None = None) -> RunResult:
+    """Run a validated plan; see the module docstring."""
+    progress = progress or (lambda *_: None)
+    started = time.perf_counter()
+    output = plan.spec.output
+    work = output / WORK
+    (work / "points").mkdir(parents=True, exist_ok=True)
+    plan.jobs = plan.reader.plan(plan.crs)
+    hashes = {job.path: file_sha256(job.path, work / "hashes.json") for job in plan.jobs}
+    keys = {job.path: tile_key(plan, job, hashes) for job in plan.jobs}
+    todo = [job for job in plan.jobs if not _tile_done(work, keys[job.path])]
+    executor = _executor(workers, scheduler)
+    try:
+        failures = executor(plan, todo, keys, hashes, work, progress)
+    finally:
+        getattr(executor, "close", lambda: None)()
+    if failures:
+        first = failures[0]
+        others = f" ({len(failures)} of {len(plan.jobs)} tiles failed; the others' work is kept, rerun after fixing)" \
+            if len(plan.jobs) > 1 else ""
+        raise InputError(f"{first}{others}")
+    products, skipped = merge_products(plan, keys, hashes, work, progress)
+    shutil.rmtree(work / "points", ignore_errors=True)
+    points = sum(job.point_count for job in plan.jobs)
+    return RunResult(products, len(plan.jobs), len(plan.jobs) - len(todo), points,
+                     time.perf_counter() - started, skipped)
+
+
+def tile_key(plan: Plan, job: TileJob, hashes: dict[Path, str]) -> str:
+    """What a tile's parts depend on: its files' content, the stages, the CRS and the software."""
+    neighbours = sorted(hashes[path] for path in job.neighbours)
+    payload = {"tile": hashes[job.path], "neighbours": neighbours, "halo": job.halo, "crs": plan.crs.to_wkt(),
+               "stages": [stage.describe() for stage in plan.stages[1:]], "lutece": __version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _tile_done(work: Path, key: str) -> bool:
+    return (work / "tiles" / key / "done.json").is_file()
+
+
+def process_tile(plan: Plan, job: TileJob, key: str, decoded: dict[Path, Path], work: Path) -> dict[str, Any]:
+    """Run one tile through the filters and write every writer's part; return the tile's summary."""
+    folder = work / "tiles" / key
+    if folder.exists():
+        shutil.rmtree(folder)  # the leftovers of a run killed before this tile finished
+    folder.mkdir(parents=True)
+    values = {plan.reader.tag: plan.reader.assemble(job, decoded, plan.crs)}
+    surfaces: dict[tuple[str, float], TileSurfaces] = {}
+    parts = {}
+    for stage in plan.stages[1:]:
+        source = values[stage.spec.inputs[0]]
+        if stage.kind == "filter":
+            values[stage.tag] = stage.process(source)
+            continue
+        memo = (_points_of(plan, stage), stage.resolution)
+        if memo not in surfaces:
+            surfaces[memo] = TileSurfaces(source, stage.resolution, job.halo)
+        parts[stage.tag] = str(stage.tile_part(surfaces[memo], folder))
+        values[stage.tag] = source  # writers pass their points on, as PDAL's do
+    summary = {"tile": job.name, "points": int(job.point_count), "parts": parts}
+    (folder / "done.json").write_text(json.dumps(summary), encoding="utf-8")
+    return summary
+
+
+def _points_of(plan: Plan, writer: Stage) -> str:
+    """The tag of the stage whose points a writer gets (writers pass their input on)."""
+    by_tag = {stage.tag: stage for stage in plan.stages}
+    tag = writer.spec.inputs[0]
+    while by_tag[tag].kind == "writer":
+        tag = by_tag[tag].spec.inputs[0]
+    return tag
+
+
+def decode_file(plan: Plan, job: TileJob, hashes: dict[Path, str], work: Path) -> Path:
+    """Decode one file into the work folder unless an earlier run already did."""
+    target = work / "points" / f"{hashes[job.path]}.npy"
+    if not target.exists():
+        plan.reader.decode(job.path, job.source_crs, plan.crs, target)
+    return target
+
+
+def _needed_files(job: TileJob) -> list[Path]:
+    return [job.path, *job.neighbours]
+
+
+def _in_process(plan, todo, keys, hashes, work, progress) -> list[str]:
+    """Run the tiles one after the other in this process."""
+    by_path = {job.path: job for job in plan.jobs}
+    needed = sorted({path for job in todo for path in _needed_files(job)})
+    decoded = {}
+    failures = []
+    for done, path in enumerate(needed, start=1):
+        try:
+            decoded[path] = decode_file(plan, by_path[path], hashes, work)
+        except InputError as exc:
+            failures.append(str(exc))
+        progress("decode", done, len(needed))
+    for done, job in enumerate(todo, start=1):
+        if all(path in decoded for path in _needed_files(job)):
+            try:
+                process_tile(plan, job, keys[job.path], decoded, work)
+            except InputError as exc:
+                failures.append(f"{job.path}: {exc}")
+        progress("tiles", done, len(todo))
+    return list(dict.fromkeys(failures))
+
+
+def _executor(workers: int, scheduler: str | None):
+    if workers <= 0 and not scheduler:
+        return _in_process
+    from pipelines.distributed import DaskExecutor
+
+    return DaskExecutor(workers=workers, scheduler=scheduler)
+
+
+def merge_products(plan: Plan, keys: dict[Path, str], hashes: dict[Path, str], work: Path,
+                   progress: Progress) -> tuple[list[Path], list[Path]]:
+    """Mosaic or join each writer's parts into its product, unless the same job already made it."""
+    from pipelines.products import read_vector_parts, write_layers
+
+    output = plan.spec.output
+    summaries = [json.loads((work / "tiles" / keys[job.path] / "done.json").read_text()) for job in plan.jobs]
+    written, skipped = [], []
+    groups: dict[str, list[Stage]] = {}
+    for writer in plan.writers:
+        groups.setdefault(writer.filename(), []).append(writer)
+    for done, (filename, writers) in enumerate(groups.items(), start=1):
+        target = output / filename
+        job_key = _job_key(writers, keys)
+        lineage = {writer.layer() if hasattr(writer, "layer") else writer.tag: product_lineage(plan, writer, hashes, job_key)
+                   for writer in writers}
+        sidecar = target.with_name(target.name + ".lineage.json")
+        if target.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("job_key") == job_key:
+            skipped.append(target)
+            progress("products", done, len(groups))
+            continue
+        parts = [Path(summary["parts"][writer.tag]) for writer in writers for summary in summaries]
+        if writers[0].filename().endswith(".tif"):
+            writers[0].merge(parts, output, lineage[writers[0].tag])
+        else:
+            layers = {writer.layer(): writer.sew(read_vector_parts(
+                [Path(s["parts"][writer.tag]) for s in summaries], plan.crs.to_string())) for writer in writers}
+            write_layers(layers, target, lineage)
+        _write_json(sidecar, {"job_key": job_key, "product": filename, "layers": lineage})
+        written.append(target)
+        progress("products", done, len(groups))
+    return written, skipped
+
+
+def _job_key(writers: list[Stage], keys: dict[Path, str]) -> str:
+    payload = {"tiles": sorted(keys.values()), "writers": [writer.describe() for writer in writers]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def product_lineage(plan: Plan, writer: Stage, hashes: dict[Path, str], job_key: str) -> dict[str, Any]:
+    """Inputs with their sha256, the chain of stages that made the product, software, time."""
+    chain, tag = [], writer.tag
+    by_tag = {stage.tag: stage for stage in plan.stages}
+    while tag in by_tag:
+        stage = by_tag[tag]
+        chain.insert(0, stage.describe())
+        tag = stage.spec.inputs[0] if stage.spec.inputs else None
+    return {
+        "pipeline": plan.spec.name, "pipeline_file": plan.spec.source, "job_key": job_key,
+        "crs": plan.crs.to_string(),
+        "inputs": [{"path": str(job.path), "sha256": hashes[job.path], "points": job.point_count} for job in plan.jobs],
+        "stages": chain, "software": software_versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _write_json(path: Path, data: dict) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    os.replace(partial, path)

@@ -1,0 +1,1 @@
+"""The stages of the pipelines: readers, filters and writers (see pipelines.registry)."""

@@ -1,0 +1,111 @@
+"""What every stage shares: typed options checked before any data is touched.
+
+A stage is built from its :class:`~pipelines.spec.StageSpec` with no I/O
+(py3dtiles' tiler rule), so a pipeline can be validated and planned before it
+reads a file. Options are a dataclass per stage; unknown options, wrong types
+and out-of-range values are refused with the stage's tag in the message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pyproj
+
+from gis.errors import InputError
+from pipelines.spec import StageSpec
+
+
+@dataclass
+class NoOptions:
+    pass
+
+
+class Stage:
+    """Base of every stage; ``kind`` is reader, filter or writer."""
+
+    kind: ClassVar[str] = "filter"
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, spec: StageSpec) -> None:
+        self.spec = spec
+        self.tag = spec.tag
+        self.options = build_options(self.Options, spec)
+
+    def describe(self) -> dict[str, Any]:
+        """The stage as lineage records it: type, tag, inputs and every option's value."""
+        return {"type": self.spec.type, "tag": self.tag, "inputs": list(self.spec.inputs),
+                "options": dataclasses.asdict(self.options)}
+
+
+def build_options(options_class: type, spec: StageSpec) -> Any:
+    """Instantiate ``options_class`` from the spec's options, refusing what does not fit."""
+    fields = {f.name: f for f in dataclasses.fields(options_class)}
+    where = f"stage '{spec.tag}' ({spec.type})"
+    unknown = sorted(set(spec.options) - set(fields))
+    if unknown:
+        raise InputError(f"{where}: unknown option '{unknown[0]}'; its options are {', '.join(fields) or 'none'}")
+    hints = typing.get_type_hints(options_class)
+    values = {name: _coerce(value, hints[name], f"{where}: option '{name}'") for name, value in spec.options.items()}
+    try:
+        return options_class(**values)
+    except TypeError as exc:  # a required option is missing
+        raise InputError(f"{where}: {exc}".replace("__init__() ", "")) from None
+    except ValueError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Accept a value of the declared type (ints for floats, one string for a list of strings)."""
+    origin = typing.get_origin(hint)
+    allowed = typing.get_args(hint) if origin in (typing.Union, getattr(__import__("types"), "UnionType")) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for kind in allowed:
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind in (int, str, bool) and type(value) is kind:
+            return value
+        if typing.get_origin(kind) in (list, tuple):
+            items = [value] if isinstance(value, str) else value
+            if isinstance(items, (list, tuple)):
+                return list(items)
+    names = " or ".join(getattr(k, "__name__", str(k)) for k in allowed)
+    raise InputError(f"{where} must be {names}, not {value!r}")
+
+
+def positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"option '{name}' must be > 0, not {value}")
+
+
+@dataclass
+class PointTile:
+    """The points of one tile (its core plus a halo borrowed from the neighbours)."""
+
+    xyz: np.ndarray
+    classification: np.ndarray
+    return_number: np.ndarray
+    number_of_returns: np.ndarray
+    intensity: np.ndarray
+    crs: pyproj.CRS
+    core: tuple[float, float, float, float]  # the part this tile owns in the products
+    name: str = "tile"
+
+    def __len__(self) -> int:
+        return len(self.xyz)
+
+    def subset(self, mask: np.ndarray) -> PointTile:
+        return dataclasses.replace(
+            self, xyz=self.xyz[mask], classification=self.classification[mask],
+            return_number=self.return_number[mask], number_of_returns=self.number_of_returns[mask],
+            intensity=self.intensity[mask])
+
+    def in_core(self) -> np.ndarray:
+        xmin, ymin, xmax, ymax = self.core
+        x, y = self.xyz[:, 0], self.xyz[:, 1]
+        return (x >= xmin) & (x < xmax) & (y >= ymin) & (y < ymax)

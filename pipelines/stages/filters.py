@@ -1,0 +1,85 @@
+"""Filters on a tile's points: statistical noise removal and ground classification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines.stages.base import PointTile, Stage, positive
+from pipelines.surfaces import NOISE_CLASSES
+
+GROUND, UNCLASSIFIED, NOISE = 2, 1, 7
+
+
+@dataclass
+class NoiseOptions:
+    neighbours: int = 16
+    std_ratio: float = 3.0
+
+    def __post_init__(self) -> None:
+        positive("neighbours", self.neighbours)
+        positive("std_ratio", self.std_ratio)
+
+
+class NoiseFilter(Stage):
+    """Statistical outlier removal (open3d): isolated points are classed 7 (noise), not deleted."""
+
+    Options = NoiseOptions
+
+    def process(self, tile: PointTile) -> PointTile:
+        import open3d as o3d
+
+        candidates = np.flatnonzero(~np.isin(tile.classification, NOISE_CLASSES))
+        if len(candidates) <= self.options.neighbours:
+            return tile
+        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(tile.xyz[candidates]))
+        _, kept = cloud.remove_statistical_outlier(nb_neighbors=self.options.neighbours, std_ratio=self.options.std_ratio)
+        outliers = np.ones(len(candidates), dtype=bool)
+        outliers[np.asarray(kept, dtype=np.int64)] = False
+        classification = tile.classification.copy()
+        classification[candidates[outliers]] = NOISE
+        tile.classification = classification
+        return tile
+
+
+@dataclass
+class GroundOptions:
+    mode: str = "auto"  # auto: only when the input has no ground class; always; never
+    cell: float = 1.0
+    slope: float = 0.15
+    window: float = 18.0
+    threshold: float = 0.5
+    scalar: float = 1.25
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "always", "never"):
+            raise ValueError(f"option 'mode' must be auto, always or never, not {self.mode!r}")
+        for name in ("cell", "window"):
+            positive(name, getattr(self, name))
+
+
+class GroundFilter(Stage):
+    """Ground classification with SMRF (Pingel et al. 2013) when the input lacks a ground class."""
+
+    Options = GroundOptions
+
+    def needed(self, tile: PointTile) -> bool:
+        if self.options.mode == "never":
+            return False
+        return self.options.mode == "always" or not np.any(tile.classification == GROUND)
+
+    def process(self, tile: PointTile) -> PointTile:
+        if not self.needed(tile):
+            return tile
+        from pipelines.algorithms.ground import classify_ground
+
+        usable = ~np.isin(tile.classification, NOISE_CLASSES)
+        o = self.options
+        ground = classify_ground(tile.xyz[usable], cell=o.cell, slope=o.slope, window=o.window,
+                                 elevation_threshold=o.threshold, elevation_scalar=o.scalar)
+        classification = tile.classification.copy()
+        classification[usable & (classification == GROUND)] = UNCLASSIFIED
+        classification[np.flatnonzero(usable)[ground]] = GROUND
+        tile.classification = classification
+        return tile

@@ -1,0 +1,101 @@
+"""Raster writers: DTM, DSM, nDSM, hillshade and point density as Cloud Optimized GeoTIFFs.
+
+Each tile writes the core window of its surface (computed with the halo);
+the merge mosaics the parts into one COG per product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.products import merge_cog, write_part
+from pipelines.stages.base import Stage, positive
+from pipelines.surfaces import TileSurfaces, hillshade
+
+
+@dataclass
+class RasterOptions:
+    resolution: float = 0.5
+    filename: str | None = None
+
+    def __post_init__(self) -> None:
+        positive("resolution", self.resolution)
+
+
+@dataclass
+class HillshadeOptions(RasterOptions):
+    resolution: float = 1.0
+    azimuth: float = 315.0
+    altitude: float = 45.0
+
+
+@dataclass
+class DensityOptions(RasterOptions):
+    resolution: float = 1.0
+
+
+class RasterWriter(Stage):
+    """Base of the raster writers: ``surface`` picks the array from the tile's surfaces."""
+
+    kind = "writer"
+    product = "raster"
+    Options = RasterOptions
+
+    @property
+    def resolution(self) -> float:
+        return self.options.resolution
+
+    def filename(self) -> str:
+        return self.options.filename or f"{self.product}_{self.options.resolution:g}m.tif"
+
+    def surface(self, surfaces: TileSurfaces) -> np.ndarray:
+        raise NotImplementedError
+
+    def tile_part(self, surfaces: TileSurfaces, folder: Path) -> Path:
+        data = surfaces.core(self.surface(surfaces))
+        return write_part(data, surfaces.core_grid, surfaces.crs, folder / f"{self.tag}.tif")
+
+    def merge(self, parts: list[Path], output: Path, lineage: dict) -> Path:
+        import json
+
+        return merge_cog(parts, output / self.filename(), {"LUTECE_LINEAGE": json.dumps(lineage)})
+
+
+class DtmWriter(RasterWriter):
+    product = "dtm"
+
+    def surface(self, surfaces: TileSurfaces) -> np.ndarray:
+        return surfaces.dtm
+
+
+class DsmWriter(RasterWriter):
+    product = "dsm"
+
+    def surface(self, surfaces: TileSurfaces) -> np.ndarray:
+        return surfaces.dsm
+
+
+class NdsmWriter(RasterWriter):
+    product = "ndsm"
+
+    def surface(self, surfaces: TileSurfaces) -> np.ndarray:
+        return surfaces.ndsm
+
+
+class HillshadeWriter(RasterWriter):
+    product = "hillshade"
+    Options = HillshadeOptions
+
+    def surface(self, surfaces: TileSurfaces) -> np.ndarray:
+        return hillshade(surfaces.dtm, surfaces.resolution, self.options.azimuth, self.options.altitude)
+
+
+class DensityWriter(RasterWriter):
+    product = "density"
+    Options = DensityOptions
+
+    def surface(self, surfaces: TileSurfaces) -> np.ndarray:
+        return surfaces.density

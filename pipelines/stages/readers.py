@@ -1,0 +1,213 @@
+"""``readers.las``: LAS 1.2-1.4 / LAZ tiles as one job, validated, reprojected, tiled with a halo.
+
+The job is split by input file (a lidar tile). Planning reads the headers
+only, and refuses before any work what cannot be processed: no points, a
+scale of 0, absurd bounds, no CRS (without ``crs_in``), a geographic CRS,
+tiles in different CRSs. Each file is then decoded once into a plain numpy
+array in the working CRS (``decode``); a tile's points are its own file plus
+the points of its neighbours that fall within ``halo`` metres of its edges
+(``assemble``), so that tile edges leave no seams in the products.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import laspy
+import numpy as np
+import pyproj
+
+from gis.errors import InputError
+from pipelines.readers.las import open_lidar, read_crs
+from pipelines.stages.base import PointTile, Stage
+
+POINT_DTYPE = np.dtype([("x", "f8"), ("y", "f8"), ("z", "f8"), ("classification", "u1"),
+                        ("return_number", "u1"), ("number_of_returns", "u1"), ("intensity", "u2")])
+ABSURD = 1e8  # metres: no projected coordinate on Earth is this large
+
+
+@dataclass
+class LasOptions:
+    filename: list[str] = field(default_factory=list)  # files, folders or glob patterns
+    crs_in: str | None = None  # CRS of files whose header has none
+    halo: float = 20.0  # metres borrowed from the neighbours around each tile
+
+    def __post_init__(self) -> None:
+        if not self.filename:
+            raise ValueError("option 'filename' is required (a LAS/LAZ file, a folder or a glob pattern)")
+        if self.halo < 0:
+            raise ValueError(f"option 'halo' must be >= 0, not {self.halo}")
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """One tile: its file, its core bounds in the working CRS, and the files around it."""
+
+    name: str
+    path: Path
+    core: tuple[float, float, float, float]
+    neighbours: tuple[Path, ...]
+    halo: float
+    source_crs: str
+    point_count: int
+
+
+class LasReader(Stage):
+    kind = "reader"
+    Options = LasOptions
+
+    def files(self) -> list[Path]:
+        """The input files, folders expanded to their .las/.laz, sorted, each once."""
+        found: list[Path] = []
+        for entry in self.options.filename:
+            path = Path(entry)
+            if path.is_dir():
+                found += sorted(p for p in path.iterdir() if p.suffix.lower() in (".las", ".laz"))
+            elif path.is_file():
+                found.append(path)
+            elif any(ch in entry for ch in "*?["):
+                found += sorted(Path(p) for p in glob.glob(entry))
+            else:
+                raise InputError(f"{path}: no such lidar file or folder (stage '{self.tag}', option filename)")
+        unique = list(dict.fromkeys(p.resolve() for p in found))
+        if not unique:
+            raise InputError(f"stage '{self.tag}': no .las or .laz file found in {', '.join(self.options.filename)}")
+        return unique
+
+    def plan(self, working_crs: pyproj.CRS) -> list[TileJob]:
+        """Check every header and return the tiles; raises before any point is read."""
+        headers = {path: _checked_header(path, self.options.crs_in) for path in self.files()}
+        crss = {path: crs for path, (_, crs) in headers.items()}
+        _refuse_mixed_crs(crss)
+        cores = {path: _core_bounds(header, crs, working_crs) for path, (header, crs) in headers.items()}
+        jobs = []
+        for path, core in cores.items():
+            halo_box = _grow(core, self.options.halo)
+            neighbours = tuple(other for other, bounds in cores.items() if other != path and _touch(bounds, halo_box))
+            jobs.append(TileJob(name=path.stem, path=path, core=core, neighbours=neighbours,
+                                halo=self.options.halo, source_crs=crss[path].to_wkt(),
+                                point_count=headers[path][0].point_count))
+        return jobs
+
+    def decode(self, path: Path, source_crs: str, working_crs: pyproj.CRS, target: Path) -> Path:
+        """Decode one file once into ``target`` (.npy) in the working CRS, checking its records."""
+        points = read_points(path)
+        source = pyproj.CRS.from_wkt(source_crs)
+        if not _same_horizontal(source, working_crs):
+            transformer = pyproj.Transformer.from_crs(_horizontal(source), working_crs, always_xy=True)
+            points["x"], points["y"] = transformer.transform(points["x"], points["y"])
+        partial = target.with_name(target.name + ".partial")
+        with partial.open("wb") as stream:
+            np.save(stream, points)
+        partial.replace(target)
+        return target
+
+    def assemble(self, job: TileJob, decoded: dict[Path, Path], working_crs: pyproj.CRS) -> PointTile:
+        """The tile's own points plus its neighbours' points within the halo."""
+        parts = [np.load(decoded[job.path], mmap_mode="r")]
+        xmin, ymin, xmax, ymax = _grow(job.core, job.halo)
+        for neighbour in job.neighbours:
+            other = np.load(decoded[neighbour], mmap_mode="r")
+            near = (other["x"] >= xmin) & (other["x"] < xmax) & (other["y"] >= ymin) & (other["y"] < ymax)
+            parts.append(other[near])
+        points = np.concatenate(parts)
+        return PointTile(
+            xyz=np.column_stack([points["x"], points["y"], points["z"]]),
+            classification=points["classification"].copy(), return_number=points["return_number"].copy(),
+            number_of_returns=points["number_of_returns"].copy(), intensity=points["intensity"].copy(),
+            crs=working_crs, core=job.core, name=job.name)
+
+
+def read_points(path: Path) -> np.ndarray:
+    """All the points of a file as a POINT_DTYPE array, with one-line errors for bad records."""
+    with open_lidar(path) as reader:
+        header = reader.header
+        points = np.empty(header.point_count, dtype=POINT_DTYPE)
+        seen = 0
+        try:
+            for chunk in reader.chunk_iterator(2_000_000):
+                count = min(len(chunk), len(points) - seen)
+                block = points[seen:seen + count]
+                block["x"], block["y"], block["z"] = chunk.x[:count], chunk.y[:count], chunk.z[:count]
+                block["classification"] = chunk.classification[:count]
+                block["return_number"] = chunk.return_number[:count]
+                block["number_of_returns"] = chunk.number_of_returns[:count]
+                block["intensity"] = chunk.intensity[:count]
+                seen += len(chunk)
+        except (laspy.errors.LaspyException, ValueError, OSError, RuntimeError) as exc:
+            raise InputError(f"{path}: the point records cannot be read after {seen} points ({exc}); "
+                             "the file is truncated or corrupt: re-download or re-export it") from None
+    if seen != header.point_count:
+        raise InputError(f"{path}: the header announces {header.point_count} points but the file holds {seen}; "
+                         "the file is truncated or its header is wrong: re-export it")
+    coordinates = np.column_stack([points["x"], points["y"], points["z"]])
+    if not np.isfinite(coordinates).all() or np.abs(coordinates).max(initial=0) > ABSURD:
+        raise InputError(f"{path}: some coordinates are NaN or absurd (beyond {ABSURD:g} m); "
+                         "check the header's scales and offsets and re-export the file")
+    return points
+
+
+def _checked_header(path: Path, crs_in: str | None) -> tuple[laspy.LasHeader, pyproj.CRS]:
+    with open_lidar(path) as reader:
+        header = reader.header
+    if header.point_count == 0:
+        raise InputError(f"{path}: the file holds no points; remove it from the job")
+    scales, offsets = np.asarray(header.scales), np.asarray(header.offsets)
+    if not np.all(np.isfinite(scales)) or np.any(scales == 0):
+        raise InputError(f"{path}: a scale factor of the header is {scales.tolist()}, which cannot encode "
+                         "coordinates; the file is corrupt: re-export it")
+    bounds = np.concatenate([header.mins, header.maxs])
+    if not np.all(np.isfinite(offsets)) or not np.all(np.isfinite(bounds)) or np.abs(bounds).max() > ABSURD:
+        raise InputError(f"{path}: the header's bounds {bounds.tolist()} are NaN or absurd; re-export the file")
+    crs = read_crs(header, path)
+    if crs is None:
+        if crs_in is None:
+            raise InputError(f"{path}: the header has no CRS; pass --crs-in EPSG:2154 (or the CRS of the survey)")
+        crs = _parse_crs(crs_in, "--crs-in")
+    if not _horizontal(crs).is_projected:
+        raise InputError(f"{path}: the CRS {crs.name} is geographic (degrees); reproject the file to a projected "
+                         "CRS such as EPSG:2154 first")
+    return header, crs
+
+
+def _parse_crs(text: str, where: str) -> pyproj.CRS:
+    try:
+        return pyproj.CRS.from_user_input(text)
+    except pyproj.exceptions.CRSError:
+        raise InputError(f"{where} {text}: not a CRS pyproj knows; give an authority code such as EPSG:2154") from None
+
+
+def _horizontal(crs: pyproj.CRS) -> pyproj.CRS:
+    return crs.sub_crs_list[0] if crs.is_compound else crs
+
+
+def _same_horizontal(a: pyproj.CRS, b: pyproj.CRS) -> bool:
+    return _horizontal(a).equals(_horizontal(b), ignore_axis_order=True)
+
+
+def _refuse_mixed_crs(crss: dict[Path, pyproj.CRS]) -> None:
+    first_path, first = next(iter(crss.items()))
+    for path, crs in crss.items():
+        if not _same_horizontal(crs, first):
+            raise InputError(f"tiles in different CRSs: {first_path.name} is {_horizontal(first).name}, "
+                             f"{path.name} is {_horizontal(crs).name}; run one job per CRS or reproject the tiles first")
+
+
+def _core_bounds(header: laspy.LasHeader, crs: pyproj.CRS, working: pyproj.CRS) -> tuple[float, float, float, float]:
+    xmin, ymin, xmax, ymax = header.mins[0], header.mins[1], header.maxs[0], header.maxs[1]
+    if not _same_horizontal(crs, working):
+        transformer = pyproj.Transformer.from_crs(_horizontal(crs), working, always_xy=True)
+        xmin, ymin, xmax, ymax = transformer.transform_bounds(xmin, ymin, xmax, ymax)
+    # Whole metres outwards: tiles cut at round coordinates (IGN's kilometres) share their edges exactly.
+    return (float(np.floor(xmin)), float(np.floor(ymin)), float(np.ceil(xmax)), float(np.ceil(ymax)))
+
+
+def _grow(bounds, distance: float) -> tuple[float, float, float, float]:
+    xmin, ymin, xmax, ymax = bounds
+    return (xmin - distance, ymin - distance, xmax + distance, ymax + distance)
+
+
+def _touch(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]

@@ -1,0 +1,162 @@
+"""Vector writers: contours, building footprints, trees and canopy as GeoPackage layers.
+
+Each tile computes its features with the halo's points and keeps those that
+belong to its core (a representative point inside it, or the part of a line
+or polygon inside it); the merge joins the tiles' parts, sewing contours and
+canopy across tile edges, and writes every layer of one GeoPackage at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import contourpy
+import geopandas as gpd
+import numpy as np
+import shapely
+from scipy import ndimage
+
+from pipelines.products import write_vector_part
+from pipelines.stages.base import Stage, positive
+from pipelines.surfaces import BUILDING_CLASS, TileSurfaces
+
+
+@dataclass
+class VectorOptions:
+    resolution: float = 0.5  # of the surfaces the features are drawn from
+    filename: str = "layers.gpkg"
+    layer: str | None = None
+
+    def __post_init__(self) -> None:
+        positive("resolution", self.resolution)
+
+
+@dataclass
+class ContourOptions(VectorOptions):
+    resolution: float = 1.0
+    interval: float = 1.0
+    smoothing: float = 1.0  # Gaussian sigma in cells, so that survey noise draws no contour loops
+    min_length: float = 10.0  # metres; shorter closed loops are dropped
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive("interval", self.interval)
+        if self.smoothing < 0 or self.min_length < 0:
+            raise ValueError("options 'smoothing' and 'min_length' must be >= 0")
+
+
+class VectorWriter(Stage):
+    kind = "writer"
+    product = "vector"
+    Options = VectorOptions
+
+    @property
+    def resolution(self) -> float:
+        return self.options.resolution
+
+    def filename(self) -> str:
+        return self.options.filename
+
+    def layer(self) -> str:
+        return self.options.layer or self.product
+
+    def features(self, surfaces: TileSurfaces) -> gpd.GeoDataFrame:
+        raise NotImplementedError
+
+    def tile_part(self, surfaces: TileSurfaces, folder: Path) -> Path:
+        return write_vector_part(self.features(surfaces), folder / f"{self.tag}.gpkg")
+
+    def sew(self, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        """Join what the tiles cut apart (nothing to do by default)."""
+        return frame
+
+
+def _in_core(frame: gpd.GeoDataFrame, core) -> gpd.GeoDataFrame:
+    xmin, ymin, xmax, ymax = core
+    anchor = frame.geometry.representative_point()
+    return frame[(anchor.x >= xmin) & (anchor.x < xmax) & (anchor.y >= ymin) & (anchor.y < ymax)].reset_index(drop=True)
+
+
+class ContoursWriter(VectorWriter):
+    """Contour lines of the DTM every ``interval`` metres (contourpy), sewn across tiles."""
+
+    product = "contours"
+    Options = ContourOptions
+
+    def features(self, surfaces: TileSurfaces) -> gpd.GeoDataFrame:
+        dtm = surfaces.dtm
+        if self.options.smoothing > 0 and np.isfinite(dtm).all():
+            dtm = ndimage.gaussian_filter(dtm, self.options.smoothing, mode="nearest")
+        dtm = np.ma.masked_invalid(dtm)
+        xs, ys = surfaces.grid.centres()
+        crs = surfaces.crs
+        if dtm.count() < 4:
+            return gpd.GeoDataFrame({"elevation": []}, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+        interval = self.options.interval
+        levels = np.arange(np.ceil(dtm.min() / interval) * interval, dtm.max() + interval / 2, interval)
+        generator = contourpy.contour_generator(xs, ys, dtm, line_type=contourpy.LineType.Separate)
+        lines, elevations = [], []
+        for level in levels:
+            for coords in generator.lines(float(level)):
+                closed = len(coords) > 2 and np.allclose(coords[0], coords[-1])
+                length = np.hypot(*np.diff(coords, axis=0).T).sum() if len(coords) >= 2 else 0.0
+                if len(coords) >= 2 and not (closed and length < self.options.min_length):
+                    lines.append(shapely.linestrings(coords))
+                    elevations.append(round(float(level), 3))
+        clipped = shapely.clip_by_rect(np.array(lines, dtype=object), *surfaces.tile.core)
+        frame = gpd.GeoDataFrame({"elevation": elevations}, geometry=clipped, crs=crs)
+        return frame[~frame.geometry.is_empty].explode(ignore_index=True)
+
+    def sew(self, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        if frame.empty:
+            return frame
+        merged = frame.dissolve(by="elevation", as_index=False)
+        merged["geometry"] = shapely.line_merge(merged.geometry.values)
+        merged = merged.explode(ignore_index=True)
+        merged["length_m"] = merged.geometry.length.round(2)
+        return merged
+
+
+class FootprintsWriter(VectorWriter):
+    """Building footprints from the building points, with ground and roof heights."""
+
+    product = "footprints"
+
+    def features(self, surfaces: TileSurfaces) -> gpd.GeoDataFrame:
+        from pipelines.algorithms.footprints import extract_footprints
+
+        building = surfaces.tile.classification == BUILDING_CLASS
+        frame = extract_footprints(surfaces.tile.xyz[building], surfaces.dtm_raster, crs=surfaces.crs)
+        return _in_core(frame, surfaces.tile.core)
+
+
+class TreesWriter(VectorWriter):
+    """Tree tops with height and crown radius, from the canopy height model."""
+
+    product = "trees"
+
+    def features(self, surfaces: TileSurfaces) -> gpd.GeoDataFrame:
+        from pipelines.algorithms.trees import detect_trees
+
+        return _in_core(detect_trees(surfaces.raster(surfaces.chm), crs=surfaces.crs), surfaces.tile.core)
+
+
+class CanopyWriter(VectorWriter):
+    """Canopy cover polygons, cut at the tile's core and dissolved across tiles."""
+
+    product = "canopy"
+
+    def features(self, surfaces: TileSurfaces) -> gpd.GeoDataFrame:
+        from pipelines.algorithms.trees import canopy_polygons
+
+        frame = canopy_polygons(surfaces.raster(surfaces.chm), crs=surfaces.crs)
+        frame["geometry"] = shapely.clip_by_rect(frame.geometry.values, *surfaces.tile.core)
+        return frame[~frame.geometry.is_empty].reset_index(drop=True)
+
+    def sew(self, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        if frame.empty:
+            return frame
+        union = shapely.union_all(shapely.buffer(frame.geometry.values, 0.01))
+        parts = shapely.get_parts(union)
+        return gpd.GeoDataFrame({"area_m2": np.round(shapely.area(parts), 2)}, geometry=parts, crs=frame.crs)

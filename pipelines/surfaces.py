@@ -1,0 +1,103 @@
+"""Surfaces of one tile (DTM, DSM, nDSM, CHM, density), computed once and shared by the writers.
+
+Every surface is computed on a grid covering the tile's core plus its halo,
+aligned on the resolution, so that the interpolation near the tile's edges
+sees the neighbours' points; writers then crop the core window. A
+:class:`TileSurfaces` memoises them, so the DTM that the DTM, nDSM,
+hillshade, contour, footprint and tree writers all need is made once.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from pipelines.raster import Grid, Raster, bin_count, bin_extreme
+from pipelines.stages.base import PointTile
+
+GROUND_CLASSES = (2, 9)  # IGN's DTMs take water surfaces as terrain
+NOISE_CLASSES = (7, 18)
+BUILDING_CLASS = 6
+VEGETATION_CLASSES = (3, 4, 5)
+
+
+class TileSurfaces:
+    """The surfaces of one tile at one resolution, each computed on first use."""
+
+    def __init__(self, tile: PointTile, resolution: float, halo: float) -> None:
+        self.tile = tile
+        self.resolution = resolution
+        xmin, ymin, xmax, ymax = tile.core
+        self.core_grid = Grid.covering(tile.core, resolution)
+        margin = np.ceil(halo / resolution) * resolution
+        self.grid = Grid(self.core_grid.xmin - margin, self.core_grid.ymin - margin,
+                         self.core_grid.xmax + margin, self.core_grid.ymax + margin, resolution)
+        self.crs = tile.crs.to_string()
+
+    def core(self, data: np.ndarray) -> np.ndarray:
+        """Crop a work-grid array to the tile's core grid."""
+        offset = int(round((self.core_grid.xmin - self.grid.xmin) / self.resolution))
+        rows, cols = self.core_grid.shape
+        return data[offset:offset + rows, offset:offset + cols]
+
+    def _points(self, classes: tuple[int, ...] | None = None, exclude: tuple[int, ...] = ()) -> np.ndarray:
+        keep = ~np.isin(self.tile.classification, exclude)
+        if classes is not None:
+            keep &= np.isin(self.tile.classification, classes)
+        return self.tile.xyz[keep]
+
+    @cached_property
+    def dtm(self) -> np.ndarray:
+        """Terrain from the ground (and water) points, gaps interpolated."""
+        from pipelines.algorithms.ground import dtm_from_ground
+
+        ground = self._points(GROUND_CLASSES)
+        if len(ground) < 3:
+            return np.full(self.grid.shape, np.nan, dtype=np.float32)
+        return dtm_from_ground(ground[:, 0], ground[:, 1], ground[:, 2], self.grid).astype(np.float32)
+
+    @cached_property
+    def dsm(self) -> np.ndarray:
+        """Highest return per cell (noise excluded); empty cells take the terrain."""
+        points = self._points(exclude=NOISE_CLASSES)
+        dsm = bin_extreme(self.grid, points[:, 0], points[:, 1], points[:, 2])
+        return np.where(np.isnan(dsm), self.dtm, dsm).astype(np.float32)
+
+    @cached_property
+    def ndsm(self) -> np.ndarray:
+        """Height above ground of the highest return, never below 0."""
+        return np.clip(self.dsm - self.dtm, 0.0, None).astype(np.float32)
+
+    @cached_property
+    def chm(self) -> np.ndarray:
+        """Canopy height model from the vegetation points."""
+        from pipelines.algorithms.trees import canopy_height_model
+
+        veg = self._points(VEGETATION_CLASSES)
+        return canopy_height_model(veg[:, 0], veg[:, 1], veg[:, 2], self.dtm_raster, self.grid)
+
+    @cached_property
+    def density(self) -> np.ndarray:
+        """Points per square metre (noise excluded)."""
+        points = self._points(exclude=NOISE_CLASSES)
+        return (bin_count(self.grid, points[:, 0], points[:, 1]) / self.resolution**2).astype(np.float32)
+
+    @property
+    def dtm_raster(self) -> Raster:
+        return Raster(self.dtm, self.grid, self.crs)
+
+    def raster(self, data: np.ndarray) -> Raster:
+        return Raster(data, self.grid, self.crs)
+
+
+def hillshade(dtm: np.ndarray, resolution: float, azimuth: float = 315.0, altitude: float = 45.0) -> np.ndarray:
+    """Lambertian hillshade (0-255) of a north-up DTM (Burrough's formulation, as in gdaldem and ArcGIS)."""
+    # np.gradient's row derivative runs south, like the dz/dy of that formulation.
+    dz_dy, dz_dx = np.gradient(dtm.astype(np.float64), resolution)
+    slope = np.arctan(np.hypot(dz_dx, dz_dy))
+    aspect = np.arctan2(dz_dy, -dz_dx)
+    zenith = np.radians(90.0 - altitude)
+    sun = np.radians(360.0 - azimuth + 90.0)
+    shade = np.cos(zenith) * np.cos(slope) + np.sin(zenith) * np.sin(slope) * np.cos(sun - aspect)
+    return np.clip(255.0 * shade, 0, 255).astype(np.float32)
