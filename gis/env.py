@@ -36,3 +36,5 @@ class Env:
         """Send logs to stderr at the level the ``-v``/``-q`` flags ask for."""
         level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(self.verbosity, logging.DEBUG)
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+        # laspy logs what it then raises; Lutèce turns that into one clear line, so hide it unless -vv.
+        logging.getLogger("laspy").setLevel(logging.DEBUG if self.verbosity >= 2 else logging.CRITICAL)
