@@ -93,3 +93,5 @@ def run(ctx: click.Context, file: str, validate: bool, inputs: tuple[str, ...], 
         click.echo(f"  wrote  {product}")
     for product in result.skipped_products:
         click.echo(f"  as is  {product} (same inputs and parameters)")
+    if result.report is not None:
+        click.echo(f"  report {result.report}")

@@ -28,12 +28,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyproj
 
 from gis import __version__
 from gis.errors import InputError
 from pipelines.lineage import file_sha256, software_versions
 from pipelines.registry import resolve
+from pipelines.report import RunFigures, write_report
 from pipelines.spec import PipelineSpec
 from pipelines.stages.base import Stage
 from pipelines.stages.readers import TileJob
@@ -69,6 +71,8 @@ class RunResult:
     points: int
     seconds: float
     skipped_products: list[Path]
+    classes: dict[int, int] = field(default_factory=dict)
+    report: Path | None = None
 
 
 def build_plan(spec: PipelineSpec, crs: str = "EPSG:2154") -> Plan:
@@ -117,9 +121,22 @@ def run_pipeline(plan: Plan, workers: int = 0, scheduler: str | None = None,
         raise InputError(f"{first}{others}")
     products, skipped = merge_products(plan, keys, hashes, work, progress)
     shutil.rmtree(work / "points", ignore_errors=True)
-    points = sum(job.point_count for job in plan.jobs)
-    return RunResult(products, len(plan.jobs), len(plan.jobs) - len(todo), points,
-                     time.perf_counter() - started, skipped)
+    result = RunResult(products, len(plan.jobs), len(plan.jobs) - len(todo),
+                       sum(job.point_count for job in plan.jobs), time.perf_counter() - started, skipped,
+                       _class_counts(work, keys))
+    if products:
+        result.report = write_report(output, RunFigures(plan.spec.name, result.tiles, result.tiles_reused,
+                                                        result.points, result.seconds, result.classes, products))
+    return result
+
+
+def _class_counts(work: Path, keys: dict[Path, str]) -> dict[int, int]:
+    totals: dict[int, int] = {}
+    for key in keys.values():
+        summary = json.loads((work / "tiles" / key / "done.json").read_text(encoding="utf-8"))
+        for code, count in summary.get("classes", {}).items():
+            totals[int(code)] = totals.get(int(code), 0) + count
+    return totals
 
 
 def tile_key(plan: Plan, job: TileJob, hashes: dict[Path, str]) -> str:
@@ -153,7 +170,10 @@ def process_tile(plan: Plan, job: TileJob, key: str, decoded: dict[Path, Path], 
             surfaces[memo] = TileSurfaces(source, stage.resolution, job.halo)
         parts[stage.tag] = str(stage.tile_part(surfaces[memo], folder))
         values[stage.tag] = source  # writers pass their points on, as PDAL's do
-    summary = {"tile": job.name, "points": int(job.point_count), "parts": parts}
+    shown = values[_points_of(plan, plan.writers[0])]
+    classes = np.bincount(shown.classification[shown.in_core()], minlength=256)
+    summary = {"tile": job.name, "points": int(job.point_count), "parts": parts,
+               "classes": {int(c): int(n) for c, n in enumerate(classes) if n}}
     (folder / "done.json").write_text(json.dumps(summary), encoding="utf-8")
     return summary
 
