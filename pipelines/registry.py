@@ -12,9 +12,9 @@ from gis.errors import InputError
 
 STAGES: dict[str, str] = {
     "readers.las": "pipelines.stages.readers:LasReader",
-    "filters.reproject": "pipelines.stages.filters:Reproject",
     "filters.noise": "pipelines.stages.filters:NoiseFilter",
     "filters.ground": "pipelines.stages.filters:GroundFilter",
+    "filters.classify": "pipelines.stages.filters:ClassifyFilter",
     "writers.dtm": "pipelines.stages.rasters:DtmWriter",
     "writers.dsm": "pipelines.stages.rasters:DsmWriter",
     "writers.ndsm": "pipelines.stages.rasters:NdsmWriter",

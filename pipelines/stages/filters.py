@@ -1,4 +1,4 @@
-"""Filters on a tile's points: statistical noise removal and ground classification."""
+"""Filters on a tile's points: noise removal, ground classification, building/vegetation separation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 from pipelines.stages.base import PointTile, Stage, positive
 from pipelines.surfaces import NOISE_CLASSES
 
-GROUND, UNCLASSIFIED, NOISE = 2, 1, 7
+GROUND, UNCLASSIFIED, NOISE, WATER = 2, 1, 7, 9
+ABOVE_GROUND_CLASSES = (3, 4, 5, 6)
 
 
 @dataclass
@@ -81,5 +82,49 @@ class GroundFilter(Stage):
         classification = tile.classification.copy()
         classification[usable & (classification == GROUND)] = UNCLASSIFIED
         classification[np.flatnonzero(usable)[ground]] = GROUND
+        tile.classification = classification
+        return tile
+
+
+@dataclass
+class ClassifyOptions:
+    mode: str = "auto"  # auto: only when the input has no building nor vegetation class; always; never
+    cell: float = 1.0  # of the terrain the heights above ground are taken from
+    min_height: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "always", "never"):
+            raise ValueError(f"option 'mode' must be auto, always or never, not {self.mode!r}")
+        positive("cell", self.cell)
+
+
+class ClassifyFilter(Stage):
+    """Buildings and vegetation from height above ground and local geometry (open3d), when classes are missing."""
+
+    Options = ClassifyOptions
+
+    def needed(self, tile: PointTile) -> bool:
+        if self.options.mode == "never":
+            return False
+        return self.options.mode == "always" or not np.any(np.isin(tile.classification, ABOVE_GROUND_CLASSES))
+
+    def process(self, tile: PointTile) -> PointTile:
+        if not self.needed(tile):
+            return tile
+        from pipelines.algorithms.classify import classify_above_ground
+        from pipelines.algorithms.ground import dtm_from_ground
+        from pipelines.raster import Grid, Raster
+
+        classification = tile.classification.copy()
+        ground = np.isin(classification, (GROUND, WATER))
+        candidates = ~ground & ~np.isin(classification, NOISE_CLASSES)
+        if ground.sum() < 3 or not candidates.any():
+            return tile
+        xyz = tile.xyz
+        grid = Grid.covering((xyz[:, 0].min(), xyz[:, 1].min(), xyz[:, 0].max(), xyz[:, 1].max()), self.options.cell)
+        terrain = Raster(dtm_from_ground(xyz[ground, 0], xyz[ground, 1], xyz[ground, 2], grid), grid, tile.crs.to_string())
+        above = xyz[candidates, 2] - terrain.sample(xyz[candidates, 0], xyz[candidates, 1])
+        classification[candidates] = classify_above_ground(xyz[candidates], np.nan_to_num(above),
+                                                           min_height=self.options.min_height)
         tile.classification = classification
         return tile
