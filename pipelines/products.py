@@ -21,7 +21,7 @@ import rasterio.shutil
 
 from pipelines.raster import Grid
 
-COG_OPTIONS = {"compress": "deflate", "predictor": "3", "blocksize": 512, "overview_resampling": "average",
+COG_OPTIONS = {"compress": "deflate", "predictor": "3", "blocksize": 256, "overview_resampling": "average",
                "bigtiff": "if_safer"}
 
 

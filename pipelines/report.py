@@ -69,7 +69,7 @@ def _read_quicklook(path: Path) -> tuple[np.ndarray, rasterio.Affine, tuple[int,
         scale = max(1.0, max(dataset.width, dataset.height) / QUICKLOOK_PIXELS)
         shape = (max(1, int(dataset.height / scale)), max(1, int(dataset.width / scale)))
         data = dataset.read(1, out_shape=shape, resampling=Resampling.average).astype(float)
-        transform = dataset.transform * rasterio.Affine.scale(dataset.width / shape[1], dataset.height / shape[0])
+        transform = dataset.transform @ rasterio.Affine.scale(dataset.width / shape[1], dataset.height / shape[0])
     return data, transform, shape
 
 
