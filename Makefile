@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml .ci/system-deps.sh
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/lutece sample generate build/demo/district --overwrite
 	$(BIN)/lutece doctor
+	$(BIN)/lutece sample generate build/demo/district --overwrite
+	$(BIN)/lutece pipeline run lidar-to-2d --input build/demo/district/district.laz --output build/demo/products
+	@echo "Products in build/demo/products; open build/demo/products/report.html in a browser."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
