@@ -13,9 +13,7 @@ import json
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
 import rasterio
 import rasterio.shutil
 
@@ -78,7 +76,7 @@ def _mosaic_vrt(parts: list[Path], tags: dict[str, str]) -> str:
             + "".join(sources) + "</VRTRasterBand></VRTDataset>")
 
 
-def write_vector_part(frame: gpd.GeoDataFrame, path: Path) -> Path:
+def write_vector_part(frame, path: Path) -> Path:
     """One tile's features as a small GeoPackage part in the work folder."""
     partial = path.with_name(path.stem + ".partial.gpkg")
     partial.unlink(missing_ok=True)
@@ -87,7 +85,11 @@ def write_vector_part(frame: gpd.GeoDataFrame, path: Path) -> Path:
     return path
 
 
-def read_vector_parts(parts: list[Path], crs: str) -> gpd.GeoDataFrame:
+def read_vector_parts(parts: list[Path], crs: str):
+    """The features of every tile's part of one layer, as one GeoDataFrame."""
+    import geopandas as gpd
+    import pandas as pd
+
     frames = [gpd.read_file(part, layer="part", engine="pyogrio") for part in parts]
     frames = [frame for frame in frames if len(frame)]
     if not frames:
@@ -95,7 +97,7 @@ def read_vector_parts(parts: list[Path], crs: str) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
 
 
-def write_layers(layers: dict[str, gpd.GeoDataFrame], target: Path, lineage: dict) -> Path:
+def write_layers(layers: dict, target: Path, lineage: dict) -> Path:
     """Write every layer of one GeoPackage product at once, then move it into place."""
     partial = target.with_name(target.name + ".partial.gpkg")
     partial.unlink(missing_ok=True)

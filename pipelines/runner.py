@@ -35,7 +35,6 @@ from gis import __version__
 from gis.errors import InputError
 from pipelines.lineage import file_sha256, software_versions
 from pipelines.registry import resolve
-from pipelines.report import RunFigures, write_report
 from pipelines.spec import PipelineSpec
 from pipelines.stages.base import Stage
 from pipelines.stages.readers import TileJob
@@ -125,6 +124,8 @@ def run_pipeline(plan: Plan, workers: int = 0, scheduler: str | None = None,
                        sum(job.point_count for job in plan.jobs), time.perf_counter() - started, skipped,
                        _class_counts(work, keys))
     if products:
+        from pipelines.report import RunFigures, write_report  # geopandas: only once there is something to show
+
         result.report = write_report(output, RunFigures(plan.spec.name, result.tiles, result.tiles_reused,
                                                         result.points, result.seconds, result.classes, products))
     return result
@@ -189,7 +190,7 @@ def _points_of(plan: Plan, writer: Stage) -> str:
 
 def decode_file(plan: Plan, job: TileJob, hashes: dict[Path, str], work: Path) -> Path:
     """Decode one file into the work folder unless an earlier run already did."""
-    target = work / "points" / f"{hashes[job.path]}.npy"
+    target = work / "points" / hashes[job.path]
     if not target.exists():
         plan.reader.decode(job.path, job.source_crs, plan.crs, target)
     return target

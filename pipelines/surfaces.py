@@ -21,7 +21,6 @@ GROUND_CLASSES = (2, 9)  # IGN's DTMs take water surfaces as terrain
 NOISE_CLASSES = (7, 18)
 BUILDING_CLASS = 6
 VEGETATION_CLASSES = (3, 4, 5)
-DSM_GAP_CELLS = 2
 
 
 class TileSurfaces:
@@ -44,10 +43,11 @@ class TileSurfaces:
         return data[offset:offset + rows, offset:offset + cols]
 
     def _points(self, classes: tuple[int, ...] | None = None, exclude: tuple[int, ...] = ()) -> np.ndarray:
-        keep = ~np.isin(self.tile.classification, exclude)
-        if classes is not None:
-            keep &= np.isin(self.tile.classification, classes)
-        return self.tile.xyz[keep]
+        codes = self.tile.classification
+        keep = np.isin(codes, classes) if classes is not None else ~np.isin(codes, exclude)
+        if classes is not None and exclude:
+            keep &= ~np.isin(codes, exclude)
+        return self.tile.xyz if keep.all() else self.tile.xyz[keep]
 
     @cached_property
     def dtm(self) -> np.ndarray:
@@ -61,21 +61,20 @@ class TileSurfaces:
 
     @cached_property
     def dsm(self) -> np.ndarray:
-        """Highest return per cell (noise excluded).
+        """Highest return per cell (noise excluded); a cell no pulse hit takes its nearest neighbour's value.
 
-        A cell that no pulse hit takes its nearest neighbour's value when one is
-        within ``DSM_GAP_CELLS`` (at 0.5 m and 10 points/m2, about 8 % of cells
-        are empty by chance), and the terrain beyond that (water, voids).
+        At 0.5 m and 10 points/m2 about 8 % of cells are empty by chance; larger
+        gaps are water that absorbed the pulses, whose surface the nearest return gives.
         """
         points = self._points(exclude=NOISE_CLASSES)
         dsm = bin_extreme(self.grid, points[:, 0], points[:, 1], points[:, 2])
         empty = np.isnan(dsm)
         if empty.all():
             return self.dtm.copy()
-        distance, (rows, cols) = ndimage.distance_transform_edt(empty, return_indices=True)
-        nearest = dsm[rows, cols]
-        filled = np.where(empty & (distance <= DSM_GAP_CELLS), nearest, dsm)
-        return np.where(np.isnan(filled), self.dtm, filled).astype(np.float32)
+        if empty.any():
+            rows, cols = ndimage.distance_transform_edt(empty, return_distances=False, return_indices=True)
+            dsm = dsm[rows, cols]
+        return dsm.astype(np.float32)
 
     @cached_property
     def ndsm(self) -> np.ndarray:

@@ -12,6 +12,7 @@ the points of its neighbours that fall within ``halo`` metres of its edges
 from __future__ import annotations
 
 import glob
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +24,8 @@ from gis.errors import InputError
 from pipelines.readers.las import open_lidar, read_crs
 from pipelines.stages.base import PointTile, Stage
 
-POINT_DTYPE = np.dtype([("x", "f8"), ("y", "f8"), ("z", "f8"), ("classification", "u1"),
-                        ("return_number", "u1"), ("number_of_returns", "u1"), ("intensity", "u2")])
+ATTRIBUTES = np.dtype([("classification", "u1"), ("return_number", "u1"), ("number_of_returns", "u1"),
+                       ("intensity", "u2")])
 ABSURD = 1e8  # metres: no projected coordinate on Earth is this large
 
 
@@ -92,49 +93,52 @@ class LasReader(Stage):
         return jobs
 
     def decode(self, path: Path, source_crs: str, working_crs: pyproj.CRS, target: Path) -> Path:
-        """Decode one file once into ``target`` (.npy) in the working CRS, checking its records."""
-        points = read_points(path)
+        """Decode one file once into the folder ``target`` (xyz.npy, attributes.npy), in the working CRS."""
+        xyz, attributes = read_points(path)
         source = pyproj.CRS.from_wkt(source_crs)
         if not _same_horizontal(source, working_crs):
             transformer = pyproj.Transformer.from_crs(_horizontal(source), working_crs, always_xy=True)
-            points["x"], points["y"] = transformer.transform(points["x"], points["y"])
+            xyz[:, 0], xyz[:, 1] = transformer.transform(xyz[:, 0], xyz[:, 1])
         partial = target.with_name(target.name + ".partial")
-        with partial.open("wb") as stream:
-            np.save(stream, points)
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        np.save(partial / "xyz.npy", xyz)
+        np.save(partial / "attributes.npy", attributes)
         partial.replace(target)
         return target
 
     def assemble(self, job: TileJob, decoded: dict[Path, Path], working_crs: pyproj.CRS) -> PointTile:
         """The tile's own points plus its neighbours' points within the halo."""
-        parts = [np.load(decoded[job.path], mmap_mode="r")]
+        xyz_parts = [np.load(decoded[job.path] / "xyz.npy", mmap_mode="r")]
+        attribute_parts = [np.load(decoded[job.path] / "attributes.npy", mmap_mode="r")]
         xmin, ymin, xmax, ymax = _grow(job.core, job.halo)
         for neighbour in job.neighbours:
-            other = np.load(decoded[neighbour], mmap_mode="r")
-            near = (other["x"] >= xmin) & (other["x"] < xmax) & (other["y"] >= ymin) & (other["y"] < ymax)
-            parts.append(other[near])
-        points = np.concatenate(parts)
+            xyz = np.load(decoded[neighbour] / "xyz.npy", mmap_mode="r")
+            near = np.flatnonzero((xyz[:, 0] >= xmin) & (xyz[:, 0] < xmax) & (xyz[:, 1] >= ymin) & (xyz[:, 1] < ymax))
+            xyz_parts.append(xyz[near])
+            attribute_parts.append(np.load(decoded[neighbour] / "attributes.npy", mmap_mode="r")[near])
+        attributes = np.concatenate(attribute_parts)
         return PointTile(
-            xyz=np.column_stack([points["x"], points["y"], points["z"]]),
-            classification=points["classification"].copy(), return_number=points["return_number"].copy(),
-            number_of_returns=points["number_of_returns"].copy(), intensity=points["intensity"].copy(),
+            xyz=np.concatenate(xyz_parts), classification=attributes["classification"].copy(),
+            return_number=attributes["return_number"].copy(),
+            number_of_returns=attributes["number_of_returns"].copy(), intensity=attributes["intensity"].copy(),
             crs=working_crs, core=job.core, name=job.name)
 
 
-def read_points(path: Path) -> np.ndarray:
-    """All the points of a file as a POINT_DTYPE array, with one-line errors for bad records."""
+def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All the points of a file: (n, 3) coordinates and ATTRIBUTES, with one-line errors for bad records."""
     with open_lidar(path) as reader:
         header = reader.header
-        points = np.empty(header.point_count, dtype=POINT_DTYPE)
+        xyz = np.empty((header.point_count, 3))
+        attributes = np.empty(header.point_count, dtype=ATTRIBUTES)
         seen = 0
         try:
             for chunk in reader.chunk_iterator(2_000_000):
-                count = min(len(chunk), len(points) - seen)
-                block = points[seen:seen + count]
-                block["x"], block["y"], block["z"] = chunk.x[:count], chunk.y[:count], chunk.z[:count]
-                block["classification"] = chunk.classification[:count]
-                block["return_number"] = chunk.return_number[:count]
-                block["number_of_returns"] = chunk.number_of_returns[:count]
-                block["intensity"] = chunk.intensity[:count]
+                count = min(len(chunk), len(xyz) - seen)
+                end = seen + count
+                xyz[seen:end, 0], xyz[seen:end, 1], xyz[seen:end, 2] = chunk.x[:count], chunk.y[:count], chunk.z[:count]
+                for name in ATTRIBUTES.names:
+                    attributes[name][seen:end] = chunk[name][:count]
                 seen += len(chunk)
         except (laspy.errors.LaspyException, ValueError, OSError, RuntimeError) as exc:
             raise InputError(f"{path}: the point records cannot be read after {seen} points ({exc}); "
@@ -142,11 +146,10 @@ def read_points(path: Path) -> np.ndarray:
     if seen != header.point_count:
         raise InputError(f"{path}: the header announces {header.point_count} points but the file holds {seen}; "
                          "the file is truncated or its header is wrong: re-export it")
-    coordinates = np.column_stack([points["x"], points["y"], points["z"]])
-    if not np.isfinite(coordinates).all() or np.abs(coordinates).max(initial=0) > ABSURD:
+    if not np.isfinite(xyz).all() or np.abs(xyz).max(initial=0) > ABSURD:
         raise InputError(f"{path}: some coordinates are NaN or absurd (beyond {ABSURD:g} m); "
                          "check the header's scales and offsets and re-export the file")
-    return points
+    return xyz, attributes
 
 
 def _checked_header(path: Path, crs_in: str | None) -> tuple[laspy.LasHeader, pyproj.CRS]:

@@ -191,3 +191,23 @@ def test_unclassified_lidar_gets_ground_buildings_and_vegetation(district, tmp_p
     truth = gpd.read_file(district / "truth.gpkg", layer="footprints")
     inside = truth[truth.within(made.union_all().envelope.buffer(1.0))]
     assert len(made) >= 0.8 * len(inside) > 0
+
+
+@pytest.mark.slow
+def test_an_existing_dask_cluster_by_address(quadrants, quadrant_dtm, tmp_path):
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        pipeline = tmp_path / "p.yml"
+        pipeline.write_text(SURFACES.format(inputs=json.dumps([str(p) for p in quadrants]), output=tmp_path / "out"))
+        result = CliRunner().invoke(cli, ["-q", "pipeline", "run", str(pipeline), "--scheduler", cluster.scheduler_address])
+    assert result.exit_code == 0, result.output
+    with rasterio.open(tmp_path / "out" / "dtm_0.5m.tif") as dataset:
+        np.testing.assert_allclose(dataset.read(1), quadrant_dtm, atol=1e-6)
+
+
+def test_an_unreachable_scheduler_is_one_clear_error(tmp_path, district):
+    result = CliRunner().invoke(cli, ["-q", "pipeline", "run", "lidar-to-2d", "--input", str(district / "district.laz"),
+                                      "--output", str(tmp_path), "--scheduler", "tcp://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert "cannot reach the Dask scheduler tcp://127.0.0.1:9" in result.output
