@@ -33,7 +33,7 @@ class DaskExecutor:
     def __call__(self, plan, todo, keys, hashes, work: Path, progress) -> list[str]:
         from dask.distributed import as_completed
 
-        from pipelines.runner import _needed_files, decode_file, process_tile
+        from pipelines.runner import _needed_files
 
         by_path = {job.path: job for job in plan.jobs}
         needed = sorted({path for job in todo for path in _needed_files(job)})

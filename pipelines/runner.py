@@ -244,8 +244,7 @@ def merge_products(plan: Plan, keys: dict[Path, str], hashes: dict[Path, str], w
     for done, (filename, writers) in enumerate(groups.items(), start=1):
         target = output / filename
         job_key = _job_key(writers, keys)
-        lineage = {writer.layer() if hasattr(writer, "layer") else writer.tag: product_lineage(plan, writer, hashes, job_key)
-                   for writer in writers}
+        lineage = {writer.layer(): product_lineage(plan, writer, hashes, job_key) for writer in writers}
         sidecar = target.with_name(target.name + ".lineage.json")
         if target.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("job_key") == job_key:
             skipped.append(target)
@@ -253,7 +252,7 @@ def merge_products(plan: Plan, keys: dict[Path, str], hashes: dict[Path, str], w
             continue
         parts = [Path(summary["parts"][writer.tag]) for writer in writers for summary in summaries]
         if writers[0].filename().endswith(".tif"):
-            writers[0].merge(parts, output, lineage[writers[0].tag])
+            writers[0].merge(parts, output, lineage[writers[0].layer()])
         else:
             layers = {writer.layer(): writer.sew(read_vector_parts(
                 [Path(s["parts"][writer.tag]) for s in summaries], plan.crs.to_string())) for writer in writers}

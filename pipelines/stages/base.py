@@ -9,6 +9,7 @@ and out-of-range values are refused with the stage's tag in the message.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -62,7 +63,7 @@ def build_options(options_class: type, spec: StageSpec) -> Any:
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """Accept a value of the declared type (ints for floats, one string for a list of strings)."""
     origin = typing.get_origin(hint)
-    allowed = typing.get_args(hint) if origin in (typing.Union, getattr(__import__("types"), "UnionType")) else (hint,)
+    allowed = typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
     if value is None and type(None) in allowed:
         return None
     for kind in allowed:

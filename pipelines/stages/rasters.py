@@ -6,6 +6,7 @@ the merge mosaics the parts into one COG per product.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,9 +59,11 @@ class RasterWriter(Stage):
         data = surfaces.core(self.surface(surfaces))
         return write_part(data, surfaces.core_grid, surfaces.crs, folder / f"{self.tag}.tif")
 
-    def merge(self, parts: list[Path], output: Path, lineage: dict) -> Path:
-        import json
+    def layer(self) -> str:
+        """The key of this product in its lineage file (a raster file holds one product)."""
+        return self.tag
 
+    def merge(self, parts: list[Path], output: Path, lineage: dict) -> Path:
         return merge_cog(parts, output / self.filename(), {"LUTECE_LINEAGE": json.dumps(lineage)})
 
 

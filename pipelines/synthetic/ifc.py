@@ -35,7 +35,6 @@ from pyproj import Transformer
 from shapely.geometry import Polygon
 
 from pipelines.synthetic.townhall import (
-    SLAB,
     Door,
     Level,
     Room,
@@ -46,6 +45,7 @@ from pipelines.synthetic.townhall import (
     Window,
     build_model,
 )
+from pipelines.synthetic.townhall_programme import SLAB
 
 _API = ifcopenshell.api
 _GUID_NAMESPACE = uuid.UUID("6f1c3a52-5d0e-4b8e-9a57-2f6c1e0b7d11")

@@ -40,7 +40,6 @@ def ground_height(x: np.ndarray, y: np.ndarray, origin: tuple[float, float],
     y = np.asarray(y, dtype=float)
     south, north = river
     dx = x - origin[0]
-    dy = y - origin[1]
     wave_x, wave_y = UNDULATION_WAVELENGTHS
     rise = SLOPE * np.clip(y - north, 0.0, None)
     undulation = UNDULATION_AMPLITUDE * np.sin(2 * np.pi * dx / wave_x) * np.sin(2 * np.pi * np.clip(y - north, 0.0, None) / wave_y)

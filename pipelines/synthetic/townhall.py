@@ -31,7 +31,6 @@ from pipelines.synthetic.townhall_programme import (
     LEVELS,
     PROGRAMME,
     ROOM_DOORS,
-    SLAB,
     STAIR_X,
     WINDOW_WIDTH,
     WINDOWS,
