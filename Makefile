@@ -18,11 +18,24 @@ $(STAMP): pyproject.toml .ci/system-deps.sh
 	$(BIN)/python -m pip install -qq -e '.[test]'
 	touch $(STAMP)
 
+DEMO     := build/demo
+PRODUCTS := $(DEMO)/products
+CITY     := $(BIN)/lutece --config $(DEMO)/lutece.yml
+
 demo: $(STAMP)
 	$(BIN)/lutece doctor
-	$(BIN)/lutece sample generate build/demo/district --overwrite
-	$(BIN)/lutece pipeline run lidar-to-2d --input build/demo/district/district.laz --output build/demo/products
-	@echo "Products in build/demo/products; open build/demo/products/report.html in a browser."
+	$(BIN)/lutece sample generate $(DEMO)/district --overwrite
+	$(BIN)/lutece pipeline run lidar-to-2d --input $(DEMO)/district/district.laz --output $(PRODUCTS)
+	printf 'store:\n  path: $(DEMO)/city\n' > $(DEMO)/lutece.yml
+	$(CITY) publish $(PRODUCTS)/dtm_0.5m.tif --layer dtm --licence etalab-2.0 --access open --theme elevation --title "Modèle numérique de terrain 0,5 m"
+	$(CITY) publish $(PRODUCTS)/dsm_0.5m.tif --layer dsm --licence etalab-2.0 --access open --theme elevation --title "Modèle numérique de surface 0,5 m"
+	$(CITY) publish $(PRODUCTS)/ndsm_0.5m.tif --layer ndsm --licence etalab-2.0 --access open --theme elevation --title "Hauteur du sursol 0,5 m"
+	$(CITY) publish $(PRODUCTS)/hillshade_1m.tif --layer hillshade --licence etalab-2.0 --access open --theme elevation --title "Ombrage 1 m"
+	$(CITY) publish $(PRODUCTS)/layers.gpkg --source-layer contours --layer contours --licence etalab-2.0 --access open --theme elevation --title "Courbes de niveau 1 m"
+	$(CITY) publish $(PRODUCTS)/layers.gpkg --source-layer footprints --layer buildings --licence ODbL-1.0 --access open --theme buildings --title "Emprises des bâtiments"
+	$(CITY) publish $(PRODUCTS)/layers.gpkg --source-layer trees --layer trees --licence restricted --access shared --theme vegetation --title "Arbres détectés (partenaires)"
+	$(CITY) layers list
+	@echo "Products and run report: $(PRODUCTS)/report.html; the city GIS: $(DEMO)/city"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

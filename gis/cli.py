@@ -102,3 +102,13 @@ def config_validate(env: Env, file: Path | None) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="lutece")
+
+
+def _add_catalog_commands() -> None:
+    from gis.catalog_cli import gc, layers, publish
+
+    for command in (publish, layers, gc):
+        cli.add_command(command)
+
+
+_add_catalog_commands()

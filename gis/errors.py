@@ -42,3 +42,35 @@ class OutputExistsError(LuteceError, FileExistsError):
 
 class DependencyError(LuteceError, ImportError):
     """A required library or system package cannot be loaded."""
+
+
+# --- the shared city GIS: catalog, publication, storage -------------------------------------------
+
+
+class LayerNotFound(LuteceError, KeyError):
+    """No layer (or no such version of a layer) in the catalog."""
+
+    http_status = 404
+    ogc_code = "NotFound"
+
+
+class LicenceError(InputError):
+    """A licence or access level that does not exist, or breaks the catalog's licence rules."""
+
+
+class ProductError(InputError):
+    """A product fails a publication gate (CRS, geometry validity, emptiness, encoding, COG, 3D Tiles)."""
+
+
+class PublishConflict(LuteceError, RuntimeError):
+    """Another publisher changed (or is changing) the layer; nothing was changed, retry on the new version."""
+
+    http_status = 409
+    ogc_code = "Conflict"
+
+
+class StoreError(LuteceError, OSError):
+    """The store of the city GIS cannot be opened or used (missing, corrupt, server down)."""
+
+    http_status = 503
+    ogc_code = "NoApplicableCode"

@@ -1,0 +1,150 @@
+"""The storage interface every backend of the city GIS implements.
+
+A backend stores the catalog (layers, versions, change feed) and the data of
+each version, and makes the few changes that must be atomic atomic:
+
+1. :meth:`Backend.begin_publication` claims the layer for one publisher
+   (optimistic concurrency: it states the version it expects to replace);
+2. :meth:`Backend.store_vector` / :meth:`Backend.store_files` write the new
+   version's data where no reader looks yet;
+3. :meth:`Backend.commit_publication` switches the layer's current version,
+   inserts the version row and appends the change-feed event in one
+   transaction, or raises :class:`~gis.errors.PublishConflict`;
+   :meth:`Backend.abort_publication` forgets it.
+
+Everything a publication leaves behind when it is killed is found by
+:meth:`Backend.gc`. Rules on licences and gates live above, in
+:mod:`gis.catalog.service`, once for every backend.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gis.catalog.model import ChangeEvent, Layer, Version
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A claim on a layer by one publisher, from :meth:`Backend.begin_publication` to commit or abort."""
+
+    token: str
+    layer_id: str
+    number: int
+    expected_version: int | None
+    base: Layer | None = None
+    pid: int = field(default_factory=os.getpid)
+    host: str = field(default_factory=socket.gethostname)
+
+
+@dataclass
+class GcReport:
+    """What :meth:`Backend.gc` removed."""
+
+    tables: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+
+    @property
+    def removed(self) -> int:
+        return len(self.tables) + len(self.files) + len(self.pending)
+
+
+class Backend(ABC):
+    """Storage of the catalog and of the versions' data (GeoPackage, PostGIS)."""
+
+    name: str = "abstract"
+
+    # -- reading ----------------------------------------------------------------------------------
+    @abstractmethod
+    def get_layer(self, layer_id: str) -> Layer:
+        """The layer; raises :class:`~gis.errors.LayerNotFound`."""
+
+    @abstractmethod
+    def find_layer(self, layer_id: str) -> Layer | None:
+        """The layer, or ``None`` when it does not exist."""
+
+    @abstractmethod
+    def list_layers(self) -> list[Layer]:
+        """Every layer, sorted by id."""
+
+    @abstractmethod
+    def list_versions(self, layer_id: str) -> list[Version]:
+        """The retained versions of a layer, oldest first."""
+
+    @abstractmethod
+    def get_version(self, layer_id: str, number: int) -> Version:
+        """One retained version; raises :class:`~gis.errors.LayerNotFound`."""
+
+    @abstractmethod
+    def events(self, after: int = 0, limit: int | None = None) -> list[ChangeEvent]:
+        """Change-feed events with ``seq > after``, in order."""
+
+    @abstractmethod
+    def read_vector(self, version: Version, bbox: tuple[float, float, float, float] | None = None):
+        """The GeoDataFrame of a vector version (optionally only what meets ``bbox``)."""
+
+    @abstractmethod
+    def files_path(self, version: Version) -> Path:
+        """The local path of a raster file or of a 3D Tiles folder's ``tileset.json``."""
+
+    # -- publication ------------------------------------------------------------------------------
+    @abstractmethod
+    def begin_publication(self, layer_id: str, expected_version: int | None | str = "current") -> Publication:
+        """Claim the layer for a new version.
+
+        ``expected_version`` is the version the publisher replaces (``None``
+        for a new layer, ``"current"`` for whatever is current now).
+        Raises :class:`~gis.errors.PublishConflict` when it is not current or
+        another live publisher holds the layer.
+        """
+
+    @abstractmethod
+    def store_vector(self, publication: Publication, frame) -> str:
+        """Write the version's features; return the storage reference."""
+
+    @abstractmethod
+    def store_files(self, publication: Publication, source: Path, checksum: str) -> str:
+        """Copy a raster file or a 3D Tiles folder into the file store; return the storage reference."""
+
+    @abstractmethod
+    def commit_publication(self, publication: Publication, layer: Layer, version: Version,
+                           retention: int) -> ChangeEvent:
+        """Atomically make ``version`` current, store ``layer`` and append the event.
+
+        Refused with :class:`~gis.errors.PublishConflict` when the layer
+        changed since the claim (``publication.base.revision``). Versions past
+        ``retention`` (never the current one) are forgotten and their data freed.
+        """
+
+    @abstractmethod
+    def abort_publication(self, publication: Publication) -> None:
+        """Forget a claim and remove what it stored."""
+
+    # -- other changes ----------------------------------------------------------------------------
+    @abstractmethod
+    def apply_change(self, base: Layer, layer: Layer, action: str) -> ChangeEvent:
+        """Atomically replace ``base`` by ``layer`` (current version, access, licence) and append its event.
+
+        Raises :class:`~gis.errors.PublishConflict` when the stored layer is no
+        longer at ``base.revision`` (someone else changed it meanwhile).
+        """
+
+    # -- maintenance ------------------------------------------------------------------------------
+    @abstractmethod
+    def gc(self) -> GcReport:
+        """Remove tables and files no version references, and leftovers of dead publications."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,259 @@
+"""The gates a product passes before a version is accepted.
+
+Each gate raises one :class:`~gis.errors.ProductError` saying what is wrong,
+where, and what to do; nothing is written before every gate has passed.
+
+- CRS present and equal to the declared one (vector and raster);
+- vector: attributes are UTF-8, geometries valid (``on_invalid``), not empty
+  unless ``allow_empty``;
+- raster: a Cloud-Optimised GeoTIFF;
+- 3D Tiles: a readable ``tileset.json`` whose content files exist.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from gis.errors import InputError, ProductError
+
+log = logging.getLogger(__name__)
+
+ON_INVALID = ("raise", "fix", "skip")
+
+
+@dataclass
+class GateReport:
+    """What the gates found and did, kept in the version's lineage."""
+
+    features: int | None = None
+    fixed: int = 0
+    dropped: int = 0
+    extent: tuple[float, float, float, float] | None = None
+    crs: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_lineage(self) -> dict[str, Any]:
+        return {"features": self.features, "fixed": self.fixed, "dropped": self.dropped, **self.extra}
+
+
+def check_crs(where: str, found, declared: str | None) -> str:
+    """Return the product's CRS as an authority string after checking it equals ``declared``.
+
+    Raises
+    ------
+    ProductError
+        When the product has no CRS or another one.
+    """
+    from pyproj import CRS
+
+    if found is None or str(found).strip() == "":
+        raise ProductError(f"{where}: the product has no CRS; write it in {declared or 'the working CRS'} "
+                           f"and publish again")
+    crs = CRS.from_user_input(found)
+    name = crs.to_string()
+    if declared is not None and not crs.equals(CRS.from_user_input(declared), ignore_axis_order=True):
+        raise ProductError(f"{where}: the product's CRS is {name}, not the declared {declared}; "
+                           f"reproject it or declare its CRS")
+    return name
+
+
+def source_layer_of(path: Path, source_layer: str | None) -> str:
+    """The GeoPackage layer to publish: ``source_layer`` or the only one."""
+    import pyogrio
+
+    try:
+        names = [str(name) for name, _type in pyogrio.list_layers(path)]
+    except Exception as exc:  # pyogrio raises its own DataSourceError family
+        raise ProductError(f"{path}: not a readable GeoPackage ({exc})") from None
+    if source_layer is None:
+        if len(names) != 1:
+            raise InputError(f"{path}: holds {len(names)} layers ({', '.join(names)}); choose one with --source-layer")
+        return names[0]
+    if source_layer not in names:
+        raise InputError(f"{path}: no layer {source_layer!r}; it holds {', '.join(names) or 'none'}")
+    return source_layer
+
+
+def read_vector(path: Path, layer: str, declared_crs: str | None, on_invalid: str = "raise",
+                allow_empty: bool = False):
+    """Read one layer of a GeoPackage product through GDAL and pass it through the vector gates.
+
+    Parameters
+    ----------
+    path, layer
+        The GeoPackage and its layer.
+    declared_crs
+        The CRS the product must have (e.g. ``"EPSG:2154"``).
+    on_invalid
+        ``"raise"`` (default): refuse invalid, null or empty geometries;
+        ``"fix"``: repair invalid ones with ``shapely.make_valid`` and drop the
+        null or empty ones; ``"skip"``: drop every bad one.
+    allow_empty
+        Accept a layer without features.
+
+    Returns
+    -------
+    tuple
+        The GeoDataFrame (index reset) and a :class:`GateReport`.
+    """
+    import pyogrio
+
+    if on_invalid not in ON_INVALID:
+        raise InputError(f"on_invalid={on_invalid!r}; use one of {', '.join(ON_INVALID)}")
+    where = f"{path} layer {layer}"
+    try:
+        frame = pyogrio.read_dataframe(path, layer=layer, fid_as_index=True)
+    except UnicodeDecodeError:
+        fid, column = _first_non_utf8(path, layer)
+        raise ProductError(f"{where}: attribute {column!r} of feature {fid} is not UTF-8; "
+                           f"re-encode the attributes in UTF-8") from None
+    except Exception as exc:
+        raise ProductError(f"{where}: cannot be read ({exc})") from None
+    if not hasattr(frame, "geometry"):
+        raise ProductError(f"{where}: has no geometry column; publish a spatial layer")
+    report = GateReport(crs=check_crs(where, frame.crs, declared_crs))
+    frame = _geometry_gate(frame, where, on_invalid, report)
+    if len(frame) == 0 and not allow_empty:
+        raise ProductError(f"{where}: no features; publish with --allow-empty if an empty layer is intended")
+    report.features = len(frame)
+    if len(frame):
+        report.extent = tuple(float(v) for v in frame.total_bounds)
+    return frame.reset_index(drop=True), report
+
+
+def _geometry_gate(frame, where: str, on_invalid: str, report: GateReport):
+    import shapely
+
+    geometries = np.asarray(frame.geometry.values)
+    missing = shapely.is_missing(geometries) | shapely.is_empty(geometries)
+    invalid = ~missing & ~shapely.is_valid(geometries)
+    bad = missing | invalid
+    if not bad.any():
+        return frame
+    if on_invalid == "raise":
+        first = frame.index[np.flatnonzero(bad)[0]]
+        reason = shapely.is_valid_reason(geometries[bad][0]) if invalid[bad][0] else "null or empty geometry"
+        raise ProductError(f"{where}: {int(bad.sum())} invalid or empty geometries, the first in feature {first} "
+                           f"({reason}); fix them or publish with --on-invalid fix")
+    keep = ~bad
+    if on_invalid == "fix" and invalid.any():
+        fixed = shapely.make_valid(geometries[invalid], method="structure", keep_collapsed=False)
+        geometries = geometries.copy()
+        geometries[invalid] = fixed
+        repaired = invalid.copy()
+        repaired[invalid] = ~shapely.is_empty(fixed)
+        keep = keep | repaired
+        report.fixed = int(repaired.sum())
+        from geopandas import GeoSeries
+
+        frame = frame.copy()
+        frame[frame.geometry.name] = GeoSeries(geometries, index=frame.index, crs=frame.crs)
+    report.dropped = int((~keep).sum())
+    log.warning("%s: %d geometries fixed, %d dropped", where, report.fixed, report.dropped)
+    return frame[keep]
+
+
+def _first_non_utf8(path: Path, layer: str) -> tuple[Any, str]:
+    """Locate the first text attribute that is not UTF-8 (plain SQLite read of the GeoPackage's table)."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    con.text_factory = bytes
+    found: list[tuple[int, str]] = []
+    try:
+        quoted = '"' + layer.replace('"', '""') + '"'
+        columns = [row[1].decode("utf-8", "replace") for row in con.execute(f"PRAGMA table_info({quoted})")]
+        for column in columns:
+            name = '"' + column.replace('"', '""') + '"'
+            query = f"SELECT rowid, {name} FROM {quoted} WHERE typeof({name}) = 'text' ORDER BY rowid"
+            for rowid, value in con.execute(query):
+                try:
+                    value.decode("utf-8")
+                except UnicodeDecodeError:
+                    found.append((rowid, column))
+                    break
+    finally:
+        con.close()
+    return min(found) if found else ("?", "?")
+
+
+def check_raster(path: Path, declared_crs: str | None) -> GateReport:
+    """Check that a raster product is a readable COG in the declared CRS.
+
+    Raises
+    ------
+    ProductError
+        Unreadable, no or another CRS, or not a Cloud-Optimised GeoTIFF.
+    """
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            crs = src.crs.to_wkt() if src.crs else None
+            layout = src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT")
+            bounds = tuple(float(v) for v in src.bounds)
+            extra = {"width": src.width, "height": src.height, "count": src.count, "dtype": src.dtypes[0],
+                     "resolution": [float(r) for r in src.res]}
+    except rasterio.errors.RasterioIOError as exc:
+        raise ProductError(f"{path}: not a readable raster ({exc})") from None
+    report = GateReport(crs=check_crs(str(path), crs, declared_crs), extent=bounds, extra=extra)
+    if layout != "COG":
+        raise ProductError(f"{path}: not a Cloud-Optimised GeoTIFF; convert it with "
+                           f"'rio cogeo create' or 'gdal_translate -of COG'")
+    return report
+
+
+def check_3dtiles(folder: Path) -> GateReport:
+    """Check that a 3D Tiles folder has a readable tileset.json whose content files all exist.
+
+    External tilesets (content ending in ``.json``) are followed.
+
+    Raises
+    ------
+    ProductError
+        Unreadable tileset, missing root or asset, or a content file missing.
+    """
+    root = folder.resolve()
+    seen: set[Path] = set()
+    pending = [root / "tileset.json"]
+    contents = 0
+    while pending:
+        tileset_path = pending.pop()
+        if tileset_path in seen:
+            continue
+        seen.add(tileset_path)
+        try:
+            tileset = json.loads(tileset_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ProductError(f"{tileset_path}: not a readable tileset.json ({exc})") from None
+        if not isinstance(tileset, dict) or "asset" not in tileset or "root" not in tileset:
+            raise ProductError(f"{tileset_path}: a tileset needs 'asset' and 'root'")
+        for uri in _content_uris(tileset["root"]):
+            target = (tileset_path.parent / uri.split("?")[0]).resolve()
+            if root not in target.parents or not target.is_file():
+                raise ProductError(f"{tileset_path}: content {uri} does not exist in {folder}; "
+                                   f"write the missing tiles and publish again")
+            if target.suffix == ".json":
+                pending.append(target)
+            else:
+                contents += 1
+    return GateReport(extra={"tilesets": len(seen), "tiles": contents})
+
+
+def _content_uris(tile: dict[str, Any]) -> Iterator[str]:
+    stack = [tile]
+    while stack:
+        node = stack.pop()
+        items = list(node.get("contents", []))
+        if "content" in node:
+            items.append(node["content"])
+        for content in items:
+            uri = content.get("uri") or content.get("url")
+            if uri:
+                yield uri
+        stack.extend(node.get("children", []))

@@ -1,0 +1,294 @@
+"""The catalog's operations, once for every backend: publish, rollback, withdraw, reclassify, read.
+
+:class:`Catalog` applies the rules (licences, gates, retention) and leaves
+storage and atomicity to a :class:`~gis.backends.base.Backend`.
+
+Example
+-------
+>>> catalog = Catalog.from_config(load_config(None))                        # doctest: +SKIP
+>>> catalog.publish("products/layers.gpkg", "footprints", source_layer="footprints",
+...                 title="Emprises des bâtiments", licence="ODbL-1.0", access="open")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gis.backends import open_backend
+from gis.backends.base import Backend, GcReport
+from gis.catalog import gates
+from gis.catalog.licences import check_access, check_licence_rules, get_licence
+from gis.catalog.model import ChangeEvent, Layer, Version, check_layer_id, utc_now
+from gis.catalog.products import Product, detect_kind, read_lineage, sha256_file, sha256_frame, sha256_tree
+from gis.errors import InputError, LayerNotFound
+
+log = logging.getLogger(__name__)
+
+ECEF = "EPSG:4978"
+METADATA = ("title", "description", "title_en", "description_en", "keywords", "theme", "producer",
+            "update_frequency")
+
+
+@dataclass(frozen=True)
+class Published:
+    """The outcome of a publication: the layer as it now is, the new version, its event, the time it took."""
+
+    layer: Layer
+    version: Version
+    event: ChangeEvent
+    seconds: float
+
+
+def default_publisher() -> str:
+    """``user@host`` of the running process."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+class Catalog:
+    """The shared city GIS's catalog on one backend.
+
+    Parameters
+    ----------
+    backend
+        Where layers, versions and data are stored.
+    crs
+        The working CRS every vector and raster product must be in.
+    retention
+        Versions kept per layer for rollback.
+    """
+
+    def __init__(self, backend: Backend, crs: str = "EPSG:2154", retention: int = 5) -> None:
+        self.backend = backend
+        self.crs = crs
+        self.retention = retention
+
+    @classmethod
+    def from_config(cls, config, create: bool = True) -> "Catalog":
+        """The catalog of a :class:`~gis.config.Config` (``store`` and ``crs``)."""
+        store = config.store
+        return cls(open_backend(store, create=create), crs=config.crs, retention=int(store.get("retention", 5)))
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "Catalog":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- reading ----------------------------------------------------------------------------------
+    def layers(self) -> list[Layer]:
+        return self.backend.list_layers()
+
+    def layer(self, layer_id: str) -> Layer:
+        return self.backend.get_layer(layer_id)
+
+    def history(self, layer_id: str) -> list[Version]:
+        self.backend.get_layer(layer_id)
+        return self.backend.list_versions(layer_id)
+
+    def version(self, layer_id: str, number: int | None = None) -> Version:
+        """A retained version, the current one by default."""
+        layer = self.backend.get_layer(layer_id)
+        if number is None:
+            if layer.current_version is None:
+                raise LayerNotFound(f"layer {layer_id} is withdrawn; roll it back to serve it again")
+            number = layer.current_version
+        return self.backend.get_version(layer_id, number)
+
+    def read(self, layer_id: str, number: int | None = None, bbox=None):
+        """The GeoDataFrame of a vector layer's current (or given) version."""
+        version = self.version(layer_id, number)
+        if version.kind != "vector":
+            raise InputError(f"layer {layer_id} is a {version.kind} layer; use path() for its files")
+        return self.backend.read_vector(version, bbox=bbox)
+
+    def path(self, layer_id: str, number: int | None = None) -> Path:
+        """The file of a raster version, or the tileset.json of a 3D Tiles version."""
+        version = self.version(layer_id, number)
+        if version.kind == "vector":
+            raise InputError(f"layer {layer_id} is a vector layer; use read() for its features")
+        return self.backend.files_path(version)
+
+    def events(self, after: int = 0, limit: int | None = None) -> list[ChangeEvent]:
+        """The change feed after sequence number ``after`` (0: from the start)."""
+        return self.backend.events(after, limit)
+
+    # -- publication ------------------------------------------------------------------------------
+    def publish(self, product: Path | str, layer_id: str, *, licence: str | None = None, access: str | None = None,
+                note: str = "", publisher: str | None = None, lineage: dict[str, Any] | None = None,
+                source_layer: str | None = None, kind: str | None = None, on_invalid: str = "raise",
+                allow_empty: bool = False, expected_version: int | None | str = "current",
+                **metadata: Any) -> Published:
+        """Check a product and publish it as the layer's new current version.
+
+        Parameters
+        ----------
+        product
+            A GeoPackage, a COG or a 3D Tiles folder.
+        layer_id
+            The layer (a slug); created by its first publication.
+        licence, access
+            Required for a new layer; default to the layer's current ones.
+        note, publisher
+            Kept with the version (``publisher`` defaults to ``user@host``).
+        lineage
+            The product's lineage; default: its sidecar ``PRODUCT.lineage.json``.
+            ``inputs: [{layer or path, licence}]`` drive the share-alike rule.
+        source_layer
+            The GeoPackage layer to publish when it holds several.
+        on_invalid, allow_empty
+            Vector gates: ``"raise"`` (default), ``"fix"`` or ``"skip"`` bad
+            geometries; accept a layer without features.
+        expected_version
+            The version this publication replaces: ``"current"`` (whatever is
+            current when it starts), ``None`` for a new layer, or a number.
+        **metadata
+            ``title``, ``description``, ``title_en``, ``description_en``,
+            ``keywords``, ``theme``, ``producer``, ``update_frequency``.
+
+        Raises
+        ------
+        InputError
+            A gate or a licence rule fails (nothing is written).
+        PublishConflict
+            Another publisher changed or is changing the layer (nothing is changed).
+        """
+        started = time.perf_counter()
+        check_layer_id(layer_id)
+        unknown = set(metadata) - set(METADATA)
+        if unknown:
+            raise InputError(f"unknown layer metadata {', '.join(sorted(unknown))}; use {', '.join(METADATA)}")
+        path = Path(product)
+        kind = detect_kind(path, kind)
+        existing = self.backend.find_layer(layer_id)
+        if existing is not None and existing.kind != kind:
+            raise InputError(f"layer {layer_id} is a {existing.kind} layer; {path} is a {kind} product")
+        licence = licence or (existing.licence if existing else None)
+        access = access or (existing.access if existing else None)
+        if licence is None or access is None:
+            raise InputError(f"layer {layer_id} is new: give its licence and access level")
+        prepared = self._prepare(path, kind, source_layer, lineage, on_invalid, allow_empty)
+        check_licence_rules(layer_id, licence, access, self._input_licences(prepared.product.lineage))
+        publication = self.backend.begin_publication(layer_id, expected_version)
+        try:
+            storage = self._store(publication, prepared)
+            layer, version = self._records(publication, prepared, storage, licence, access, note,
+                                           publisher, metadata)
+            event = self.backend.commit_publication(publication, layer, version, self.retention)
+        except BaseException:
+            self.backend.abort_publication(publication)
+            raise
+        seconds = time.perf_counter() - started
+        log.info("published %s version %d in %.2f s", layer_id, version.number, seconds)
+        return Published(self.backend.get_layer(layer_id), version, event, seconds)
+
+    def _prepare(self, path: Path, kind: str, source_layer: str | None, lineage: dict | None,
+                 on_invalid: str, allow_empty: bool) -> "_Prepared":
+        frame = None
+        if kind == "vector":
+            source_layer = gates.source_layer_of(path, source_layer)
+            frame, report = gates.read_vector(path, source_layer, self.crs, on_invalid, allow_empty)
+            checksum = sha256_frame(frame)
+        elif kind == "raster":
+            report, checksum = gates.check_raster(path, self.crs), sha256_file(path)
+        else:
+            report, checksum = gates.check_3dtiles(path), sha256_tree(path)
+            report.crs = ECEF
+        lineage = dict(lineage if lineage is not None else read_lineage(path, source_layer))
+        lineage["publication"] = {"product": str(path.resolve()), "source_layer": source_layer,
+                                  "gates": report.to_lineage()}
+        return _Prepared(Product(path, kind, source_layer, lineage), frame, report, checksum)
+
+    def _input_licences(self, lineage: dict[str, Any]) -> list[dict[str, Any]]:
+        """The lineage's inputs, with the catalog's licence filled in for inputs that are catalog layers."""
+        inputs = []
+        for item in lineage.get("inputs") or []:
+            if not isinstance(item, dict):
+                continue
+            if item.get("licence") is None and item.get("layer"):
+                source = self.backend.find_layer(str(item["layer"]))
+                item = {**item, "licence": source.licence if source else None}
+            inputs.append(item)
+        return inputs
+
+    def _store(self, publication, prepared: "_Prepared") -> str:
+        if prepared.frame is not None:
+            return self.backend.store_vector(publication, prepared.frame)
+        return self.backend.store_files(publication, prepared.product.path, prepared.checksum)
+
+    def _records(self, publication, prepared: "_Prepared", storage: str, licence: str, access: str, note: str,
+                 publisher: str | None, metadata: dict[str, Any]) -> tuple[Layer, Version]:
+        now, report, base = utc_now(), prepared.report, publication.base
+        version = Version(layer_id=publication.layer_id, number=publication.number, checksum=prepared.checksum,
+                          storage=storage, publisher=publisher or default_publisher(), published=now,
+                          kind=prepared.product.kind, crs=report.crs, extent=report.extent,
+                          features=report.features, note=note, lineage=prepared.product.lineage)
+        fields = {name: value for name, value in metadata.items() if value is not None}
+        if "keywords" in fields:
+            fields["keywords"] = tuple(fields["keywords"])
+        if base is None:
+            layer = Layer(id=publication.layer_id, title=fields.pop("title", publication.layer_id),
+                          kind=prepared.product.kind, crs=report.crs, licence=licence, access=access,
+                          created=now, updated=now, **fields)
+        else:
+            layer = base.evolve(licence=licence, access=access, crs=report.crs, updated=now, **fields)
+        layer = layer.evolve(current_version=version.number, last_version=version.number, extent=report.extent)
+        return layer, version
+
+    # -- other changes ----------------------------------------------------------------------------
+    def rollback(self, layer_id: str, to: int | None = None) -> ChangeEvent:
+        """Make a retained version current again (default: the one before the current version)."""
+        layer = self.backend.get_layer(layer_id)
+        numbers = [v.number for v in self.backend.list_versions(layer_id)]
+        if to is None:
+            earlier = [n for n in numbers if layer.current_version is None or n < layer.current_version]
+            if not earlier:
+                raise InputError(f"layer {layer_id} has no earlier version retained to roll back to")
+            to = max(earlier)
+        if to == layer.current_version:
+            raise InputError(f"layer {layer_id} is already at version {to}")
+        version = self.backend.get_version(layer_id, to)
+        check_licence_rules(layer_id, layer.licence, layer.access, self._input_licences(version.lineage))
+        target = layer.evolve(current_version=to, extent=version.extent, crs=version.crs, updated=utc_now())
+        return self.backend.apply_change(layer, target, "rollback")
+
+    def withdraw(self, layer_id: str) -> ChangeEvent:
+        """Stop serving a layer (its versions stay for rollback)."""
+        layer = self.backend.get_layer(layer_id)
+        if layer.current_version is None:
+            raise InputError(f"layer {layer_id} is already withdrawn")
+        return self.backend.apply_change(layer, layer.evolve(current_version=None, updated=utc_now()), "withdraw")
+
+    def reclassify(self, layer_id: str, access: str, licence: str | None = None) -> ChangeEvent:
+        """Change a layer's access level (and licence), under the licence rules."""
+        layer = self.backend.get_layer(layer_id)
+        check_access(access)
+        licence = get_licence(licence).id if licence else layer.licence
+        lineage = self.backend.get_version(layer_id, layer.current_version).lineage if layer.current_version else {}
+        check_licence_rules(layer_id, licence, access, self._input_licences(lineage))
+        target = layer.evolve(access=access, licence=licence, updated=utc_now())
+        return self.backend.apply_change(layer, target, "reclassify")
+
+    def gc(self) -> GcReport:
+        """Remove the data no version references and the leftovers of killed publications."""
+        return self.backend.gc()
+
+
+@dataclass
+class _Prepared:
+    product: Product
+    frame: Any
+    report: gates.GateReport
+    checksum: str
