@@ -8,6 +8,7 @@ keys VLRs) and the class histogram.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,21 @@ def read_crs(header: laspy.LasHeader, path: Path) -> pyproj.CRS | None:
         raise InputError(f"{path}: the CRS in the header cannot be parsed ({exc}); give one explicitly") from None
 
 
+def read_chunks(reader: laspy.LasReader, path: Path, size: int = CHUNK) -> Iterator[laspy.ScaleAwarePointRecord]:
+    """The file's points in chunks; one clear error when the records end early or cannot be decoded."""
+    seen = 0
+    try:
+        for chunk in reader.chunk_iterator(size):
+            seen += len(chunk)
+            yield chunk
+    except (laspy.errors.LaspyException, ValueError, OSError, RuntimeError) as exc:
+        raise InputError(f"{path}: the point records cannot be read after {seen} points ({exc}); "
+                         "the file is truncated or corrupt: re-download or re-export it") from None
+    if seen != reader.header.point_count:
+        raise InputError(f"{path}: the header announces {reader.header.point_count} points but the file holds "
+                         f"{seen}; the file is truncated or its header is wrong: re-export it")
+
+
 def inspect_lidar(path: Path) -> LidarInfo:
     """Describe one LAS/LAZ tile, reading every point once in chunks.
 
@@ -74,22 +90,13 @@ def inspect_lidar(path: Path) -> LidarInfo:
         crs = read_crs(header, path)
         counts = np.zeros(256, dtype=np.int64)
         mins, maxs = np.full(3, np.inf), np.full(3, -np.inf)
-        seen = 0
-        try:
-            for points in reader.chunk_iterator(CHUNK):
-                xyz = np.column_stack([points.x, points.y, points.z])
-                if len(xyz):
-                    mins, maxs = np.minimum(mins, xyz.min(axis=0)), np.maximum(maxs, xyz.max(axis=0))
-                counts += np.bincount(np.asarray(points.classification), minlength=256)
-                seen += len(points)
-        except (laspy.errors.LaspyException, ValueError, OSError, RuntimeError) as exc:
-            raise InputError(f"{path}: the point records cannot be read after {seen} points ({exc}); "
-                             "the file is truncated or corrupt, re-download it") from None
-    if seen != header.point_count:
-        raise InputError(f"{path}: the header announces {header.point_count} points but {seen} were read; "
-                         "the file is truncated or its header is wrong")
+        for points in read_chunks(reader, path):
+            xyz = np.column_stack([points.x, points.y, points.z])
+            if len(xyz):
+                mins, maxs = np.minimum(mins, xyz.min(axis=0)), np.maximum(maxs, xyz.max(axis=0))
+            counts += np.bincount(np.asarray(points.classification), minlength=256)
     return LidarInfo(
-        path=path, version=str(header.version), point_format=header.point_format.id, point_count=seen,
-        scales=tuple(float(s) for s in header.scales), bounds=(*mins.tolist(), *maxs.tolist()), crs=crs,
-        classes={code: int(n) for code, n in enumerate(counts) if n},
+        path=path, version=str(header.version), point_format=header.point_format.id,
+        point_count=int(counts.sum()), scales=tuple(float(s) for s in header.scales),
+        bounds=(*mins.tolist(), *maxs.tolist()), crs=crs, classes={code: int(n) for code, n in enumerate(counts) if n},
     )

@@ -21,7 +21,7 @@ import numpy as np
 import pyproj
 
 from gis.errors import InputError
-from pipelines.readers.las import open_lidar, read_crs
+from pipelines.readers.las import open_lidar, read_chunks, read_crs
 from pipelines.stages.base import PointTile, Stage
 
 ATTRIBUTES = np.dtype([("classification", "u1"), ("return_number", "u1"), ("number_of_returns", "u1"),
@@ -128,24 +128,17 @@ class LasReader(Stage):
 def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """All the points of a file: (n, 3) coordinates and ATTRIBUTES, with one-line errors for bad records."""
     with open_lidar(path) as reader:
-        header = reader.header
-        xyz = np.empty((header.point_count, 3))
-        attributes = np.empty(header.point_count, dtype=ATTRIBUTES)
-        seen = 0
-        try:
-            for chunk in reader.chunk_iterator(2_000_000):
-                count = min(len(chunk), len(xyz) - seen)
-                end = seen + count
-                xyz[seen:end, 0], xyz[seen:end, 1], xyz[seen:end, 2] = chunk.x[:count], chunk.y[:count], chunk.z[:count]
-                for name in ATTRIBUTES.names:
-                    attributes[name][seen:end] = chunk[name][:count]
-                seen += len(chunk)
-        except (laspy.errors.LaspyException, ValueError, OSError, RuntimeError) as exc:
-            raise InputError(f"{path}: the point records cannot be read after {seen} points ({exc}); "
-                             "the file is truncated or corrupt: re-download or re-export it") from None
-    if seen != header.point_count:
-        raise InputError(f"{path}: the header announces {header.point_count} points but the file holds {seen}; "
-                         "the file is truncated or its header is wrong: re-export it")
+        count = reader.header.point_count
+        xyz = np.empty((count, 3))
+        attributes = np.empty(count, dtype=ATTRIBUTES)
+        start = 0
+        for chunk in read_chunks(reader, path):
+            end = min(start + len(chunk), count)  # a file holding more records than announced fails after the loop
+            used = end - start
+            xyz[start:end, 0], xyz[start:end, 1], xyz[start:end, 2] = chunk.x[:used], chunk.y[:used], chunk.z[:used]
+            for name in ATTRIBUTES.names:
+                attributes[name][start:end] = chunk[name][:used]
+            start = end
     if not np.isfinite(xyz).all() or np.abs(xyz).max(initial=0) > ABSURD:
         raise InputError(f"{path}: some coordinates are NaN or absurd (beyond {ABSURD:g} m); "
                          "check the header's scales and offsets and re-export the file")
