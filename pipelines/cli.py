@@ -76,10 +76,11 @@ def run(ctx: click.Context, file: str, validate: bool, inputs: tuple[str, ...], 
                   console=Console(stderr=True), disable=env.quiet) as bars:
         tasks: dict[str, int] = {}
 
-        def report(phase: str, done: int, total: int) -> None:
+        def report(phase: str, done: int, total: int, detail: str = "") -> None:
+            label = PHASES.get(phase, phase) + (f" ({detail})" if detail else "")
             if phase not in tasks:
-                tasks[phase] = bars.add_task(PHASES.get(phase, phase), total=total)
-            bars.update(tasks[phase], completed=done, total=total)
+                tasks[phase] = bars.add_task(label, total=total)
+            bars.update(tasks[phase], completed=done, total=total, description=label)
 
         result = run_pipeline(plan, workers=config.data["workers"] if workers is None else workers,
                               scheduler=scheduler or config.data["scheduler"], progress=report)

@@ -40,7 +40,7 @@ from pipelines.stages.base import Stage
 from pipelines.stages.readers import TileJob
 from pipelines.surfaces import TileSurfaces
 
-Progress = Callable[[str, int, int], None]  # (phase, done, total)
+Progress = Callable[..., None]  # (phase, done, total[, detail])
 WORK = ".lutece-work"
 
 
@@ -152,8 +152,12 @@ def _tile_done(work: Path, key: str) -> bool:
     return (work / "tiles" / key / "done.json").is_file()
 
 
-def process_tile(plan: Plan, job: TileJob, key: str, decoded: dict[Path, Path], work: Path) -> dict[str, Any]:
-    """Run one tile through the filters and write every writer's part; return the tile's summary."""
+def process_tile(plan: Plan, job: TileJob, key: str, decoded: dict[Path, Path], work: Path,
+                 on_stage: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run one tile through the filters and write every writer's part; return the tile's summary.
+
+    ``on_stage`` is told the tag of each stage as it starts (for progress).
+    """
     folder = work / "tiles" / key
     if folder.exists():
         shutil.rmtree(folder)  # the leftovers of a run killed before this tile finished
@@ -162,6 +166,8 @@ def process_tile(plan: Plan, job: TileJob, key: str, decoded: dict[Path, Path], 
     surfaces: dict[tuple[str, float], TileSurfaces] = {}
     parts = {}
     for stage in plan.stages[1:]:
+        if on_stage is not None:
+            on_stage(stage.tag)
         source = values[stage.spec.inputs[0]]
         if stage.kind == "filter":
             values[stage.tag] = stage.process(source)
@@ -215,7 +221,8 @@ def _in_process(plan, todo, keys, hashes, work, progress) -> list[str]:
     for done, job in enumerate(todo, start=1):
         if all(path in decoded for path in _needed_files(job)):
             try:
-                process_tile(plan, job, keys[job.path], decoded, work)
+                process_tile(plan, job, keys[job.path], decoded, work,
+                             on_stage=lambda tag: progress("tiles", done - 1, len(todo), f"{job.name}: {tag}"))
             except InputError as exc:
                 failures.append(f"{job.path}: {exc}")
         progress("tiles", done, len(todo))
