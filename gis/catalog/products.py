@@ -115,12 +115,15 @@ def sha256_frame(frame) -> str:
         column = frame[name]
         digest.update(f"{name}\0{column.dtype}\0".encode("utf-8"))
         if name == frame.geometry.name:
-            for wkb in shapely.to_wkb(np.asarray(column.values), byte_order=1):
-                digest.update(b"\0" if wkb is None else len(wkb).to_bytes(4, "little") + wkb)
+            # Lengths then bytes, each in one call: a null geometry has length 0 and no bytes.
+            wkbs = [b"" if wkb is None else wkb for wkb in shapely.to_wkb(np.asarray(column.values), byte_order=1)]
+            digest.update(np.fromiter(map(len, wkbs), dtype="<u4", count=len(wkbs)).tobytes())
+            digest.update(b"".join(wkbs))
         elif column.dtype.kind in "biufcmM":
             digest.update(np.ascontiguousarray(column.to_numpy()).tobytes())
         else:
-            digest.update("\x1f".join("\x00" if value is None else str(value) for value in column).encode("utf-8"))
+            values = column.to_numpy(dtype=object)
+            digest.update("\x1f".join(["\x00" if value is None else str(value) for value in values]).encode("utf-8"))
     return digest.hexdigest()
 
 
