@@ -12,6 +12,8 @@ from pathlib import Path
 
 from gis.errors import InputError
 
+SINGLE_THREADED = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+
 
 class DaskExecutor:
     """Callable like the in-process executor; owns its cluster if it made one."""
@@ -24,8 +26,10 @@ class DaskExecutor:
             if scheduler:
                 self.client = Client(scheduler, timeout="10s")
             else:
+                # One thread per worker for the native libraries too: open3d (OpenMP), BLAS and numba
+                # would otherwise each start a thread per core in every worker and fight over the cores.
                 self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                            dashboard_address=None, silence_logs=40)
+                                            dashboard_address=None, silence_logs=40, env=SINGLE_THREADED)
                 self.client = Client(self.cluster)
         except (OSError, TimeoutError) as exc:
             raise InputError(f"cannot reach the Dask scheduler {scheduler}: {exc}; check --scheduler") from None
