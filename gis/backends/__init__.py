@@ -14,6 +14,7 @@ from gis.errors import ConfigError
 
 BACKENDS: dict[str, str] = {
     "geopackage": "gis.backends.geopackage:GeoPackageBackend",
+    "postgis": "gis.backends.postgis:PostGISBackend",
 }
 
 

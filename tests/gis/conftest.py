@@ -8,21 +8,63 @@ its name here.
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from pathlib import Path
 
 import pytest
 
 from gis.backends import open_backend
 from gis.catalog.service import Catalog
+from postgis_server import PostgresCluster, missing_binaries
 
-BACKENDS = ["geopackage"]
+BACKENDS = ["geopackage", "postgis"]
 CRS = "EPSG:2154"
+# Tests that write their own lutece.yml from store["backend"] and store["path"] only: on PostGIS that file
+# lacks store.dsn (required by the schema). They run on PostGIS in test_postgis.py with store_yaml(store).
+
+
+def store_yaml(store: dict) -> str:
+    """The ``store:`` section of a lutece.yml for ``store`` (with ``dsn`` on PostGIS)."""
+    lines = ["store:"] + [f"  {key}: {json.dumps(value)}" for key, value in store.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def postgis_server():
+    """A throw-away PostgreSQL 15 + PostGIS cluster for the session, stopped at the end even on failure.
+
+    In CI (``CI=true``) missing binaries fail the run: ``make test`` installs
+    them through .ci/system-deps.sh. Elsewhere the PostGIS runs are skipped.
+    """
+    missing = missing_binaries()
+    if missing:
+        message = f"PostgreSQL 15 + PostGIS 3 not installed ({missing}); run 'bash .ci/system-deps.sh' as root"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    cluster = PostgresCluster()  # its own folder under /tmp, which the postgres user can enter
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request, tmp_path) -> dict:
     """The ``store`` section of a configuration for a new, empty city GIS."""
-    return {"backend": request.param, "path": str(tmp_path / "city"), "retention": 3}
+    store = {"backend": request.param, "path": str(tmp_path / "city"), "retention": 3}
+    if request.param != "postgis":
+        yield store
+        return
+    server = request.getfixturevalue("postgis_server")
+    database = f"t_{uuid.uuid4().hex[:16]}"
+    server.create_database(database)
+    try:
+        yield {**store, "dsn": server.dsn(database)}
+    finally:
+        server.drop_database(database)
 
 
 @pytest.fixture

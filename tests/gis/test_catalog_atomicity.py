@@ -17,6 +17,7 @@ from catalog_products import tiled, write_product
 from gis.backends import open_backend
 from gis.catalog.products import sha256_frame
 from gis.catalog.service import Catalog
+from conftest import store_yaml
 from gis.cli import cli
 from gis.errors import PublishConflict
 
@@ -115,7 +116,7 @@ def test_kill_9_at_random_moments_leaves_the_catalog_intact(store, midsize, tmp_
         current = new
     assert committed < KILLS  # kills land before (and, depending on timing, after) the commit
     config = tmp_path / "lutece.yml"
-    config.write_text(f"store:\n  backend: {store['backend']}\n  path: {store['path']}\n  retention: 3\n")
+    config.write_text(store_yaml({**store, "retention": 3}))
     result = CliRunner().invoke(cli, ["--config", str(config), "gc"])
     assert result.exit_code == 0, result.output
     with _open(store) as catalog:

@@ -7,13 +7,14 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from conftest import store_yaml
 from gis.cli import cli
 
 
 @pytest.fixture
 def lutece(store, tmp_path):
     config = tmp_path / "lutece.yml"
-    config.write_text(f"store:\n  backend: {store['backend']}\n  path: {store['path']}\n  retention: 3\n")
+    config.write_text(store_yaml({**store, "retention": 3}))
 
     def run(*args: str):
         return CliRunner().invoke(cli, ["--config", str(config), *map(str, args)])

@@ -1,0 +1,737 @@
+"""The production backend: PostgreSQL 15 + PostGIS 3 (psycopg 3), files through the shared :class:`FileStore`.
+
+Layout in the database of ``store.dsn`` (the password comes from the
+environment, ``PGPASSWORD`` or ``~/.pgpass``, never from ``lutece.yml``)::
+
+    lutece.meta                     schema version
+    lutece.layers                   one row per layer, with its current version and revision
+    lutece.versions                 one row per retained version
+    lutece.changes                  the change feed (seq: an identity, appended in commit order)
+    lutece.pending                  publications in progress (for conflicts and gc)
+    lutece_data."<layer>__v<N>"     the features of each vector version, one table each,
+                                    loaded by COPY, with a GIST index on the geometry
+
+and ``store.path``/``files/`` for rasters and 3D Tiles (content-addressed, as
+on the GeoPackage backend).
+
+Publication: the claim is a row of ``lutece.pending`` plus a session advisory
+lock held by the publishing connection (so a killed publisher's claim is seen
+dead as soon as the server drops its connection); the data table is created,
+loaded and indexed in its own transaction where no reader looks; then ONE
+transaction switches the layer's current version (row lock + revision check),
+inserts the version and appends the change event. The change feed's table is
+locked in EXCLUSIVE mode (readers still read) by every transaction that appends
+to it, so sequence numbers become visible in increasing order and a follower
+never skips one.
+
+Readers are never broken by a swap: the switch only updates catalog rows, no
+table is dropped in that transaction. Tables of versions past retention are
+dropped after the commit with a short ``lock_timeout``: a reader holding such a
+table keeps it, and the table is left for :meth:`PostGISBackend.gc`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from hashlib import sha1
+from pathlib import Path
+from typing import Any, Iterator
+
+from gis.backends.base import Backend, GcReport, Publication
+from gis.backends.files import FileStore
+from gis.catalog.model import ChangeEvent, Layer, Version, utc_now
+from gis.errors import DependencyError, InputError, LayerNotFound, PublishConflict, StoreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+CATALOG_SCHEMA = "lutece"
+DATA_SCHEMA = "lutece_data"
+FID = "lutece_fid"
+CONNECT_TIMEOUT_S = 5
+DROP_LOCK_TIMEOUT = "200ms"
+STALE_AFTER_S = 6 * 3600
+VERSION_TABLE = re.compile(r"^[a-z0-9_]+__v[0-9]+$")
+_LOCK_NAMESPACE = 0x4C55  # "LU": the first key of Lutèce's advisory locks
+
+TABLES = f"""
+CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA};
+CREATE SCHEMA IF NOT EXISTS {DATA_SCHEMA};
+CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.layers (
+    id text PRIMARY KEY,
+    title text NOT NULL,
+    title_en text,
+    description text NOT NULL DEFAULT '',
+    description_en text,
+    keywords jsonb NOT NULL DEFAULT '[]',
+    theme text,
+    producer text,
+    kind text NOT NULL,
+    crs text,
+    extent jsonb,
+    update_frequency text,
+    licence text NOT NULL,
+    access text NOT NULL,
+    current_version integer,
+    last_version integer NOT NULL DEFAULT 0,
+    revision integer NOT NULL DEFAULT 0,
+    created text NOT NULL,
+    updated text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.versions (
+    layer_id text NOT NULL REFERENCES {CATALOG_SCHEMA}.layers(id),
+    number integer NOT NULL,
+    checksum text NOT NULL,
+    storage text NOT NULL,
+    publisher text NOT NULL,
+    published text NOT NULL,
+    kind text NOT NULL,
+    crs text,
+    extent jsonb,
+    features bigint,
+    note text NOT NULL DEFAULT '',
+    lineage jsonb NOT NULL DEFAULT '{{}}',
+    PRIMARY KEY (layer_id, number)
+);
+CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.changes (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    layer_id text NOT NULL,
+    action text NOT NULL,
+    version integer,
+    previous_version integer,
+    access_before text,
+    access_after text,
+    licence text,
+    time text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.pending (
+    token text PRIMARY KEY,
+    layer_id text NOT NULL,
+    number integer NOT NULL,
+    storage text,
+    pid integer NOT NULL,
+    host text NOT NULL,
+    started text NOT NULL
+);
+INSERT INTO {CATALOG_SCHEMA}.meta VALUES ('schema_version', '{SCHEMA_VERSION}') ON CONFLICT DO NOTHING;
+"""
+
+LAYER_COLUMNS = ("id", "title", "title_en", "description", "description_en", "keywords", "theme", "producer",
+                 "kind", "crs", "extent", "update_frequency", "licence", "access", "current_version",
+                 "last_version", "revision", "created", "updated")
+VERSION_COLUMNS = ("layer_id", "number", "checksum", "storage", "publisher", "published", "kind", "crs",
+                   "extent", "features", "note", "lineage")
+
+# pandas dtype -> PostgreSQL type, and back (so that a version reads back with its checksum).
+_PG_TYPES = {"bool": "boolean", "int16": "smallint", "int32": "integer", "int64": "bigint", "uint8": "smallint",
+             "uint16": "integer", "uint32": "bigint", "float32": "real", "float64": "double precision"}
+_NUMPY_TYPES = {"boolean": "bool", "smallint": "int16", "integer": "int32", "bigint": "int64", "real": "float32",
+                "double precision": "float64"}
+
+
+def table_name(layer_id: str, number: int) -> str:
+    """The data table of a vector version, e.g. ``hotel_de_ville__v3`` (within PostgreSQL's 63 bytes)."""
+    base = layer_id.replace("-", "_")
+    suffix = f"__v{number}"
+    if len(base) + len(suffix) > 63:
+        base = f"{base[:40]}_{sha1(layer_id.encode()).hexdigest()[:10]}"
+    return base + suffix
+
+
+def describe_dsn(dsn: str) -> str:
+    """``host:port/dbname`` of a connection string, without its password."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        info = conninfo_to_dict(dsn)
+    except Exception:
+        return "the server of store.dsn"
+    host = info.get("host") or os.environ.get("PGHOST") or "localhost"
+    port = info.get("port") or os.environ.get("PGPORT") or "5432"
+    dbname = info.get("dbname") or os.environ.get("PGDATABASE") or info.get("user") or "postgres"
+    return f"{host}:{port}/{dbname}"
+
+
+class PostGISBackend(Backend):
+    """The city GIS in a PostgreSQL + PostGIS database and a file store folder.
+
+    Parameters
+    ----------
+    store
+        The ``store`` section: ``dsn`` (required), ``path`` (the folder of
+        rasters and 3D Tiles, default ``city``).
+    create
+        Create the schemas, tables and the ``postgis`` extension when missing
+        (else raise :class:`~gis.errors.StoreError`).
+    """
+
+    name = "postgis"
+
+    def __init__(self, store: dict[str, Any], create: bool = True) -> None:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise DependencyError("the PostGIS backend needs psycopg 3; run 'pip install \"psycopg[binary]>=3.1\"'") \
+                from None
+        dsn = store.get("dsn")
+        if not dsn:
+            raise StoreError("store.dsn is required by the postgis backend (e.g. 'host=db.city dbname=gis user=gis', "
+                             "password from PGPASSWORD)")
+        self.dsn = dsn
+        self.where = describe_dsn(dsn)
+        self.files = FileStore(Path(store.get("path", "city")) / "files")
+        self._con = None
+        self._pid = os.getpid()
+        con = self._connection()
+        with con.cursor() as cur:
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL, to_regtype('geometry') IS NOT NULL",
+                        (f"{CATALOG_SCHEMA}.layers",))
+            exists, has_postgis = cur.fetchone()
+        if not exists:
+            if not create:
+                raise StoreError(f"no city GIS in the database {self.where} (store.dsn); publish a layer to create it")
+            self._create()
+        elif not has_postgis:
+            raise StoreError(f"{self.where}: the postgis extension is missing; run 'CREATE EXTENSION postgis'")
+
+    # -- connection -------------------------------------------------------------------------------
+    def _connection(self):
+        import psycopg
+
+        if self._con is not None and self._pid != os.getpid():
+            self._con = None  # inherited through fork: the parent's, never touch it
+        if self._con is None or self._con.closed:
+            self._pid = os.getpid()
+            try:
+                self._con = psycopg.connect(self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                                            application_name="lutece")
+            except psycopg.OperationalError as exc:
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                raise StoreError(f"cannot connect to PostGIS at {self.where} ({reason[:300]}); start the server "
+                                 f"(e.g. 'pg_ctlcluster 15 main start') or fix store.dsn in lutece.yml") from None
+        return self._con
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        """A cursor in autocommit mode (each statement its own transaction)."""
+        import psycopg
+
+        try:
+            with self._connection().cursor() as cur:
+                yield cur
+        except psycopg.OperationalError as exc:
+            self._lost(exc)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A cursor inside one transaction, committed at the end of the block."""
+        import psycopg
+
+        con = self._connection()
+        try:
+            with con.transaction(), con.cursor() as cur:
+                yield cur
+        except psycopg.OperationalError as exc:
+            self._lost(exc)
+
+    def _lost(self, exc: Exception) -> None:
+        """Turn a broken connection into one clear error; other server errors pass through."""
+        con = self._con
+        if getattr(exc, "sqlstate", None) is not None and con is not None and not con.broken:
+            raise exc
+        self._con = None
+        reason = " ".join(str(exc).split())[:300]
+        raise StoreError(f"lost the connection to PostGIS at {self.where} ({reason}); nothing was changed by the "
+                         f"interrupted operation, check the server and retry") from None
+
+    def close(self) -> None:
+        if self._con is not None and self._pid == os.getpid():
+            self._con.close()
+        self._con = None
+
+    def _create(self) -> None:
+        import psycopg
+
+        try:
+            with self._transaction() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_NAMESPACE,))
+                cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+                cur.execute(TABLES)
+        except psycopg.Error as exc:
+            reason = " ".join(str(exc).split())[:300]
+            raise StoreError(f"{self.where}: cannot create the catalog ({reason}); the user of store.dsn needs "
+                             f"CREATE on the database, and the postgis extension must be installed") from None
+
+    # -- reading ----------------------------------------------------------------------------------
+    def find_layer(self, layer_id: str) -> Layer | None:
+        with self._cursor() as cur:
+            return _row_layer(cur, layer_id)
+
+    def get_layer(self, layer_id: str) -> Layer:
+        layer = self.find_layer(layer_id)
+        if layer is None:
+            raise LayerNotFound(f"no layer {layer_id!r} in the catalog; see 'lutece layers list'")
+        return layer
+
+    def list_layers(self) -> list[Layer]:
+        with self._cursor() as cur:
+            cur.execute(f"SELECT {', '.join(LAYER_COLUMNS)} FROM {CATALOG_SCHEMA}.layers ORDER BY id")
+            return [_layer(row) for row in cur.fetchall()]
+
+    def list_versions(self, layer_id: str) -> list[Version]:
+        with self._cursor() as cur:
+            cur.execute(f"SELECT {', '.join(VERSION_COLUMNS)} FROM {CATALOG_SCHEMA}.versions WHERE layer_id=%s "
+                        f"ORDER BY number", (layer_id,))
+            return [_version(row) for row in cur.fetchall()]
+
+    def get_version(self, layer_id: str, number: int) -> Version:
+        with self._cursor() as cur:
+            cur.execute(f"SELECT {', '.join(VERSION_COLUMNS)} FROM {CATALOG_SCHEMA}.versions "
+                        f"WHERE layer_id=%s AND number=%s", (layer_id, number))
+            row = cur.fetchone()
+        if row is None:
+            raise LayerNotFound(f"layer {layer_id} has no version {number} (never published or past retention); "
+                                f"see 'lutece layers history {layer_id}'")
+        return _version(row)
+
+    def events(self, after: int = 0, limit: int | None = None) -> list[ChangeEvent]:
+        with self._cursor() as cur:
+            cur.execute(f"SELECT seq, layer_id, action, version, previous_version, access_before, access_after, "
+                        f"licence, time FROM {CATALOG_SCHEMA}.changes WHERE seq>%s ORDER BY seq LIMIT %s",
+                        (after, limit))
+            return [_event(row) for row in cur.fetchall()]
+
+    def read_vector(self, version: Version, bbox=None):
+        """The features of a version, read in one transaction that first locks its table (ACCESS SHARE).
+
+        Once locked, the table stays whole until the read ends, whatever is
+        published meanwhile; a table already dropped (version past retention)
+        gives :class:`~gis.errors.LayerNotFound`.
+        """
+        import psycopg
+        from psycopg import sql
+
+        table = version.storage.removeprefix("table:")
+        ident = sql.Identifier(DATA_SCHEMA, table)
+        con = self._connection()
+        try:
+            with con.transaction(), con.cursor(binary=True) as cur:
+                try:
+                    cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(ident))
+                except psycopg.errors.UndefinedTable:
+                    raise LayerNotFound(f"layer {version.layer_id} version {version.number}: its data is gone "
+                                        f"(past retention); see 'lutece layers history {version.layer_id}'") from None
+                columns = _data_columns(cur, table)
+                return _read_frame(cur, ident, columns, version, bbox)
+        except psycopg.OperationalError as exc:
+            self._lost(exc)
+
+    def files_path(self, version: Version) -> Path:
+        return self.files.path(version.storage)
+
+    # -- publication ------------------------------------------------------------------------------
+    def begin_publication(self, layer_id: str, expected_version: int | None | str = "current") -> Publication:
+        with self._transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, layer_id))
+            cur.execute(f"SELECT current_version, last_version FROM {CATALOG_SCHEMA}.layers WHERE id=%s",
+                        (layer_id,))
+            row = cur.fetchone()
+            current, last = row if row else (None, 0)
+            expected = current if expected_version == "current" else expected_version
+            _check_expected(layer_id, expected, current)
+            cur.execute(f"SELECT token, pid, host, started FROM {CATALOG_SCHEMA}.pending WHERE layer_id=%s",
+                        (layer_id,))
+            for token, pid, host, started in cur.fetchall():
+                if _claim_alive(cur, token, pid, host, started):
+                    raise PublishConflict(
+                        f"layer {layer_id} is being published by process {pid} on {host} since {started}; "
+                        f"nothing was changed, publish again once it is done")
+                cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.pending WHERE token=%s", (token,))  # leftovers: gc
+            base = _row_layer(cur, layer_id)
+            publication = Publication(uuid.uuid4().hex, layer_id, last + 1, expected, base)
+            cur.execute(f"INSERT INTO {CATALOG_SCHEMA}.pending (token, layer_id, number, storage, pid, host, started) "
+                        f"VALUES (%s, %s, %s, NULL, %s, %s, %s)",
+                        (publication.token, layer_id, publication.number, publication.pid, publication.host,
+                         utc_now()))
+            # Held by this connection until commit/abort, released by the server if the publisher dies.
+            cur.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, publication.token))
+        return publication
+
+    def _claim_storage(self, publication: Publication, storage: str) -> None:
+        with self._transaction() as cur:
+            cur.execute(f"UPDATE {CATALOG_SCHEMA}.pending SET storage=%s WHERE token=%s", (storage, publication.token))
+            if cur.rowcount != 1:
+                raise PublishConflict(f"layer {publication.layer_id}: the publication's claim was lost; publish again")
+
+    def store_vector(self, publication: Publication, frame) -> str:
+        from psycopg import sql
+
+        table = table_name(publication.layer_id, publication.number)
+        storage = f"table:{table}"
+        self._claim_storage(publication, storage)
+        ident = sql.Identifier(DATA_SCHEMA, table)
+        geometry = frame.geometry.name
+        srid = _srid(frame)
+        attributes = [name for name in frame.columns if name != geometry]
+        if FID in attributes:
+            raise InputError(f"column {FID!r} is reserved by the PostGIS backend; rename it")
+        definitions = [sql.SQL("{} bigint GENERATED ALWAYS AS IDENTITY").format(sql.Identifier(FID))]
+        definitions += [sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(_pg_type(frame[name].dtype)))
+                        for name in attributes]
+        definitions.append(sql.SQL("{} geometry(Geometry, {})").format(sql.Identifier(geometry), sql.Literal(srid)))
+        columns = sql.SQL(", ").join(sql.Identifier(name) for name in [*attributes, geometry])
+        with self._transaction() as cur:
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))  # a killed publication's leftover
+            cur.execute(sql.SQL("CREATE TABLE {} ({})").format(ident, sql.SQL(", ").join(definitions)))
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(ident, columns)) as copy:
+                for row in _rows(frame, attributes, geometry, srid):
+                    copy.write_row(row)
+            cur.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(ident, sql.Identifier(FID)))
+            cur.execute(sql.SQL("CREATE INDEX {} ON {} USING GIST ({})").format(
+                sql.Identifier(f"{table}_geom_idx"[:63]), ident, sql.Identifier(geometry)))
+        with self._cursor() as cur:
+            cur.execute(sql.SQL("ANALYZE {}").format(ident))
+        return storage
+
+    def store_files(self, publication: Publication, source: Path, checksum: str) -> str:
+        name = source.name if source.is_file() else "tileset.json"
+        storage = f"files:{checksum}/{name}"
+        self._claim_storage(publication, storage)
+        return self.files.put(source, checksum, publication.token)
+
+    def commit_publication(self, publication: Publication, layer: Layer, version: Version,
+                           retention: int) -> ChangeEvent:
+        with self._transaction() as cur:
+            _lock_feed(cur)
+            cur.execute(f"SELECT 1 FROM {CATALOG_SCHEMA}.pending WHERE token=%s", (publication.token,))
+            if cur.fetchone() is None:
+                raise PublishConflict(f"layer {layer.id}: the publication's claim was lost; publish again")
+            before = _row_layer(cur, layer.id, lock=True)
+            _check_expected(layer.id, publication.expected_version, before.current_version if before else None)
+            _check_revision(layer.id, publication.base, before)
+            _put_layer(cur, layer, before)
+            cur.execute(f"INSERT INTO {CATALOG_SCHEMA}.versions ({', '.join(VERSION_COLUMNS)}) "
+                        f"VALUES ({', '.join(['%s'] * len(VERSION_COLUMNS))})", _version_row(version))
+            cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.pending WHERE token=%s", (publication.token,))
+            event = _append_event(cur, layer, "publish", before)
+            expired = _prune(cur, layer, retention)
+        self._unlock_claim(publication)
+        self._release(expired)  # after the switch, never in its transaction
+        return event
+
+    def abort_publication(self, publication: Publication) -> None:
+        with self._transaction() as cur:
+            cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.pending WHERE token=%s RETURNING storage",
+                        (publication.token,))
+            row = cur.fetchone()
+        self._unlock_claim(publication)
+        if row and row[0]:
+            self._release([row[0]])
+        self.files.remove_staged(publication.token)
+
+    def _unlock_claim(self, publication: Publication) -> None:
+        with self._cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_LOCK_NAMESPACE, publication.token))
+
+    # -- other changes ----------------------------------------------------------------------------
+    def apply_change(self, base: Layer, layer: Layer, action: str) -> ChangeEvent:
+        with self._transaction() as cur:
+            _lock_feed(cur)
+            before = _row_layer(cur, layer.id, lock=True)
+            if before is None:
+                raise LayerNotFound(f"no layer {layer.id!r} in the catalog; see 'lutece layers list'")
+            _check_revision(layer.id, base, before)
+            _put_layer(cur, layer, before)
+            return _append_event(cur, layer, action, before)
+
+    # -- maintenance ------------------------------------------------------------------------------
+    def gc(self) -> GcReport:
+        report = GcReport()
+        with self._transaction() as cur:
+            cur.execute(f"SELECT token, pid, host, started FROM {CATALOG_SCHEMA}.pending")
+            for token, pid, host, started in cur.fetchall():
+                if not _claim_alive(cur, token, pid, host, started):
+                    cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.pending WHERE token=%s", (token,))
+                    report.pending.append(token)
+            cur.execute(f"SELECT token, storage FROM {CATALOG_SCHEMA}.pending")
+            live = dict(cur.fetchall())
+            cur.execute(f"SELECT storage FROM {CATALOG_SCHEMA}.versions")
+            referenced = {r[0] for r in cur.fetchall()} | {s for s in live.values() if s}
+        tables = {s.removeprefix("table:") for s in referenced if s.startswith("table:")}
+        keys = {FileStore.key(s) for s in referenced if s.startswith("files:")}
+        for table in sorted(self._version_tables() - tables):
+            if self._drop(table):
+                report.tables.append(table)
+        for key in self.files.keys():
+            if key not in keys:
+                self.files.remove(key, uuid.uuid4().hex)
+                report.files.append(key)
+        for token in self.files.staged():
+            if token not in live:
+                self.files.remove_staged(token)
+                report.files.append(f".staging/{token}")
+        return report
+
+    def _version_tables(self) -> set[str]:
+        with self._cursor() as cur:
+            cur.execute("SELECT tablename FROM pg_tables WHERE schemaname=%s", (DATA_SCHEMA,))
+            return {name for (name,) in cur.fetchall() if VERSION_TABLE.match(name)}
+
+    def _drop(self, table: str) -> bool:
+        """Drop a data table unless a reader holds it (then it stays for the next gc)."""
+        import psycopg
+        from psycopg import sql
+
+        try:
+            with self._transaction() as cur:
+                cur.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
+                cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(DATA_SCHEMA, table)))
+        except psycopg.errors.LockNotAvailable:
+            log.info("table %s.%s is being read; left for gc", DATA_SCHEMA, table)
+            return False
+        return True
+
+    def _release(self, storages: list[str]) -> None:
+        """Remove the data of ``storages`` that no version or live claim still references."""
+        if not storages:
+            return
+        with self._cursor() as cur:
+            cur.execute(f"SELECT storage FROM {CATALOG_SCHEMA}.versions UNION "
+                        f"SELECT storage FROM {CATALOG_SCHEMA}.pending WHERE storage IS NOT NULL")
+            referenced = {r[0] for r in cur.fetchall()}
+        keys = {FileStore.key(s) for s in referenced if s.startswith("files:")}
+        for storage in storages:
+            if storage in referenced:
+                continue
+            if storage.startswith("table:"):
+                self._drop(storage.removeprefix("table:"))
+            elif storage.startswith("files:") and FileStore.key(storage) not in keys:
+                self.files.remove(FileStore.key(storage), uuid.uuid4().hex)
+
+
+# -- rows <-> records ---------------------------------------------------------------------------------
+def _json(value: Any) -> Any:
+    from psycopg.types.json import Jsonb
+
+    return None if value is None else Jsonb(value)
+
+
+EVENT_COLUMNS = ("seq", "layer_id", "action", "version", "previous_version", "access_before", "access_after",
+                 "licence", "time")
+
+
+def _event(row: tuple) -> ChangeEvent:
+    return ChangeEvent(**dict(zip(EVENT_COLUMNS, row)))
+
+
+def _layer(row: tuple) -> Layer:
+    data = dict(zip(LAYER_COLUMNS, row))
+    data["keywords"] = tuple(data["keywords"] or ())
+    data["extent"] = tuple(data["extent"]) if data["extent"] else None
+    return Layer(**data)
+
+
+def _version(row: tuple) -> Version:
+    data = dict(zip(VERSION_COLUMNS, row))
+    data["extent"] = tuple(data["extent"]) if data["extent"] else None
+    data["lineage"] = data["lineage"] or {}
+    return Version(**data)
+
+
+def _version_row(version: Version) -> tuple:
+    values = {name: getattr(version, name) for name in VERSION_COLUMNS}
+    values["extent"] = _json(list(version.extent)) if version.extent else None
+    values["lineage"] = _json(json.loads(json.dumps(version.lineage, ensure_ascii=False, default=str)))
+    return tuple(values[name] for name in VERSION_COLUMNS)
+
+
+def _row_layer(cur, layer_id: str, lock: bool = False) -> Layer | None:
+    cur.execute(f"SELECT {', '.join(LAYER_COLUMNS)} FROM {CATALOG_SCHEMA}.layers WHERE id=%s"
+                + (" FOR UPDATE" if lock else ""), (layer_id,))
+    row = cur.fetchone()
+    return _layer(row) if row else None
+
+
+def _put_layer(cur, layer: Layer, before: Layer | None) -> None:
+    stored = layer.evolve(revision=(before.revision if before else 0) + 1,
+                          last_version=max(layer.last_version, before.last_version if before else 0))
+    values = {name: getattr(stored, name) for name in LAYER_COLUMNS}
+    values["keywords"] = _json(list(stored.keywords))
+    values["extent"] = _json(list(stored.extent)) if stored.extent else None
+    updates = ", ".join(f"{name}=EXCLUDED.{name}" for name in LAYER_COLUMNS[1:])
+    cur.execute(f"INSERT INTO {CATALOG_SCHEMA}.layers ({', '.join(LAYER_COLUMNS)}) "
+                f"VALUES ({', '.join(['%s'] * len(LAYER_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET {updates}",
+                tuple(values[name] for name in LAYER_COLUMNS))
+
+
+def _lock_feed(cur) -> None:
+    """Serialise the transactions that append to the change feed (readers still read it)."""
+    cur.execute(f"LOCK TABLE {CATALOG_SCHEMA}.changes IN EXCLUSIVE MODE")
+
+
+def _append_event(cur, layer: Layer, action: str, before: Layer | None) -> ChangeEvent:
+    cur.execute(
+        f"INSERT INTO {CATALOG_SCHEMA}.changes (layer_id, action, version, previous_version, access_before, "
+        f"access_after, licence, time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+        f"RETURNING seq, layer_id, action, version, previous_version, access_before, access_after, licence, time",
+        (layer.id, action, layer.current_version, before.current_version if before else None,
+         before.access if before else None, layer.access, layer.licence, utc_now()))
+    return _event(cur.fetchone())
+
+
+def _prune(cur, layer: Layer, retention: int) -> list[str]:
+    """Forget the versions past retention (never the current one); return their storage to free after commit."""
+    cur.execute(f"SELECT number, storage FROM {CATALOG_SCHEMA}.versions WHERE layer_id=%s ORDER BY number DESC",
+                (layer.id,))
+    expired = [r for r in cur.fetchall()[max(retention, 1):] if r[0] != layer.current_version]
+    for number, _storage in expired:
+        cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.versions WHERE layer_id=%s AND number=%s", (layer.id, number))
+    return [storage for _number, storage in expired]
+
+
+def _check_expected(layer_id: str, expected: int | None, current: int | None) -> None:
+    if expected != current:
+        found = "does not exist yet" if current is None else f"is at version {current}"
+        wanted = "a new layer" if expected is None else f"version {expected}"
+        raise PublishConflict(f"layer {layer_id} {found}, not {wanted} as the publisher expected; nothing was "
+                              f"changed, check 'lutece layers history {layer_id}' and publish again")
+
+
+def _check_revision(layer_id: str, base: Layer | None, stored: Layer | None) -> None:
+    if (base.revision if base else None) != (stored.revision if stored else None):
+        raise PublishConflict(f"layer {layer_id} was changed by someone else meanwhile; nothing was changed, "
+                              f"check 'lutece layers history {layer_id}' and try again")
+
+
+def _claim_alive(cur, token: str, pid: int, host: str, started: str) -> bool:
+    """Whether a claim's publisher may still be running.
+
+    Its connection holds an advisory lock on the token until commit or abort;
+    the server releases it when the publisher dies. On this host, a publisher
+    whose process is gone is dead even while the server has not noticed yet.
+    """
+    if host == socket.gethostname() and pid != os.getpid() and not _pid_alive(pid):
+        return False
+    cur.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, token))
+    if cur.fetchone()[0]:
+        return False  # nobody holds it (released at the end of this transaction)
+    if host != socket.gethostname():
+        age = datetime.now(timezone.utc) - datetime.fromisoformat(started)
+        return age.total_seconds() < STALE_AFTER_S
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- features <-> tables ------------------------------------------------------------------------------
+def _srid(frame) -> int:
+    if frame.crs is None:
+        return 0
+    epsg = frame.crs.to_epsg()
+    if epsg is None:
+        raise InputError(f"the PostGIS backend stores CRS by EPSG code; {frame.crs.name} has none")
+    return int(epsg)
+
+
+def _pg_type(dtype) -> str:
+    name = str(dtype)
+    if name in _PG_TYPES:
+        return _PG_TYPES[name]
+    if name.startswith("datetime64"):
+        return "timestamptz" if "," in name or "UTC" in name else "timestamp"
+    return "text"
+
+
+def _rows(frame, attributes: list[str], geometry: str, srid: int) -> Iterator[tuple]:
+    """Rows for COPY: Python values, NULL for missing ones, the geometry as hex EWKB."""
+    import numpy as np
+    import pandas as pd
+    import shapely
+
+    columns = []
+    for name in attributes:
+        series = frame[name]
+        if series.dtype.kind in "biuf":
+            columns.append(series.to_numpy().tolist())
+        else:
+            values = series.astype(object).to_numpy()
+            columns.append([None if _missing(v, pd) else v for v in values])
+    geoms = shapely.set_srid(np.asarray(frame.geometry.values), srid)
+    columns.append(shapely.to_wkb(geoms, hex=True, include_srid=True).tolist())
+    return zip(*columns)
+
+
+def _missing(value, pd) -> bool:
+    return value is None or (not isinstance(value, (str, bytes)) and bool(pd.isna(value)))
+
+
+def _data_columns(cur, table: str) -> list[tuple[str, str]]:
+    cur.execute("SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
+                "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                (f'{DATA_SCHEMA}."{table}"',))
+    return [(name, kind) for name, kind in cur.fetchall() if name != FID]
+
+
+def _read_frame(cur, ident, columns: list[tuple[str, str]], version: Version, bbox):
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+    import shapely
+    from psycopg import sql
+
+    geometry = next((name for name, kind in columns if kind == "geometry"), None)
+    fields = [sql.SQL("ST_AsBinary({})").format(sql.Identifier(name)) if kind == "geometry"
+              else sql.Identifier(name) for name, kind in columns]
+    query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(fields), ident)
+    params: tuple = ()
+    if bbox is not None and geometry is not None:
+        query += sql.SQL(" WHERE {} && ST_MakeEnvelope(%s, %s, %s, %s, {})").format(
+            sql.Identifier(geometry), sql.Literal(_srid_of(version)))
+        params = tuple(float(v) for v in bbox)
+    query += sql.SQL(" ORDER BY {}").format(sql.Identifier(FID))
+    cur.execute(query, params)
+    rows = cur.fetchall()
+    data: dict[str, Any] = {}
+    wkbs: list = []
+    for index, (name, kind) in enumerate(columns):
+        values = [row[index] for row in rows]
+        if kind == "geometry":
+            wkbs = [None if v is None else bytes(v) for v in values]
+            continue
+        dtype = _NUMPY_TYPES.get(kind)
+        if dtype is not None and None not in values:
+            data[name] = np.array(values, dtype=dtype)
+        elif dtype is not None and dtype != "bool":
+            data[name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
+        elif kind == "text":
+            data[name] = pd.Series(values, dtype="str") if values else pd.Series([], dtype="str")
+        else:
+            data[name] = values
+    frame = pd.DataFrame(data, index=pd.RangeIndex(len(rows)))
+    geoms = shapely.from_wkb(np.array(wkbs, dtype=object)) if wkbs else np.array([], dtype=object)
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, index=frame.index, name=geometry or "geometry"),
+                            crs=version.crs)
+
+
+def _srid_of(version: Version) -> int:
+    if not version.crs:
+        return 0
+    from pyproj import CRS
+
+    return int(CRS.from_user_input(version.crs).to_epsg() or 0)
