@@ -108,9 +108,21 @@ class Backend(ABC):
     def store_vector(self, publication: Publication, frame) -> str:
         """Write the version's features; return the storage reference."""
 
-    @abstractmethod
     def store_files(self, publication: Publication, source: Path, checksum: str) -> str:
-        """Copy a raster file or a 3D Tiles folder into the file store; return the storage reference."""
+        """Copy a raster file or a 3D Tiles folder into the file store; return the storage reference.
+
+        Both backends keep files the same way: a ``FileStore`` in ``self.files``,
+        the reference claimed first (``_claim_storage``) so that gc can find a
+        killed publication's copy.
+        """
+        name = source.name if source.is_file() else "tileset.json"
+        storage = f"files:{checksum}/{name}"
+        self._claim_storage(publication, storage)
+        return self.files.put(source, checksum, publication.token)
+
+    @abstractmethod
+    def _claim_storage(self, publication: Publication, storage: str) -> None:
+        """Record in the publication's claim where its data is being written."""
 
     @abstractmethod
     def commit_publication(self, publication: Publication, layer: Layer, version: Version,

@@ -207,12 +207,6 @@ class GeoPackageBackend(Backend):
             pyogrio.write_dataframe(frame, self.gpkg, layer=table, driver="GPKG", **options)
         return storage
 
-    def store_files(self, publication: Publication, source: Path, checksum: str) -> str:
-        name = source.name if source.is_file() else "tileset.json"
-        storage = f"files:{checksum}/{name}"
-        self._claim_storage(publication, storage)
-        return self.files.put(source, checksum, publication.token)
-
     def commit_publication(self, publication: Publication, layer: Layer, version: Version,
                            retention: int) -> ChangeEvent:
         with self._write() as con:

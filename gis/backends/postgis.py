@@ -401,12 +401,6 @@ class PostGISBackend(Backend):
             cur.execute(sql.SQL("ANALYZE {}").format(ident))
         return storage
 
-    def store_files(self, publication: Publication, source: Path, checksum: str) -> str:
-        name = source.name if source.is_file() else "tileset.json"
-        storage = f"files:{checksum}/{name}"
-        self._claim_storage(publication, storage)
-        return self.files.put(source, checksum, publication.token)
-
     def commit_publication(self, publication: Publication, layer: Layer, version: Version,
                            retention: int) -> ChangeEvent:
         with self._transaction() as cur:
