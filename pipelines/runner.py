@@ -119,7 +119,7 @@ def run_pipeline(plan: Plan, workers: int = 0, scheduler: str | None = None,
             if len(plan.jobs) > 1 else ""
         raise InputError(f"{first}{others}")
     products, skipped = merge_products(plan, keys, hashes, work, progress)
-    shutil.rmtree(work / "points", ignore_errors=True)
+    _prune_work(work, set(keys.values()))
     result = RunResult(products, len(plan.jobs), len(plan.jobs) - len(todo),
                        sum(job.point_count for job in plan.jobs), time.perf_counter() - started, skipped,
                        _class_counts(work, keys))
@@ -129,6 +129,14 @@ def run_pipeline(plan: Plan, workers: int = 0, scheduler: str | None = None,
         result.report = write_report(output, RunFigures(plan.spec.name, result.tiles, result.tiles_reused,
                                                         result.points, result.seconds, result.classes, products))
     return result
+
+
+def _prune_work(work: Path, current: set[str]) -> None:
+    """After a complete run keep only what a rerun with the same inputs needs: this run's tiles."""
+    shutil.rmtree(work / "points", ignore_errors=True)
+    for folder in (work / "tiles").iterdir() if (work / "tiles").is_dir() else []:
+        if folder.name not in current:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _class_counts(work: Path, keys: dict[Path, str]) -> dict[int, int]:

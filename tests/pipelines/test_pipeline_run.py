@@ -211,3 +211,15 @@ def test_an_unreachable_scheduler_is_one_clear_error(tmp_path, district):
                                       "--output", str(tmp_path), "--scheduler", "tcp://127.0.0.1:9"])
     assert result.exit_code == 1
     assert "cannot reach the Dask scheduler tcp://127.0.0.1:9" in result.output
+
+
+def test_a_run_with_other_parameters_drops_the_old_tiles_work(quadrants, tmp_path):
+    spec = surfaces_spec(quadrants[:1], tmp_path)
+    run_pipeline(build_plan(spec))
+    first = {p.name for p in (tmp_path / ".lutece-work" / "tiles").iterdir()}
+    changed = parse_pipeline(SURFACES.format(inputs=json.dumps([str(quadrants[0])]), output=tmp_path),
+                             overrides={"contours": {"interval": 2.0}})
+    run_pipeline(build_plan(changed))
+    second = {p.name for p in (tmp_path / ".lutece-work" / "tiles").iterdir()}
+    assert len(first) == len(second) == 1 and first != second
+    assert not (tmp_path / ".lutece-work" / "points").exists()
