@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 from gis.catalog.products import fsync_tree
@@ -88,3 +89,20 @@ class FileStore:
 
     def remove_staged(self, token: str) -> None:
         shutil.rmtree(self.staging(token), ignore_errors=True)
+
+    def sweep(self, referenced: set[str], live_tokens: set[str]) -> list[str]:
+        """Remove the folders no reference names and the staged copies of dead publications.
+
+        Returns what was removed (keys, and ``.staging/<token>`` for staged copies).
+        """
+        keys = {self.key(reference) for reference in referenced if reference and reference.startswith("files:")}
+        removed = []
+        for key in self.keys():
+            if key not in keys:
+                self.remove(key, uuid.uuid4().hex)
+                removed.append(key)
+        for token in self.staged():
+            if token not in live_tokens:
+                self.remove_staged(token)
+                removed.append(f".staging/{token}")
+        return removed

@@ -252,18 +252,10 @@ class GeoPackageBackend(Backend):
             live = {r["token"]: r["storage"] for r in con.execute("SELECT token, storage FROM lutece_pending")}
             referenced = {r[0] for r in con.execute("SELECT storage FROM lutece_versions")} | set(live.values())
             tables = {s.removeprefix("table:") for s in referenced if s and s.startswith("table:")}
-            keys = {FileStore.key(s) for s in referenced if s and s.startswith("files:")}
             for table in sorted(schema.version_tables(con) - tables):
                 schema.drop_table(con, table)
                 report.tables.append(table)
-            for key in self.files.keys():
-                if key not in keys:
-                    self.files.remove(key, uuid.uuid4().hex)
-                    report.files.append(key)
-            for token in self.files.staged():
-                if token not in live:
-                    self.files.remove_staged(token)
-                    report.files.append(f".staging/{token}")
+            report.files.extend(self.files.sweep(referenced, set(live)))
         return report
 
     # -- helpers ----------------------------------------------------------------------------------

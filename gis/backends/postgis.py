@@ -460,18 +460,10 @@ class PostGISBackend(Backend):
             cur.execute(f"SELECT storage FROM {CATALOG_SCHEMA}.versions")
             referenced = {r[0] for r in cur.fetchall()} | {s for s in live.values() if s}
         tables = {s.removeprefix("table:") for s in referenced if s.startswith("table:")}
-        keys = {FileStore.key(s) for s in referenced if s.startswith("files:")}
         for table in sorted(self._version_tables() - tables):
             if self._drop(table):
                 report.tables.append(table)
-        for key in self.files.keys():
-            if key not in keys:
-                self.files.remove(key, uuid.uuid4().hex)
-                report.files.append(key)
-        for token in self.files.staged():
-            if token not in live:
-                self.files.remove_staged(token)
-                report.files.append(f".staging/{token}")
+        report.files.extend(self.files.sweep(referenced, set(live)))
         return report
 
     def _version_tables(self) -> set[str]:
