@@ -15,16 +15,26 @@ ABOVE_GROUND_CLASSES = (3, 4, 5, 6)
 
 @dataclass
 class NoiseOptions:
-    neighbours: int = 16
+    neighbours: int = 8
     std_ratio: float = 3.0
+    voxel: float = 1.0  # m; 0 runs the test on every point
 
     def __post_init__(self) -> None:
         positive("neighbours", self.neighbours)
         positive("std_ratio", self.std_ratio)
+        if self.voxel < 0:
+            raise ValueError(f"option 'voxel' must be >= 0 (0: every point), not {self.voxel}")
 
 
 class NoiseFilter(Stage):
-    """Statistical outlier removal (open3d): isolated points are classed 7 (noise), not deleted."""
+    """Statistical outlier removal (open3d): isolated points are classed 7 (noise), not deleted.
+
+    The test runs on one point per occupied ``voxel`` (the centroid of its
+    points) and each point takes its voxel's verdict. A bird or a multipath
+    echo is alone in its voxel, far from the others, so it is still found;
+    a dense surface is not thinned into false outliers at its edges, and the
+    test costs a fraction of the per-point one (see the README's figures).
+    """
 
     Options = NoiseOptions
 
@@ -32,16 +42,33 @@ class NoiseFilter(Stage):
         import open3d as o3d
 
         candidates = np.flatnonzero(~np.isin(tile.classification, NOISE_CLASSES))
-        if len(candidates) <= self.options.neighbours:
+        xyz = tile.xyz[candidates]
+        voxel_of, representatives = _voxel_centroids(xyz, self.options.voxel)
+        if len(representatives) <= self.options.neighbours:
             return tile
-        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(tile.xyz[candidates]))
+        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(representatives))
         _, kept = cloud.remove_statistical_outlier(nb_neighbors=self.options.neighbours, std_ratio=self.options.std_ratio)
-        outliers = np.ones(len(candidates), dtype=bool)
-        outliers[np.asarray(kept, dtype=np.int64)] = False
+        outlier_voxels = np.ones(len(representatives), dtype=bool)
+        outlier_voxels[np.asarray(kept, dtype=np.int64)] = False
         classification = tile.classification.copy()
-        classification[candidates[outliers]] = NOISE
+        classification[candidates[outlier_voxels[voxel_of]]] = NOISE
         tile.classification = classification
         return tile
+
+
+def _voxel_centroids(xyz: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
+    """(voxel of each point, centroid of each occupied voxel); every point its own voxel when size is 0."""
+    if size == 0 or len(xyz) == 0:
+        return np.arange(len(xyz)), xyz
+    import pandas as pd
+
+    cells = np.floor((xyz - xyz.min(axis=0)) / size).astype(np.int64)
+    spans = cells.max(axis=0) + 1
+    # factorize hashes instead of sorting: a third of np.unique's time on a tile
+    voxel_of, _ = pd.factorize((cells[:, 0] * spans[1] + cells[:, 1]) * spans[2] + cells[:, 2], sort=False)
+    counts = np.bincount(voxel_of)
+    centroids = np.column_stack([np.bincount(voxel_of, weights=xyz[:, axis]) / counts for axis in range(3)])
+    return voxel_of, centroids
 
 
 @dataclass
