@@ -215,26 +215,47 @@ def _needed_files(job: TileJob) -> list[Path]:
 
 
 def _in_process(plan, todo, keys, hashes, work, progress) -> list[str]:
-    """Run the tiles one after the other in this process."""
+    """Run the tiles one after the other in this process, decoding the files ahead in a thread.
+
+    The LAZ decoder releases the GIL, so the next files decode while a tile is
+    processed; a tile starts as soon as its own file and its neighbours' are ready.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     by_path = {job.path: job for job in plan.jobs}
     needed = sorted({path for job in todo for path in _needed_files(job)})
-    decoded = {}
-    failures = []
-    for done, path in enumerate(needed, start=1):
-        try:
-            decoded[path] = decode_file(plan, by_path[path], hashes, work)
-        except InputError as exc:
-            failures.append(str(exc))
-        progress("decode", done, len(needed))
-    for done, job in enumerate(todo, start=1):
-        if all(path in decoded for path in _needed_files(job)):
-            try:
-                process_tile(plan, job, keys[job.path], decoded, work,
-                             on_stage=lambda tag: progress("tiles", done - 1, len(todo), f"{job.name}: {tag}"))
-            except InputError as exc:
-                failures.append(f"{job.path}: {exc}")
-        progress("tiles", done, len(todo))
+    order = {path: rank for rank, path in enumerate(needed)}
+    failures: list[str] = []
+    decoded: dict[Path, Path] = {}
+    decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lutece-decode")
+    try:
+        pending = {path: decoder.submit(decode_file, plan, by_path[path], hashes, work) for path in needed}
+        tiles = sorted(todo, key=lambda job: max(order[path] for path in _needed_files(job)))
+        for done, job in enumerate(tiles, start=1):
+            for path in _needed_files(job):
+                _collect(path, pending, decoded, failures, progress, len(needed))
+            if all(path in decoded for path in _needed_files(job)):
+                try:
+                    process_tile(plan, job, keys[job.path], decoded, work,
+                                 on_stage=lambda tag: progress("tiles", done - 1, len(todo), f"{job.name}: {tag}"))
+                except InputError as exc:
+                    failures.append(f"{job.path}: {exc}")
+            progress("tiles", done, len(todo))
+    finally:
+        decoder.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C, no decoding of files no tile will use
     return list(dict.fromkeys(failures))
+
+
+def _collect(path: Path, pending: dict, decoded: dict[Path, Path], failures: list[str], progress, total: int) -> None:
+    """Wait for a file's decoding (once) and file its result or its error."""
+    future = pending.pop(path, None)
+    if future is None:
+        return
+    try:
+        decoded[path] = future.result()
+    except InputError as exc:
+        failures.append(str(exc))
+    progress("decode", total - len(pending), total)
 
 
 def _executor(workers: int, scheduler: str | None):
