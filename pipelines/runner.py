@@ -203,10 +203,11 @@ def _points_of(plan: Plan, writer: Stage) -> str:
 
 
 def decode_file(plan: Plan, job: TileJob, hashes: dict[Path, str], work: Path) -> Path:
-    """Decode one file into the work folder unless an earlier run already did."""
-    target = work / "points" / hashes[job.path]
+    """Decode one file into the work folder unless an earlier run already did (same file, CRS and halo)."""
+    key = hashlib.sha256(f"{hashes[job.path]} {plan.crs.to_wkt()} {job.halo!r}".encode()).hexdigest()[:24]
+    target = work / "points" / key
     if not target.exists():
-        plan.reader.decode(job.path, job.source_crs, plan.crs, target)
+        plan.reader.decode(job, plan.crs, target)
     return target
 
 

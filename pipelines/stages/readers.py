@@ -53,6 +53,7 @@ class TileJob:
     halo: float
     source_crs: str
     point_count: int
+    neighbour_cores: tuple[tuple[float, float, float, float], ...] = ()
 
 
 class LasReader(Stage):
@@ -89,37 +90,49 @@ class LasReader(Stage):
             neighbours = tuple(other for other, bounds in cores.items() if other != path and _touch(bounds, halo_box))
             jobs.append(TileJob(name=path.stem, path=path, core=core, neighbours=neighbours,
                                 halo=self.options.halo, source_crs=crss[path].to_wkt(),
-                                point_count=headers[path][0].point_count))
+                                point_count=headers[path][0].point_count,
+                                neighbour_cores=tuple(cores[other] for other in neighbours)))
         return jobs
 
-    def decode(self, path: Path, source_crs: str, working_crs: pyproj.CRS, target: Path) -> Path:
-        """Decode one file once into the folder ``target`` (xyz.npy, attributes.npy), in the working CRS."""
-        xyz, attributes = read_points(path)
-        source = pyproj.CRS.from_wkt(source_crs)
+    def decode(self, job: TileJob, working_crs: pyproj.CRS, target: Path) -> Path:
+        """Decode one tile's file once into the folder ``target``, in the working CRS.
+
+        ``points.npy`` and ``attributes.npy`` hold every point; ``edge_*.npy``
+        the points within the halo of the core's edges, the only ones a
+        neighbour can borrow, so that assembling a tile reads a band of each
+        neighbour rather than the whole file.
+        """
+        xyz, attributes = read_points(job.path)
+        source = pyproj.CRS.from_wkt(job.source_crs)
         if not _same_horizontal(source, working_crs):
             transformer = pyproj.Transformer.from_crs(_horizontal(source), working_crs, always_xy=True)
             xyz[:, 0], xyz[:, 1] = transformer.transform(xyz[:, 0], xyz[:, 1])
+        edge = ~_inside(xyz, _grow(job.core, -job.halo)) if job.halo > 0 else np.zeros(len(xyz), dtype=bool)
         partial = target.with_name(target.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        np.save(partial / "xyz.npy", xyz)
-        np.save(partial / "attributes.npy", attributes)
+        for name, array in (("xyz", xyz), ("attributes", attributes), ("edge_xyz", xyz[edge]),
+                            ("edge_attributes", attributes[edge])):
+            np.save(partial / f"{name}.npy", array)
         partial.replace(target)
         return target
 
     def assemble(self, job: TileJob, decoded: dict[Path, Path], working_crs: pyproj.CRS) -> PointTile:
         """The tile's own points plus its neighbours' points within the halo."""
-        xyz_parts = [np.load(decoded[job.path] / "xyz.npy", mmap_mode="r")]
-        attribute_parts = [np.load(decoded[job.path] / "attributes.npy", mmap_mode="r")]
-        xmin, ymin, xmax, ymax = _grow(job.core, job.halo)
-        for neighbour in job.neighbours:
-            xyz = np.load(decoded[neighbour] / "xyz.npy", mmap_mode="r")
-            near = np.flatnonzero((xyz[:, 0] >= xmin) & (xyz[:, 0] < xmax) & (xyz[:, 1] >= ymin) & (xyz[:, 1] < ymax))
+        xyz_parts = [np.load(decoded[job.path] / "xyz.npy")]
+        attribute_parts = [np.load(decoded[job.path] / "attributes.npy")]
+        halo_box = _grow(job.core, job.halo)
+        for neighbour, core in zip(job.neighbours, job.neighbour_cores):
+            # Tiles that merely touch lend their edge band; overlapping ones (flight strips) their whole file.
+            prefix = "" if _touch(halo_box, _grow(core, -job.halo)) else "edge_"
+            xyz = np.load(decoded[neighbour] / f"{prefix}xyz.npy")
+            near = _inside(xyz, halo_box)
             xyz_parts.append(xyz[near])
-            attribute_parts.append(np.load(decoded[neighbour] / "attributes.npy", mmap_mode="r")[near])
-        attributes = np.concatenate(attribute_parts)
+            attribute_parts.append(np.load(decoded[neighbour] / f"{prefix}attributes.npy")[near])
+        xyz = np.concatenate(xyz_parts) if len(xyz_parts) > 1 else xyz_parts[0]
+        attributes = np.concatenate(attribute_parts) if len(attribute_parts) > 1 else attribute_parts[0]
         return PointTile(
-            xyz=np.concatenate(xyz_parts), classification=attributes["classification"].copy(),
+            xyz=xyz, classification=attributes["classification"].copy(),
             return_number=attributes["return_number"].copy(),
             number_of_returns=attributes["number_of_returns"].copy(), intensity=attributes["intensity"].copy(),
             crs=working_crs, core=job.core, name=job.name)
@@ -203,6 +216,13 @@ def _core_bounds(header: laspy.LasHeader, crs: pyproj.CRS, working: pyproj.CRS) 
 def _grow(bounds, distance: float) -> tuple[float, float, float, float]:
     xmin, ymin, xmax, ymax = bounds
     return (xmin - distance, ymin - distance, xmax + distance, ymax + distance)
+
+
+def _inside(xyz: np.ndarray, box) -> np.ndarray:
+    """The points in [xmin, xmax) x [ymin, ymax); none when the box is empty."""
+    xmin, ymin, xmax, ymax = box
+    x, y = xyz[:, 0], xyz[:, 1]
+    return (x >= xmin) & (x < xmax) & (y >= ymin) & (y < ymax)
 
 
 def _touch(a, b) -> bool:
