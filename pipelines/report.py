@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import rasterio
 import rasterio.errors
@@ -87,6 +86,8 @@ def _hillshade_with_footprints(hillshade: Path, output: Path, folder: Path) -> P
     grey = np.nan_to_num(data, nan=0).clip(0, 255).astype(np.uint8)
     rgb = np.stack([grey, grey, grey])
     layers = output / "layers.gpkg"
+    import geopandas as gpd  # a second of imports, only for a run that made footprints
+
     if layers.exists() and "footprints" in set(gpd.list_layers(layers)["name"]):
         outlines = gpd.read_file(layers, layer="footprints").geometry.boundary
         if len(outlines):
