@@ -5,13 +5,15 @@ import math
 import geopandas as gpd
 import laspy
 import numpy as np
+import open3d as o3d
 import pytest
 import rasterio
 import shapely
 from scipy import ndimage
 
 from gis.errors import InputError
-from pipelines.algorithms.footprints import COLUMNS, FINEST_CELL, analysis_cell, extract_footprints, square
+from pipelines.algorithms.footprints import (COLUMNS, FINEST_CELL, analysis_cell, cluster_points,
+                                             extract_footprints, square)
 from pipelines.raster import Grid, Raster, bin_extreme
 
 GROUND_Z = 35.0
@@ -172,6 +174,14 @@ def test_analysis_cell_widens_for_sparse_points():
     assert analysis_cell(rng.uniform(0, 100, (4_000, 2))) > 2.0
 
 
+def test_cluster_points_on_tiny_inputs():
+    lone = np.array([[3.0, 4.0]])
+    assert cluster_points(lone, 1.0, 1).tolist() == [0] and cluster_points(lone, 1.0, 2).tolist() == [-1]
+    clump = np.repeat(lone, 6, axis=0) + np.linspace(0.0, 0.05, 6)[:, None]  # 6 points in one cell
+    assert cluster_points(clump, 1.0, 1).tolist() == [0] * 6
+    assert (cluster_points(clump, 1.0, 30) == -1).all()
+
+
 # --- the sample district -------------------------------------------------------------------------------------
 
 
@@ -208,6 +218,24 @@ def matches(district_footprints, true_footprints) -> tuple[np.ndarray, np.ndarra
             iou[index] = _iou(truth.geometry, found[best])
             height_error[index] = district_footprints.height_m.iloc[best] - truth.height_m
     return iou, height_error
+
+
+def test_cluster_points_matches_the_dbscan_of_every_point(district):
+    """Clustering one representative per cell, on a part of the district with stray points added, gives the
+    partition of open3d's DBSCAN of the points: the same clusters and the same noise."""
+    lidar = laspy.read(district / "district.laz")
+    building = np.asarray(lidar.classification) == BUILDING_CLASS
+    xy = np.column_stack([np.asarray(lidar.x)[building], np.asarray(lidar.y)[building]])
+    corner = xy.min(axis=0)
+    xy = xy[(xy[:, 0] < corner[0] + 160) & (xy[:, 1] < corner[1] + 140)]
+    xy = np.vstack([xy, corner + np.random.default_rng(0).uniform(0, (160, 140), (300, 2))])
+    cloud = o3d.geometry.PointCloud()
+    cloud.points = o3d.utility.Vector3dVector(np.column_stack([xy - corner, np.zeros(len(xy))]))
+    expected = np.asarray(cloud.cluster_dbscan(eps=1.5, min_points=30))
+    found = cluster_points(xy, 1.5, 30)
+    assert np.array_equal(found < 0, expected < 0) and (expected < 0).sum() > 100
+    pairs = np.unique(np.column_stack([found, expected])[expected >= 0], axis=0)
+    assert len(pairs) == expected.max() + 1 == found.max() + 1 > 1
 
 
 def test_district_footprints_match_the_truth(matches, true_footprints):
