@@ -172,6 +172,7 @@ def process_tile(plan: Plan, job: TileJob, key: str, decoded: dict[Path, Path], 
     folder.mkdir(parents=True)
     values = {plan.reader.tag: plan.reader.assemble(job, decoded, plan.crs)}
     surfaces: dict[tuple[str, float], TileSurfaces] = {}
+    subsets: dict[str, dict] = {}  # the point subsets of each stage's points, shared by its resolutions
     parts = {}
     for stage in plan.stages[1:]:
         if on_stage is not None:
@@ -182,7 +183,7 @@ def process_tile(plan: Plan, job: TileJob, key: str, decoded: dict[Path, Path], 
             continue
         memo = (_points_of(plan, stage), stage.resolution)
         if memo not in surfaces:
-            surfaces[memo] = TileSurfaces(source, stage.resolution, job.halo)
+            surfaces[memo] = TileSurfaces(source, stage.resolution, job.halo, subsets.setdefault(memo[0], {}))
         parts[stage.tag] = str(stage.tile_part(surfaces[memo], folder))
         values[stage.tag] = source  # writers pass their points on, as PDAL's do
     shown = values[_points_of(plan, plan.writers[0])]

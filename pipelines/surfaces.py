@@ -24,11 +24,18 @@ VEGETATION_CLASSES = (3, 4, 5)
 
 
 class TileSurfaces:
-    """The surfaces of one tile at one resolution, each computed on first use."""
+    """The surfaces of one tile at one resolution, each computed on first use.
 
-    def __init__(self, tile: PointTile, resolution: float, halo: float) -> None:
+    ``subsets`` memoises the tile's point subsets (ground, all but noise, ...)
+    as contiguous x, y, z columns; pass the same dict to the surfaces of the
+    same points at other resolutions to select and copy them once.
+    """
+
+    def __init__(self, tile: PointTile, resolution: float, halo: float,
+                 subsets: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None) -> None:
         self.tile = tile
         self.resolution = resolution
+        self._subsets = {} if subsets is None else subsets
         xmin, ymin, xmax, ymax = tile.core
         self.core_grid = Grid.covering(tile.core, resolution)
         margin = np.ceil(halo / resolution) * resolution
@@ -42,22 +49,28 @@ class TileSurfaces:
         rows, cols = self.core_grid.shape
         return data[offset:offset + rows, offset:offset + cols]
 
-    def _points(self, classes: tuple[int, ...] | None = None, exclude: tuple[int, ...] = ()) -> np.ndarray:
-        codes = self.tile.classification
-        keep = np.isin(codes, classes) if classes is not None else ~np.isin(codes, exclude)
-        if classes is not None and exclude:
-            keep &= ~np.isin(codes, exclude)
-        return self.tile.xyz if keep.all() else self.tile.xyz[keep]
+    def _points(self, classes: tuple[int, ...] | None = None,
+                exclude: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """x, y, z of the points of ``classes`` (all by default) but those of ``exclude``."""
+        key = (classes, exclude)
+        if key not in self._subsets:
+            codes = self.tile.classification
+            keep = np.isin(codes, classes) if classes is not None else np.ones(len(codes), dtype=bool)
+            if exclude:
+                keep &= ~np.isin(codes, exclude)
+            xyz = self.tile.xyz if keep.all() else self.tile.xyz[keep]
+            self._subsets[key] = tuple(np.ascontiguousarray(xyz[:, axis]) for axis in range(3))
+        return self._subsets[key]
 
     @cached_property
     def dtm(self) -> np.ndarray:
         """Terrain from the ground (and water) points, gaps interpolated."""
         from pipelines.algorithms.ground import dtm_from_ground
 
-        ground = self._points(GROUND_CLASSES)
-        if len(ground) < 3:
+        x, y, z = self._points(GROUND_CLASSES)
+        if len(x) < 3:
             return np.full(self.grid.shape, np.nan, dtype=np.float32)
-        return dtm_from_ground(ground[:, 0], ground[:, 1], ground[:, 2], self.grid).astype(np.float32)
+        return dtm_from_ground(x, y, z, self.grid).astype(np.float32)
 
     @cached_property
     def dsm(self) -> np.ndarray:
@@ -66,8 +79,7 @@ class TileSurfaces:
         At 0.5 m and 10 points/m2 about 8 % of cells are empty by chance; larger
         gaps are water that absorbed the pulses, whose surface the nearest return gives.
         """
-        points = self._points(exclude=NOISE_CLASSES)
-        dsm = bin_extreme(self.grid, points[:, 0], points[:, 1], points[:, 2])
+        dsm = bin_extreme(self.grid, *self._points(exclude=NOISE_CLASSES))
         empty = np.isnan(dsm)
         if empty.all():
             return self.dtm.copy()
@@ -86,14 +98,14 @@ class TileSurfaces:
         """Canopy height model from the vegetation points."""
         from pipelines.algorithms.trees import canopy_height_model
 
-        veg = self._points(VEGETATION_CLASSES)
-        return canopy_height_model(veg[:, 0], veg[:, 1], veg[:, 2], self.dtm_raster, self.grid)
+        x, y, z = self._points(VEGETATION_CLASSES)
+        return canopy_height_model(x, y, z, self.dtm_raster, self.grid)
 
     @cached_property
     def density(self) -> np.ndarray:
         """Points per square metre (noise excluded)."""
-        points = self._points(exclude=NOISE_CLASSES)
-        return (bin_count(self.grid, points[:, 0], points[:, 1]) / self.resolution**2).astype(np.float32)
+        x, y, _ = self._points(exclude=NOISE_CLASSES)
+        return (bin_count(self.grid, x, y) / self.resolution**2).astype(np.float32)
 
     @property
     def dtm_raster(self) -> Raster:
