@@ -105,8 +105,13 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def store_vector(self, publication: Publication, frame) -> str:
-        """Write the version's features; return the storage reference."""
+    def store_vector(self, publication: Publication, frame, wkb=None) -> str:
+        """Write the version's features; return the storage reference.
+
+        ``frame`` has passed the gates and is canonical (attributes, then the
+        geometry named ``geometry``); ``wkb`` is its geometries' little-endian
+        WKB when already computed (for the checksum), for backends that can use it.
+        """
 
     def store_files(self, publication: Publication, source: Path, checksum: str) -> str:
         """Copy a raster file or a 3D Tiles folder into the file store; return the storage reference.

@@ -196,7 +196,11 @@ class GeoPackageBackend(Backend):
             if storage.startswith("table:"):
                 schema.drop_table(con, storage.removeprefix("table:"))  # a killed publication's leftover
 
-    def store_vector(self, publication: Publication, frame) -> str:
+    def store_vector(self, publication: Publication, frame, wkb=None) -> str:
+        """Write the features as a new table of the catalog, with its R-tree, through GDAL.
+
+        GDAL encodes the geometries itself (``wkb`` is not used).
+        """
         import pyogrio
 
         table = schema.table_name(publication.layer_id, publication.number)

@@ -9,7 +9,8 @@ environment, ``PGPASSWORD`` or ``~/.pgpass``, never from ``lutece.yml``)::
     lutece.changes                  the change feed (seq: an identity, appended in commit order)
     lutece.pending                  publications in progress (for conflicts and gc)
     lutece_data."<layer>__v<N>"     the features of each vector version, one table each,
-                                    loaded by COPY, with a GIST index on the geometry
+                                    loaded by one binary COPY, with a primary key, a GIST
+                                    index on the geometry and planner statistics
 
 and ``store.path``/``files/`` for rasters and 3D Tiles (content-addressed, as
 on the GeoPackage backend).
@@ -44,9 +45,13 @@ from hashlib import sha1
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+
 from gis.backends.base import Backend, GcReport, Publication
 from gis.backends.files import FileStore
+from gis.backends.pg_copy import FIXED, TIMESTAMPS, copy_data
 from gis.catalog.model import ChangeEvent, Layer, Version, utc_now
+from gis.catalog.products import geometry_wkb
 from gis.errors import DependencyError, InputError, LayerNotFound, PublishConflict, StoreError
 
 log = logging.getLogger(__name__)
@@ -371,7 +376,15 @@ class PostGISBackend(Backend):
             if cur.rowcount != 1:
                 raise PublishConflict(f"layer {publication.layer_id}: the publication's claim was lost; publish again")
 
-    def store_vector(self, publication: Publication, frame) -> str:
+    def store_vector(self, publication: Publication, frame, wkb=None) -> str:
+        """Load the features with one binary COPY, then add the primary key, the GIST index and the statistics.
+
+        The table is created, loaded and indexed in one transaction, and no
+        reader looks at it before the version is committed. The features are
+        numbered (``lutece_fid``) in their order; geometries go as the WKB
+        already computed for the checksum, and PostGIS gives them the column's
+        SRID (``geometry(Geometry, <srid>)``).
+        """
         from psycopg import sql
 
         table = table_name(publication.layer_id, publication.number)
@@ -383,17 +396,21 @@ class PostGISBackend(Backend):
         attributes = [name for name in frame.columns if name != geometry]
         if FID in attributes:
             raise InputError(f"column {FID!r} is reserved by the PostGIS backend; rename it")
-        definitions = [sql.SQL("{} bigint GENERATED ALWAYS AS IDENTITY").format(sql.Identifier(FID))]
-        definitions += [sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(_pg_type(frame[name].dtype)))
-                        for name in attributes]
+        types = [_pg_type(frame[name].dtype) for name in attributes]
+        definitions = [sql.SQL("{} bigint NOT NULL").format(sql.Identifier(FID))]
+        definitions += [sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
+                        for name, kind in zip(attributes, types)]
         definitions.append(sql.SQL("{} geometry(Geometry, {})").format(sql.Identifier(geometry), sql.Literal(srid)))
-        columns = sql.SQL(", ").join(sql.Identifier(name) for name in [*attributes, geometry])
+        columns = sql.SQL(", ").join(sql.Identifier(name) for name in [FID, *attributes, geometry])
+        values = [("bigint", np.arange(1, len(frame) + 1))]
+        values += [(kind, _copy_values(frame[name], kind)) for name, kind in zip(attributes, types)]
+        values.append(("bytes", geometry_wkb(frame) if wkb is None else wkb))
         with self._transaction() as cur:
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))  # a killed publication's leftover
             cur.execute(sql.SQL("CREATE TABLE {} ({})").format(ident, sql.SQL(", ").join(definitions)))
-            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(ident, columns)) as copy:
-                for row in _rows(frame, attributes, geometry, srid):
-                    copy.write_row(row)
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(ident, columns)) as copy:
+                for data in copy_data(values, len(frame)):
+                    copy.write(data)
             cur.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(ident, sql.Identifier(FID)))
             cur.execute(sql.SQL("CREATE INDEX {} ON {} USING GIST ({})").format(
                 sql.Identifier(f"{table}_geom_idx"[:63]), ident, sql.Identifier(geometry)))
@@ -644,27 +661,16 @@ def _pg_type(dtype) -> str:
     return "text"
 
 
-def _rows(frame, attributes: list[str], geometry: str, srid: int) -> Iterator[tuple]:
-    """Rows for COPY: Python values, NULL for missing ones, the geometry as hex EWKB."""
-    import numpy as np
-    import pandas as pd
-    import shapely
-
-    columns = []
-    for name in attributes:
-        series = frame[name]
-        if series.dtype.kind in "biuf":
-            columns.append(series.to_numpy().tolist())
-        else:
-            values = series.astype(object).to_numpy()
-            columns.append([None if _missing(v, pd) else v for v in values])
-    geoms = shapely.set_srid(np.asarray(frame.geometry.values), srid)
-    columns.append(shapely.to_wkb(geoms, hex=True, include_srid=True).tolist())
-    return zip(*columns)
-
-
-def _missing(value, pd) -> bool:
-    return value is None or (not isinstance(value, (str, bytes)) and bool(pd.isna(value)))
+def _copy_values(series, kind: str):
+    """A column's values for :func:`~gis.backends.pg_copy.copy_data`."""
+    if kind in FIXED:
+        return series.to_numpy()
+    if kind in TIMESTAMPS:
+        if kind == "timestamptz":
+            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        return series.to_numpy("datetime64[us]")
+    values = series.to_numpy(dtype=object, na_value=None)
+    return [value if value is None or isinstance(value, str) else str(value) for value in values]
 
 
 def _data_columns(cur, table: str) -> list[tuple[str, str]]:

@@ -4,8 +4,9 @@ Each gate raises one :class:`~gis.errors.ProductError` saying what is wrong,
 where, and what to do; nothing is written before every gate has passed.
 
 - CRS present and equal to the declared one (vector and raster);
-- vector: attributes are UTF-8, geometries valid (``on_invalid``), not empty
-  unless ``allow_empty``;
+- vector (a GeoPackage layer or a GeoDataFrame, through the same
+  :func:`check_frame`): one geometry column, attributes are UTF-8,
+  geometries valid (``on_invalid``), not empty unless ``allow_empty``;
 - raster: a Cloud-Optimised GeoTIFF;
 - 3D Tiles: a readable ``tileset.json`` whose content files exist.
 """
@@ -89,8 +90,48 @@ def read_vector(path: Path, layer: str, declared_crs: str | None, on_invalid: st
     ----------
     path, layer
         The GeoPackage and its layer.
+    declared_crs, on_invalid, allow_empty
+        As for :func:`check_frame`.
+
+    Returns
+    -------
+    tuple
+        The canonical GeoDataFrame and a :class:`GateReport` (see :func:`check_frame`).
+    """
+    import pyogrio
+
+    check_on_invalid(on_invalid)
+    where = f"{path} layer {layer}"
+    try:
+        frame = pyogrio.read_dataframe(path, layer=layer, fid_as_index=True)  # errors name features by fid
+    except UnicodeDecodeError:
+        fid, column = _first_non_utf8(path, layer)
+        raise ProductError(f"{where}: attribute {column!r} of feature {fid} is not UTF-8; "
+                           f"re-encode the attributes in UTF-8") from None
+    except Exception as exc:
+        raise ProductError(f"{where}: cannot be read ({exc})") from None
+    return check_frame(frame, where, declared_crs, on_invalid, allow_empty)
+
+
+def check_on_invalid(on_invalid: str) -> None:
+    """Refuse an unknown ``on_invalid`` mode."""
+    if on_invalid not in ON_INVALID:
+        raise InputError(f"on_invalid={on_invalid!r}; use one of {', '.join(ON_INVALID)}")
+
+
+def check_frame(frame, where: str, declared_crs: str | None, on_invalid: str = "raise", allow_empty: bool = False):
+    """Pass a GeoDataFrame through the vector gates, whether read from a GeoPackage or given as is.
+
+    Parameters
+    ----------
+    frame
+        The features; errors name a feature by its index label (a
+        GeoPackage's fid).
+    where
+        What the features are, to start error messages (e.g. the product's
+        path and layer).
     declared_crs
-        The CRS the product must have (e.g. ``"EPSG:2154"``).
+        The CRS the features must have (e.g. ``"EPSG:2154"``).
     on_invalid
         ``"raise"`` (default): refuse invalid, null or empty geometries;
         ``"fix"``: repair invalid ones with ``shapely.make_valid`` and drop the
@@ -101,31 +142,84 @@ def read_vector(path: Path, layer: str, declared_crs: str | None, on_invalid: st
     Returns
     -------
     tuple
-        The GeoDataFrame (index reset) and a :class:`GateReport`.
-    """
-    import pyogrio
+        The canonical GeoDataFrame (:func:`canonical_frame`) and a :class:`GateReport`.
 
-    if on_invalid not in ON_INVALID:
-        raise InputError(f"on_invalid={on_invalid!r}; use one of {', '.join(ON_INVALID)}")
-    where = f"{path} layer {layer}"
-    try:
-        frame = pyogrio.read_dataframe(path, layer=layer, fid_as_index=True)
-    except UnicodeDecodeError:
-        fid, column = _first_non_utf8(path, layer)
-        raise ProductError(f"{where}: attribute {column!r} of feature {fid} is not UTF-8; "
-                           f"re-encode the attributes in UTF-8") from None
-    except Exception as exc:
-        raise ProductError(f"{where}: cannot be read ({exc})") from None
-    if not hasattr(frame, "geometry"):
-        raise ProductError(f"{where}: has no geometry column; publish a spatial layer")
+    Raises
+    ------
+    ProductError
+        No (or more than one) geometry column, no or another CRS, text that
+        is not UTF-8, bad geometries under ``"raise"``, no features.
+    """
+    check_on_invalid(on_invalid)
+    _check_geometry_column(frame, where)
     report = GateReport(crs=check_crs(where, frame.crs, declared_crs))
+    _utf8_gate(frame, where)
     frame = _geometry_gate(frame, where, on_invalid, report)
     if len(frame) == 0 and not allow_empty:
         raise ProductError(f"{where}: no features; publish with --allow-empty if an empty layer is intended")
     report.features = len(frame)
     if len(frame):
         report.extent = tuple(float(v) for v in frame.total_bounds)
-    return frame.reset_index(drop=True), report
+    return canonical_frame(frame, where), report
+
+
+def canonical_frame(frame, where: str):
+    """The features as the catalog stores and checksums them.
+
+    Attributes in their order, then the geometry named ``geometry``, index
+    0..n-1: the form GDAL reads a GeoPackage in, so a GeoDataFrame and the
+    GeoPackage holding it are stored as the same table.
+    """
+    geometry = frame.geometry.name
+    attributes = [name for name in frame.columns if name != geometry]
+    if geometry != "geometry" and "geometry" in attributes:
+        raise ProductError(f"{where}: an attribute is named 'geometry' while the geometry column is "
+                           f"{geometry!r}; rename the attribute")
+    frame = frame[[*attributes, geometry]].reset_index(drop=True)
+    return frame if geometry == "geometry" else frame.rename_geometry("geometry")
+
+
+def _check_geometry_column(frame, where: str) -> None:
+    """Refuse what is not a GeoDataFrame with exactly one geometry column."""
+    from geopandas import GeoDataFrame
+
+    try:
+        geometry = frame.geometry.name if isinstance(frame, GeoDataFrame) else None
+    except AttributeError:  # a GeoDataFrame without an active geometry column
+        geometry = None
+    if geometry is None:
+        raise ProductError(f"{where}: has no geometry column; publish a spatial layer")
+    others = [str(name) for name in frame.columns if name != geometry and frame[name].dtype == "geometry"]
+    if others:
+        raise ProductError(f"{where}: has more geometry columns than {geometry!r} ({', '.join(others)}); "
+                           f"publish one geometry column per layer")
+
+
+def _utf8_gate(frame, where: str) -> None:
+    """Refuse text that cannot be written as UTF-8 (a lone surrogate from a bad decoding, say)."""
+    geometry = frame.geometry.name
+    for name in frame.columns:
+        if not _encodes(str(name)):
+            raise ProductError(f"{where}: the column name {name!r} is not UTF-8; rename the column")
+        if name == geometry or frame[name].dtype.kind in "biufcmM":
+            continue
+        values = frame[name].to_numpy(dtype=object, na_value="")
+        try:
+            text = "".join(values)  # one check for the whole column, the culprit only on failure
+        except TypeError:  # not only strings: their text is written
+            text = "".join(map(str, values))
+        if not _encodes(text):
+            label = next(label for label, value in zip(frame.index, values) if not _encodes(str(value)))
+            raise ProductError(f"{where}: attribute {name!r} of feature {label} is not UTF-8; "
+                               f"re-encode the attributes in UTF-8")
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _geometry_gate(frame, where: str, on_invalid: str, report: GateReport):

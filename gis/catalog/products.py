@@ -25,9 +25,9 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class Product:
-    """A product to publish: its path, kind, source layer (vector) and lineage."""
+    """A product to publish: its path (``None`` for a GeoDataFrame), kind, source layer (vector) and lineage."""
 
-    path: Path
+    path: Path | None
     kind: str
     source_layer: str | None = None
     lineage: dict[str, Any] = field(default_factory=dict)
@@ -102,29 +102,55 @@ def sha256_tree(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def sha256_frame(frame) -> str:
-    """The sha256 of a GeoDataFrame's data: column names, geometries as WKB, attribute values.
+def geometry_wkb(frame) -> np.ndarray:
+    """The little-endian WKB of a GeoDataFrame's geometries (``None`` for a null one), as the checksum hashes them.
 
-    Independent of the file it came from, so that the same features give the
-    same checksum whatever GeoPackage held them.
+    Computed once per publication: the checksum and the PostGIS COPY both use it.
     """
     import shapely
 
+    return shapely.to_wkb(np.asarray(frame.geometry.values), byte_order=1)
+
+
+def sha256_frame(frame, wkb: np.ndarray | None = None) -> str:
+    """The sha256 of a GeoDataFrame's data: its attributes in order, then its geometries as WKB.
+
+    Independent of where the features came from: the geometry column is
+    hashed last under the name ``geometry`` whatever it is called and wherever
+    it stands, text is hashed as UTF-8 whatever its pandas dtype (``str`` or
+    ``object``), a missing text as ``\\x00``. So a frame, the GeoPackage
+    holding it and the version read back from either backend give the same
+    checksum (for the column types a GeoPackage keeps: text, integers, reals,
+    booleans). ``wkb`` is :func:`geometry_wkb` of the frame when already computed.
+    """
     digest = hashlib.sha256()
+    geometry = frame.geometry.name
     for name in frame.columns:
-        column = frame[name]
-        digest.update(f"{name}\0{column.dtype}\0".encode("utf-8"))
-        if name == frame.geometry.name:
-            # Lengths then bytes, each in one call: a null geometry has length 0 and no bytes.
-            wkbs = [b"" if wkb is None else wkb for wkb in shapely.to_wkb(np.asarray(column.values), byte_order=1)]
-            digest.update(np.fromiter(map(len, wkbs), dtype="<u4", count=len(wkbs)).tobytes())
-            digest.update(b"".join(wkbs))
-        elif column.dtype.kind in "biufcmM":
-            digest.update(np.ascontiguousarray(column.to_numpy()).tobytes())
-        else:
-            values = column.to_numpy(dtype=object)
-            digest.update("\x1f".join(["\x00" if value is None else str(value) for value in values]).encode("utf-8"))
+        if name != geometry:
+            _hash_attribute(digest, name, frame[name])
+    digest.update(b"geometry\0geometry\0")
+    wkbs = geometry_wkb(frame) if wkb is None else wkb
+    wkbs = np.where(wkbs == None, b"", wkbs)  # noqa: E711 (elementwise); a null geometry: length 0, no bytes
+    # Lengths then bytes, each in one call.
+    digest.update(np.fromiter(map(len, wkbs), dtype="<u4", count=len(wkbs)).tobytes())
+    digest.update(b"".join(wkbs))
     return digest.hexdigest()
+
+
+def _hash_attribute(digest, name: str, column) -> None:
+    if column.dtype.kind in "biufcmM":
+        values = column.to_numpy()
+        if values.dtype != object:  # numbers and times: their bytes (times with a zone go as text)
+            digest.update(f"{name}\0{column.dtype}\0".encode("utf-8"))
+            digest.update(np.ascontiguousarray(values).tobytes())
+            return
+    digest.update(f"{name}\0str\0".encode("utf-8"))
+    texts = column.to_numpy(dtype=object, na_value="\x00")
+    try:
+        joined = "\x1f".join(texts)  # the common case: every value a str
+    except TypeError:
+        joined = "\x1f".join(map(str, texts))
+    digest.update(joined.encode("utf-8"))
 
 
 def fsync_tree(folder: Path) -> None:

@@ -8,6 +8,8 @@ Example
 >>> catalog = Catalog.from_config(load_config(None))                        # doctest: +SKIP
 >>> catalog.publish("products/layers.gpkg", "footprints", source_layer="footprints",
 ...                 title="Emprises des bâtiments", licence="ODbL-1.0", access="open")  # doctest: +SKIP
+>>> catalog.publish(frame, "trees", lineage={"inputs": [{"layer": "lidar-hd"}]},
+...                 licence="etalab-2.0", access="open")                       # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -16,17 +18,21 @@ import getpass
 import logging
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gis.backends import open_backend
 from gis.backends.base import Backend, GcReport
 from gis.catalog import gates
 from gis.catalog.licences import check_access, check_licence_rules, get_licence
 from gis.catalog.model import ChangeEvent, Layer, Version, check_layer_id, utc_now
-from gis.catalog.products import Product, detect_kind, read_lineage, sha256_file, sha256_frame, sha256_tree
+from gis.catalog.products import (Product, detect_kind, geometry_wkb, read_lineage, sha256_file, sha256_frame,
+                                  sha256_tree)
 from gis.errors import InputError, LayerNotFound
+
+if TYPE_CHECKING:
+    from geopandas import GeoDataFrame
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +132,7 @@ class Catalog:
         return self.backend.events(after, limit)
 
     # -- publication ------------------------------------------------------------------------------
-    def publish(self, product: Path | str, layer_id: str, *, licence: str | None = None, access: str | None = None,
+    def publish(self, product: Path | str | GeoDataFrame, layer_id: str, *, licence: str | None = None, access: str | None = None,
                 note: str = "", publisher: str | None = None, lineage: dict[str, Any] | None = None,
                 source_layer: str | None = None, kind: str | None = None, on_invalid: str = "raise",
                 allow_empty: bool = False, expected_version: int | None | str = "current",
@@ -136,7 +142,9 @@ class Catalog:
         Parameters
         ----------
         product
-            A GeoPackage, a COG or a 3D Tiles folder.
+            A GeoPackage, a COG or a 3D Tiles folder (a path), or a
+            GeoDataFrame (a vector layer, checked by the same gates as a
+            GeoPackage's and given the same checksum).
         layer_id
             The layer (a slug); created by its first publication.
         licence, access
@@ -144,8 +152,9 @@ class Catalog:
         note, publisher
             Kept with the version (``publisher`` defaults to ``user@host``).
         lineage
-            The product's lineage; default: its sidecar ``PRODUCT.lineage.json``.
-            ``inputs: [{layer or path, licence}]`` drive the share-alike rule.
+            The product's lineage; default: its sidecar ``PRODUCT.lineage.json``
+            (none for a GeoDataFrame). ``inputs: [{layer or path, licence}]``
+            drive the share-alike rule.
         source_layer
             The GeoPackage layer to publish when it holds several.
         on_invalid, allow_empty
@@ -170,16 +179,22 @@ class Catalog:
         unknown = set(metadata) - set(METADATA)
         if unknown:
             raise InputError(f"unknown layer metadata {', '.join(sorted(unknown))}; use {', '.join(METADATA)}")
-        path = Path(product)
-        kind = detect_kind(path, kind)
+        is_frame = _is_frame(product)
+        if is_frame and source_layer is not None:
+            raise InputError("source_layer chooses a layer of a GeoPackage; a GeoDataFrame is published as it is")
+        kind = _frame_kind(kind) if is_frame else detect_kind(Path(product), kind)
         existing = self.backend.find_layer(layer_id)
         if existing is not None and existing.kind != kind:
-            raise InputError(f"layer {layer_id} is a {existing.kind} layer; {path} is a {kind} product")
+            raise InputError(f"layer {layer_id} is a {existing.kind} layer; "
+                             f"{'the GeoDataFrame' if is_frame else product} is a {kind} product")
         licence = licence or (existing.licence if existing else None)
         access = access or (existing.access if existing else None)
         if licence is None or access is None:
             raise InputError(f"layer {layer_id} is new: give its licence and access level")
-        prepared = self._prepare(path, kind, source_layer, lineage, on_invalid, allow_empty)
+        if is_frame:
+            prepared = self._prepare_frame(product, layer_id, lineage, on_invalid, allow_empty)
+        else:
+            prepared = self._prepare(Path(product), kind, source_layer, lineage, on_invalid, allow_empty)
         check_licence_rules(layer_id, licence, access, self._input_licences(prepared.product.lineage))
         publication = self.backend.begin_publication(layer_id, expected_version)
         try:
@@ -196,12 +211,13 @@ class Catalog:
 
     def _prepare(self, path: Path, kind: str, source_layer: str | None, lineage: dict | None,
                  on_invalid: str, allow_empty: bool) -> "_Prepared":
-        frame = None
         if kind == "vector":
             source_layer = gates.source_layer_of(path, source_layer)
             frame, report = gates.read_vector(path, source_layer, self.crs, on_invalid, allow_empty)
-            checksum = sha256_frame(frame)
-        elif kind == "raster":
+            lineage = lineage if lineage is not None else read_lineage(path, source_layer)
+            return _prepared_vector(Product(path, kind, source_layer, lineage), frame, report,
+                                    {"product": str(path.resolve()), "source_layer": source_layer})
+        if kind == "raster":
             report, checksum = gates.check_raster(path, self.crs), sha256_file(path)
         else:
             report, checksum = gates.check_3dtiles(path), sha256_tree(path)
@@ -209,7 +225,14 @@ class Catalog:
         lineage = dict(lineage if lineage is not None else read_lineage(path, source_layer))
         lineage["publication"] = {"product": str(path.resolve()), "source_layer": source_layer,
                                   "gates": report.to_lineage()}
-        return _Prepared(Product(path, kind, source_layer, lineage), frame, report, checksum)
+        return _Prepared(Product(path, kind, source_layer, lineage), None, None, report, checksum)
+
+    def _prepare_frame(self, frame, layer_id: str, lineage: dict | None, on_invalid: str,
+                       allow_empty: bool) -> "_Prepared":
+        where = f"the GeoDataFrame published as {layer_id}"
+        frame, report = gates.check_frame(frame, where, self.crs, on_invalid, allow_empty)
+        return _prepared_vector(Product(None, "vector", None, lineage or {}), frame, report,
+                                {"product": "GeoDataFrame", "source_layer": None})
 
     def _input_licences(self, lineage: dict[str, Any]) -> list[dict[str, Any]]:
         """The lineage's inputs, with the catalog's licence filled in for inputs that are catalog layers."""
@@ -225,7 +248,7 @@ class Catalog:
 
     def _store(self, publication, prepared: "_Prepared") -> str:
         if prepared.frame is not None:
-            return self.backend.store_vector(publication, prepared.frame)
+            return self.backend.store_vector(publication, prepared.frame, prepared.wkb)
         return self.backend.store_files(publication, prepared.product.path, prepared.checksum)
 
     def _records(self, publication, prepared: "_Prepared", storage: str, licence: str, access: str, note: str,
@@ -289,6 +312,27 @@ class Catalog:
 @dataclass
 class _Prepared:
     product: Product
-    frame: Any
+    frame: Any  # the canonical GeoDataFrame of a vector product
+    wkb: Any  # its geometries' WKB, computed once for the checksum and the backend
     report: gates.GateReport
     checksum: str
+
+
+def _prepared_vector(product: Product, frame, report: gates.GateReport, source: dict[str, Any]) -> _Prepared:
+    """A checked vector product with its checksum and the publication's record in its lineage."""
+    wkb = geometry_wkb(frame)
+    lineage = {**product.lineage, "publication": {**source, "gates": report.to_lineage()}}
+    return _Prepared(replace(product, lineage=lineage), frame, wkb, report, sha256_frame(frame, wkb))
+
+
+def _is_frame(product) -> bool:
+    """Whether the product is in memory (a DataFrame without geometry is refused by the gates)."""
+    from pandas import DataFrame
+
+    return isinstance(product, DataFrame)
+
+
+def _frame_kind(kind: str | None) -> str:
+    if kind not in (None, "vector"):
+        raise InputError(f"a GeoDataFrame is a vector product, not {kind}")
+    return "vector"

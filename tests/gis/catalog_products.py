@@ -7,6 +7,12 @@ from pathlib import Path
 import numpy as np
 
 
+def assert_unchanged(catalog, events_before: int = 0) -> None:
+    """Nothing was published: no new event, and nothing left behind for gc (no table, file or claim)."""
+    assert len(catalog.events()) == events_before
+    assert catalog.gc().removed == 0
+
+
 def write_product(frame, path: Path, layer: str = "data", **options) -> Path:
     """Write a GeoDataFrame as a one-layer GeoPackage product."""
     import pyogrio

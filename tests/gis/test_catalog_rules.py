@@ -11,14 +11,9 @@ import rasterio
 import shapely
 from rasterio.shutil import copy as rio_copy
 
-from catalog_products import write_product
+from catalog_products import assert_unchanged, write_product
 from gis.catalog.licences import LICENCES, check_licence_rules
 from gis.errors import LicenceError, ProductError
-
-
-def assert_unchanged(catalog, events_before: int = 0) -> None:
-    assert len(catalog.events()) == events_before
-    assert catalog.gc().removed == 0
 
 
 def test_licences_have_canonical_uris():

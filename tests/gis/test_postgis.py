@@ -45,8 +45,15 @@ def test_versions_are_tables_with_a_gist_index(catalog, district_gpkg, store, ca
         indexes = [row[0] for row in con.execute("SELECT indexdef FROM pg_indexes WHERE schemaname=%s "
                                                  "AND tablename='buildings__v1'", (DATA_SCHEMA,))]
         (srid,) = con.execute(f"SELECT Find_SRID('{DATA_SCHEMA}', 'buildings__v1', 'geometry')").fetchone()
+        statistics = {row[0] for row in con.execute("SELECT attname FROM pg_stats WHERE schemaname=%s "
+                                                    "AND tablename='buildings__v1'", (DATA_SCHEMA,))}
+        fids = [row[0] for row in con.execute(f'SELECT lutece_fid FROM {DATA_SCHEMA}."buildings__v1" '
+                                              f'ORDER BY lutece_fid')]
     assert count == len(cadastre) and srid == 2154
     assert any("USING gist (geometry)" in index for index in indexes), indexes
+    assert any("UNIQUE INDEX buildings__v1_pkey" in index and "(lutece_fid)" in index for index in indexes)
+    assert {"lutece_fid", "cadastre_id", "commune", "geometry"} <= statistics  # ANALYZEd for the planner
+    assert fids == list(range(1, len(cadastre) + 1))
 
 
 def test_a_reader_in_a_transaction_keeps_reading_through_a_swap(store, district_gpkg, cadastre, tmp_path):
