@@ -124,7 +124,7 @@ def run_pipeline(plan: Plan, workers: int = 0, scheduler: str | None = None,
                        sum(job.point_count for job in plan.jobs), time.perf_counter() - started, skipped,
                        _class_counts(work, keys))
     if products:
-        from pipelines.report import RunFigures, write_report  # rasterio   # geopandas: only once there is something to show co.: only with something to show
+        from pipelines.report import RunFigures, write_report  # only with something to show
 
         result.report = write_report(output, RunFigures(plan.spec.name, result.tiles, result.tiles_reused,
                                                         result.points, result.seconds, result.classes, products))

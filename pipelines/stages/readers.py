@@ -97,7 +97,7 @@ class LasReader(Stage):
     def decode(self, job: TileJob, working_crs: pyproj.CRS, target: Path) -> Path:
         """Decode one tile's file once into the folder ``target``, in the working CRS.
 
-        ``points.npy`` and ``attributes.npy`` hold every point; ``edge_*.npy``
+        ``xyz.npy`` and ``attributes.npy`` hold every point; ``edge_*.npy``
         the points within the halo of the core's edges, the only ones a
         neighbour can borrow, so that assembling a tile reads a band of each
         neighbour rather than the whole file.
