@@ -270,35 +270,49 @@ def _executor(workers: int, scheduler: str | None):
 
 def merge_products(plan: Plan, keys: dict[Path, str], hashes: dict[Path, str], work: Path,
                    progress: Progress) -> tuple[list[Path], list[Path]]:
-    """Mosaic or join each writer's parts into its product, unless the same job already made it."""
-    from pipelines.products import read_vector_parts, write_layers
+    """Mosaic or join each writer's parts into its product, unless the same job already made it.
 
-    output = plan.spec.output
+    Products are merged two at a time: GDAL and GEOS release the GIL, so a
+    COG's overviews are computed while another product is written.
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     summaries = [json.loads((work / "tiles" / keys[job.path] / "done.json").read_text()) for job in plan.jobs]
-    written, skipped = [], []
     groups: dict[str, list[Stage]] = {}
     for writer in plan.writers:
         groups.setdefault(writer.filename(), []).append(writer)
-    for done, (filename, writers) in enumerate(groups.items(), start=1):
-        target = output / filename
-        job_key = _job_key(writers, keys)
-        lineage = {writer.layer(): product_lineage(plan, writer, hashes, job_key) for writer in writers}
-        sidecar = target.with_name(target.name + ".lineage.json")
-        if target.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("job_key") == job_key:
-            skipped.append(target)
+    made: dict[Path, bool] = {}
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lutece-merge") as pool:
+        futures = [pool.submit(_merge_product, plan, writers, summaries, keys, hashes) for writers in groups.values()]
+        for done, future in enumerate(as_completed(futures), start=1):
+            target, written = future.result()
+            made[target] = written
             progress("products", done, len(groups))
-            continue
-        parts = [Path(summary["parts"][writer.tag]) for writer in writers for summary in summaries]
-        if writers[0].filename().endswith(".tif"):
-            writers[0].merge(parts, output, lineage[writers[0].layer()])
-        else:
-            layers = {writer.layer(): writer.sew(read_vector_parts(
-                [Path(s["parts"][writer.tag]) for s in summaries], plan.crs.to_string())) for writer in writers}
-            write_layers(layers, target, lineage)
-        _write_json(sidecar, {"job_key": job_key, "product": filename, "layers": lineage})
-        written.append(target)
-        progress("products", done, len(groups))
-    return written, skipped
+    order = [plan.spec.output / filename for filename in groups]
+    return [t for t in order if made[t]], [t for t in order if not made[t]]
+
+
+def _merge_product(plan: Plan, writers: list[Stage], summaries: list[dict], keys: dict[Path, str],
+                   hashes: dict[Path, str]) -> tuple[Path, bool]:
+    """Merge one product (the writers sharing its file); (its path, False when the same job already made it)."""
+    from pipelines.products import read_vector_parts, write_layers
+
+    output = plan.spec.output
+    target = output / writers[0].filename()
+    job_key = _job_key(writers, keys)
+    lineage = {writer.layer(): product_lineage(plan, writer, hashes, job_key) for writer in writers}
+    sidecar = target.with_name(target.name + ".lineage.json")
+    if target.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("job_key") == job_key:
+        return target, False
+    if target.suffix == ".tif":
+        parts = [Path(summary["parts"][writers[0].tag]) for summary in summaries]
+        writers[0].merge(parts, output, lineage[writers[0].layer()])
+    else:
+        layers = {writer.layer(): writer.sew(read_vector_parts(
+            [Path(s["parts"][writer.tag]) for s in summaries], plan.crs.to_string())) for writer in writers}
+        write_layers(layers, target, lineage)
+    _write_json(sidecar, {"job_key": job_key, "product": target.name, "layers": lineage})
+    return target, True
 
 
 def _job_key(writers: list[Stage], keys: dict[Path, str]) -> str:
