@@ -61,10 +61,11 @@ def _table(title: str, columns: list[str], rows: list[list[object]]) -> None:
 @click.option("--replaces", "expected", type=int, help="Fail unless the current version is this one.")
 @click.option("--on-invalid", type=click.Choice(["raise", "fix", "skip"]), default="raise", show_default=True)
 @click.option("--allow-empty", is_flag=True, help="Accept a layer without features.")
+@click.option("--force", is_flag=True, help="Publish a new version even if the current one holds the same data.")
 @click.pass_obj
 def publish(env: Env, product: Path, layer_id: str, source_layer, title, title_en, description, description_en,
             keywords, theme, producer, update_frequency, licence, access, kind, note, publisher, expected,
-            on_invalid, allow_empty) -> None:
+            on_invalid, allow_empty, force) -> None:
     """Check PRODUCT (GeoPackage, COG, 3D Tiles folder) and publish it as a new version of a layer."""
     metadata = {"title": title, "title_en": title_en, "description": description, "description_en": description_en,
                 "keywords": keywords or None, "theme": theme, "producer": producer,
@@ -73,8 +74,12 @@ def publish(env: Env, product: Path, layer_id: str, source_layer, title, title_e
         result = catalog.publish(product, layer_id, licence=licence, access=access, note=note, publisher=publisher,
                                  source_layer=source_layer, kind=kind, on_invalid=on_invalid,
                                  allow_empty=allow_empty, expected_version="current" if expected is None else expected,
-                                 **metadata)
+                                 force=force, **metadata)
     version = result.version
+    if result.event is None:
+        click.echo(f"{layer_id}: unchanged, version {version.number} already holds this data "
+                   f"(sha256 {version.checksum[:12]}); --force publishes it again as a new version")
+        return
     count = f", {version.features} features" if version.features is not None else ""
     click.echo(f"{layer_id}: version {version.number} published ({result.layer.access}, {result.layer.licence}"
                f"{count}, sha256 {version.checksum[:12]}, {result.seconds:.2f} s, change {result.event.seq})")

@@ -43,11 +43,16 @@ METADATA = ("title", "description", "title_en", "description_en", "keywords", "t
 
 @dataclass(frozen=True)
 class Published:
-    """The outcome of a publication: the layer as it now is, the new version, its event, the time it took."""
+    """The outcome of a publication: the layer as it now is, the new version, its event, the time it took.
+
+    ``event`` is None when the product was unchanged: the current version
+    already held the same data under the same licence, access and metadata,
+    so nothing was written (``version`` is that current version).
+    """
 
     layer: Layer
     version: Version
-    event: ChangeEvent
+    event: ChangeEvent | None
     seconds: float
 
 
@@ -136,7 +141,7 @@ class Catalog:
                 note: str = "", publisher: str | None = None, lineage: dict[str, Any] | None = None,
                 source_layer: str | None = None, kind: str | None = None, on_invalid: str = "raise",
                 allow_empty: bool = False, expected_version: int | None | str = "current",
-                **metadata: Any) -> Published:
+                force: bool = False, **metadata: Any) -> Published:
         """Check a product and publish it as the layer's new current version.
 
         Parameters
@@ -163,6 +168,11 @@ class Catalog:
         expected_version
             The version this publication replaces: ``"current"`` (whatever is
             current when it starts), ``None`` for a new layer, or a number.
+        force
+            Publish a new version even when the current one already holds the
+            same data (same sha256) with the same licence, access and metadata;
+            by default such a publication changes nothing (a nightly rerun does
+            not churn versions, retention and the change feed).
         **metadata
             ``title``, ``description``, ``title_en``, ``description_en``,
             ``keywords``, ``theme``, ``producer``, ``update_frequency``.
@@ -196,6 +206,11 @@ class Catalog:
         else:
             prepared = self._prepare(Path(product), kind, source_layer, lineage, on_invalid, allow_empty)
         check_licence_rules(layer_id, licence, access, self._input_licences(prepared.product.lineage))
+        if not force:
+            current = self._unchanged(existing, prepared.checksum, licence, access, expected_version, metadata)
+            if current is not None:
+                log.info("%s: unchanged, version %d already holds this data", layer_id, current.number)
+                return Published(existing, current, None, time.perf_counter() - started)
         publication = self.backend.begin_publication(layer_id, expected_version)
         try:
             storage = self._store(publication, prepared)
@@ -208,6 +223,20 @@ class Catalog:
         seconds = time.perf_counter() - started
         log.info("published %s version %d in %.2f s", layer_id, version.number, seconds)
         return Published(self.backend.get_layer(layer_id), version, event, seconds)
+
+    def _unchanged(self, layer: Layer | None, checksum: str, licence: str, access: str, expected_version,
+                   metadata: dict[str, Any]) -> Version | None:
+        """The current version when publishing would only repeat it, else None."""
+        if layer is None or layer.current_version is None or layer.licence != licence or layer.access != access:
+            return None
+        if expected_version not in ("current", layer.current_version):
+            return None  # let the publication fail with its conflict
+        given = {name: tuple(value) if name == "keywords" else value
+                 for name, value in metadata.items() if value is not None}
+        if any(getattr(layer, name) != value for name, value in given.items()):
+            return None
+        current = self.backend.get_version(layer.id, layer.current_version)
+        return current if current.checksum == checksum else None
 
     def _prepare(self, path: Path, kind: str, source_layer: str | None, lineage: dict | None,
                  on_invalid: str, allow_empty: bool) -> "_Prepared":

@@ -28,8 +28,10 @@ def test_publish_list_history_rollback_gc(lutece, district_gpkg, cog, tmp_path):
     assert result.exit_code == 0, result.output
     assert "buildings: version 1 published (open, ODbL-1.0, 107 features" in result.output
     assert lutece("publish", cog, "--layer", "dtm", "--licence", "etalab-2.0", "--access", "open").exit_code == 0
+    result = lutece("publish", district_gpkg, "--layer", "buildings", "--source-layer", "buildings_cadastre")
+    assert result.exit_code == 0 and "buildings: unchanged, version 1 already holds this data" in result.output
     assert lutece("publish", district_gpkg, "--layer", "buildings", "--source-layer", "buildings_cadastre",
-                  "--on-invalid", "fix").exit_code == 0
+                  "--on-invalid", "fix", "--force").exit_code == 0
     listed = json.loads(lutece("layers", "list", "--json").output)
     assert [(layer["id"], layer["current_version"]) for layer in listed] == [("buildings", 2), ("dtm", 1)]
     shown = json.loads(lutece("layers", "show", "buildings").output)

@@ -58,7 +58,7 @@ def test_versions_rollback_and_retention(catalog, district_gpkg, tmp_path, cadas
     catalog.rollback("buildings", to=2)
     assert len(catalog.read("buildings")) == 50
     for _ in range(3):  # retention 3: versions 1 and 2 go, their data with them
-        catalog.publish(smaller, "buildings")
+        catalog.publish(smaller, "buildings", force=True)
     assert [v.number for v in catalog.history("buildings")] == [3, 4, 5]
     with pytest.raises(LayerNotFound, match="no version 1"):
         catalog.rollback("buildings", to=1)
@@ -82,7 +82,7 @@ def test_withdraw_and_reclassify(catalog, district_gpkg):
 
 def test_change_feed_has_strictly_increasing_sequence_numbers(catalog, district_gpkg):
     publish_cadastre(catalog, district_gpkg)
-    publish_cadastre(catalog, district_gpkg)
+    publish_cadastre(catalog, district_gpkg, force=True)
     catalog.reclassify("buildings", "shared")
     catalog.rollback("buildings")
     catalog.withdraw("buildings")
@@ -104,8 +104,22 @@ def test_publish_a_cog_raster(catalog, cog):
     assert path.read_bytes() == cog.read_bytes()
     with rasterio.open(path) as src:
         assert src.crs.to_epsg() == 2154
-    again = catalog.publish(cog, "dtm")  # same content: the folder is shared, not copied twice
+    again = catalog.publish(cog, "dtm", force=True)  # same content: the folder is shared, not copied twice
     assert catalog.path("dtm") == path and again.version.number == 2
+
+
+def test_publishing_the_same_data_again_changes_nothing(catalog, district_gpkg, cog):
+    first = publish_cadastre(catalog, district_gpkg, title="Bâtiments")
+    catalog.publish(cog, "dtm", licence="etalab-2.0", access="open")
+    seq = catalog.events()[-1].seq
+    again = publish_cadastre(catalog, district_gpkg, title="Bâtiments", note="nightly rerun")
+    same_raster = catalog.publish(cog, "dtm")
+    assert again.event is None and again.version == first.version and same_raster.event is None
+    assert catalog.events(after=seq) == [] and [v.number for v in catalog.history("buildings")] == [1]
+    # Another title, licence or access level, or a forced publication, makes a new version.
+    assert publish_cadastre(catalog, district_gpkg, title="Emprises").version.number == 2
+    assert publish_cadastre(catalog, district_gpkg, access="shared").version.number == 3
+    assert publish_cadastre(catalog, district_gpkg, force=True).version.number == 4
 
 
 def test_publish_a_3dtiles_folder(catalog, tileset):
