@@ -38,7 +38,6 @@ from pipelines.registry import resolve
 from pipelines.spec import PipelineSpec
 from pipelines.stages.base import Stage
 from pipelines.stages.readers import TileJob
-from pipelines.surfaces import TileSurfaces
 
 Progress = Callable[..., None]  # (phase, done, total[, detail])
 WORK = ".lutece-work"
@@ -170,6 +169,8 @@ def process_tile(plan: Plan, job: TileJob, key: str, decoded: dict[Path, Path], 
     if folder.exists():
         shutil.rmtree(folder)  # the leftovers of a run killed before this tile finished
     folder.mkdir(parents=True)
+    from pipelines.surfaces import TileSurfaces  # scipy and numba: imported while the first files decode
+
     values = {plan.reader.tag: plan.reader.assemble(job, decoded, plan.crs)}
     surfaces: dict[tuple[str, float], TileSurfaces] = {}
     subsets: dict[str, dict] = {}  # the point subsets of each stage's points, shared by its resolutions
@@ -232,6 +233,7 @@ def _in_process(plan, todo, keys, hashes, work, progress) -> list[str]:
     decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lutece-decode")
     try:
         pending = {path: decoder.submit(decode_file, plan, by_path[path], hashes, work) for path in needed}
+        import pipelines.surfaces  # noqa: F401  (its scipy and numba load while the first files decode)
         tiles = sorted(todo, key=lambda job: max(order[path] for path in _needed_files(job)))
         for done, job in enumerate(tiles, start=1):
             for path in _needed_files(job):

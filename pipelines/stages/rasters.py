@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipelines.products import merge_cog, write_part
 from pipelines.stages.base import Stage, positive
-from pipelines.surfaces import TileSurfaces, hillshade
+
+if TYPE_CHECKING:  # scipy, numba and rasterio load when a tile is processed, not when a pipeline is checked
+    from pipelines.surfaces import TileSurfaces
 
 
 @dataclass
@@ -56,6 +58,8 @@ class RasterWriter(Stage):
         raise NotImplementedError
 
     def tile_part(self, surfaces: TileSurfaces, folder: Path) -> Path:
+        from pipelines.products import write_part
+
         data = surfaces.core(self.surface(surfaces))
         return write_part(data, surfaces.core_grid, surfaces.crs, folder / f"{self.tag}.tif")
 
@@ -64,6 +68,8 @@ class RasterWriter(Stage):
         return self.tag
 
     def merge(self, parts: list[Path], output: Path, lineage: dict) -> Path:
+        from pipelines.products import merge_cog
+
         return merge_cog(parts, output / self.filename(), {"LUTECE_LINEAGE": json.dumps(lineage)})
 
 
@@ -93,6 +99,8 @@ class HillshadeWriter(RasterWriter):
     Options = HillshadeOptions
 
     def surface(self, surfaces: TileSurfaces) -> np.ndarray:
+        from pipelines.surfaces import hillshade
+
         return hillshade(surfaces.dtm, surfaces.resolution, self.options.azimuth, self.options.altitude)
 
 
