@@ -76,7 +76,7 @@ def _write_png(rgb: np.ndarray, path: Path) -> Path:
     with warnings.catch_warnings():  # a quicklook is a picture, not a georeferenced raster
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         with rasterio.open(path, "w", driver="PNG", width=rgb.shape[2], height=rgb.shape[1], count=3,
-                           dtype="uint8") as png:
+                           dtype="uint8", zlevel=1) as png:  # 2-3x faster than the default level, about as small
             png.write(rgb)
     return path
 

@@ -285,7 +285,9 @@ def merge_products(plan: Plan, keys: dict[Path, str], hashes: dict[Path, str], w
         groups.setdefault(writer.filename(), []).append(writer)
     made: dict[Path, bool] = {}
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lutece-merge") as pool:
-        futures = [pool.submit(_merge_product, plan, writers, summaries, keys, hashes) for writers in groups.values()]
+        # The GeoPackage of vector layers first: the longest merge, it overlaps the COGs'.
+        by_length = sorted(groups.values(), key=lambda writers: writers[0].filename().endswith(".tif"))
+        futures = [pool.submit(_merge_product, plan, writers, summaries, keys, hashes) for writers in by_length]
         for done, future in enumerate(as_completed(futures), start=1):
             target, written = future.result()
             made[target] = written
