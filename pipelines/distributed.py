@@ -19,6 +19,7 @@ class DaskExecutor:
     """Callable like the in-process executor; owns its cluster if it made one."""
 
     def __init__(self, workers: int = 0, scheduler: str | None = None) -> None:
+        import dask
         from dask.distributed import Client, LocalCluster
 
         self.cluster = None
@@ -28,8 +29,9 @@ class DaskExecutor:
             else:
                 # One thread per worker for the native libraries too: open3d (OpenMP), BLAS and numba
                 # would otherwise each start a thread per core in every worker and fight over the cores.
-                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                            dashboard_address=None, silence_logs=40, env=SINGLE_THREADED)
+                with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
+                    self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                dashboard_address=None, silence_logs=40, env=SINGLE_THREADED)
                 self.client = Client(self.cluster)
         except (OSError, TimeoutError) as exc:
             raise InputError(f"cannot reach the Dask scheduler {scheduler}: {exc}; check --scheduler") from None
@@ -59,6 +61,21 @@ class DaskExecutor:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+def _worker_environ() -> dict:
+    """Dask's worker environment without its MALLOC_TRIM_THRESHOLD_.
+
+    Dask sets it to 64 kB so that workers hand freed memory back at once; it
+    also turns off glibc's adaptive mmap threshold, so that every large numpy
+    temporary is mapped and page-faulted afresh: a tile took 5-5.5 s instead
+    of 3.5-4 s. A tile's memory is bounded anyway, so the default is kept.
+    """
+    import dask
+
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return environ
 
 
 def _decode(plan, job, hashes, work):
