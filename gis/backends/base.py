@@ -23,10 +23,12 @@ import os
 import socket
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from gis.catalog.model import ChangeEvent, Layer, Version
+from gis.errors import LayerNotFound
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,29 @@ class Publication:
     base: Layer | None = None
     pid: int = field(default_factory=os.getpid)
     host: str = field(default_factory=socket.gethostname)
+
+
+STALE_AFTER_S = 6 * 3600  # a claim from another host is considered dead after this
+
+
+def publisher_alive(pid: int, host: str, started: str) -> bool:
+    """Whether the process that made a publication's claim may still be running.
+
+    On this host its pid tells; a claim from another host is trusted for
+    ``STALE_AFTER_S`` after it started.
+    """
+    if host != socket.gethostname():
+        age = datetime.now(timezone.utc) - datetime.fromisoformat(started)
+        return age.total_seconds() < STALE_AFTER_S
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, under another user
+    return True
 
 
 @dataclass
@@ -61,9 +86,12 @@ class Backend(ABC):
     name: str = "abstract"
 
     # -- reading ----------------------------------------------------------------------------------
-    @abstractmethod
     def get_layer(self, layer_id: str) -> Layer:
         """The layer; raises :class:`~gis.errors.LayerNotFound`."""
+        layer = self.find_layer(layer_id)
+        if layer is None:
+            raise LayerNotFound(f"no layer {layer_id!r} in the catalog; see 'lutece layers list'")
+        return layer
 
     @abstractmethod
     def find_layer(self, layer_id: str) -> Layer | None:

@@ -24,17 +24,15 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sqlite3
 import threading
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
 from gis.backends import gpkg_schema as schema
-from gis.backends.base import Backend, GcReport, Publication
+from gis.backends.base import Backend, GcReport, Publication, publisher_alive
 from gis.backends.files import FileStore
 from gis.catalog.model import ChangeEvent, Layer, Version, utc_now
 from gis.errors import LayerNotFound, PublishConflict, StoreError
@@ -43,7 +41,6 @@ log = logging.getLogger(__name__)
 
 CATALOG = "catalog.gpkg"
 BUSY_TIMEOUT_S = 60.0
-STALE_AFTER_S = 6 * 3600  # a claim from another host is considered dead after this
 
 
 class GeoPackageBackend(Backend):
@@ -127,12 +124,6 @@ class GeoPackageBackend(Backend):
         with self._read() as con:
             return self._row_layer(con, layer_id)
 
-    def get_layer(self, layer_id: str) -> Layer:
-        layer = self.find_layer(layer_id)
-        if layer is None:
-            raise LayerNotFound(f"no layer {layer_id!r} in the catalog; see 'lutece layers list'")
-        return layer
-
     def list_layers(self) -> list[Layer]:
         with self._read() as con:
             return [schema.layer_from_row(r) for r in con.execute("SELECT * FROM lutece_layers ORDER BY id")]
@@ -175,7 +166,7 @@ class GeoPackageBackend(Backend):
             expected = current if expected_version == "current" else expected_version
             _check_expected(layer_id, expected, current)
             for claim in con.execute("SELECT * FROM lutece_pending WHERE layer_id=?", (layer_id,)).fetchall():
-                if _alive(claim["pid"], claim["host"], claim["started"]):
+                if publisher_alive(claim["pid"], claim["host"], claim["started"]):
                     raise PublishConflict(
                         f"layer {layer_id} is being published by process {claim['pid']} on {claim['host']} "
                         f"since {claim['started']}; nothing was changed, publish again once it is done")
@@ -250,7 +241,7 @@ class GeoPackageBackend(Backend):
         report = GcReport()
         with self._write() as con:
             for claim in con.execute("SELECT * FROM lutece_pending").fetchall():
-                if not _alive(claim["pid"], claim["host"], claim["started"]):
+                if not publisher_alive(claim["pid"], claim["host"], claim["started"]):
                     con.execute("DELETE FROM lutece_pending WHERE token=?", (claim["token"],))
                     report.pending.append(claim["token"])
             live = {r["token"]: r["storage"] for r in con.execute("SELECT token, storage FROM lutece_pending")}
@@ -351,22 +342,6 @@ def _check_revision(layer_id: str, base: Layer | None, stored: Layer | None) -> 
     if (base.revision if base else None) != (stored.revision if stored else None):
         raise PublishConflict(f"layer {layer_id} was changed by someone else meanwhile; nothing was changed, "
                               f"check 'lutece layers history {layer_id}' and try again")
-
-
-def _alive(pid: int, host: str, started: str) -> bool:
-    """Whether the process holding a claim may still be running."""
-    if host != socket.gethostname():
-        age = datetime.now(timezone.utc) - datetime.fromisoformat(started)
-        return age.total_seconds() < STALE_AFTER_S
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextmanager

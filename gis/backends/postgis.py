@@ -37,17 +37,15 @@ import json
 import logging
 import os
 import re
-import socket
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from hashlib import sha1
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from gis.backends.base import Backend, GcReport, Publication
+from gis.backends.base import Backend, GcReport, Publication, publisher_alive
 from gis.backends.files import FileStore
 from gis.backends.pg_copy import FIXED, TIMESTAMPS, copy_data
 from gis.catalog.model import ChangeEvent, Layer, Version, utc_now
@@ -62,7 +60,6 @@ DATA_SCHEMA = "lutece_data"
 FID = "lutece_fid"
 CONNECT_TIMEOUT_S = 5
 DROP_LOCK_TIMEOUT = "200ms"
-STALE_AFTER_S = 6 * 3600
 VERSION_TABLE = re.compile(r"^[a-z0-9_]+__v[0-9]+$")
 _LOCK_NAMESPACE = 0x4C55  # "LU": the first key of Lutèce's advisory locks
 
@@ -279,12 +276,6 @@ class PostGISBackend(Backend):
     def find_layer(self, layer_id: str) -> Layer | None:
         with self._cursor() as cur:
             return _row_layer(cur, layer_id)
-
-    def get_layer(self, layer_id: str) -> Layer:
-        layer = self.find_layer(layer_id)
-        if layer is None:
-            raise LayerNotFound(f"no layer {layer_id!r} in the catalog; see 'lutece layers list'")
-        return layer
 
     def list_layers(self) -> list[Layer]:
         with self._cursor() as cur:
@@ -621,25 +612,10 @@ def _claim_alive(cur, token: str, pid: int, host: str, started: str) -> bool:
     the server releases it when the publisher dies. On this host, a publisher
     whose process is gone is dead even while the server has not noticed yet.
     """
-    if host == socket.gethostname() and pid != os.getpid() and not _pid_alive(pid):
+    if not publisher_alive(pid, host, started):
         return False
     cur.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, token))
-    if cur.fetchone()[0]:
-        return False  # nobody holds it (released at the end of this transaction)
-    if host != socket.gethostname():
-        age = datetime.now(timezone.utc) - datetime.fromisoformat(started)
-        return age.total_seconds() < STALE_AFTER_S
-    return True
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return not cur.fetchone()[0]  # taken: nobody held it (released at the end of this transaction)
 
 
 # -- features <-> tables ------------------------------------------------------------------------------
