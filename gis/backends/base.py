@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from gis.catalog.model import ChangeEvent, Layer, Version
-from gis.errors import LayerNotFound
+from gis.errors import LayerNotFound, PublishConflict
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,22 @@ def publisher_alive(pid: int, host: str, started: str) -> bool:
     except PermissionError:
         return True  # alive, under another user
     return True
+
+
+def check_expected(layer_id: str, expected: int | None, current: int | None) -> None:
+    """Refuse a publication that expected another current version (``"current"`` was resolved before)."""
+    if expected != current:
+        found = "does not exist yet" if current is None else f"is at version {current}"
+        wanted = "a new layer" if expected is None else f"version {expected}"
+        raise PublishConflict(f"layer {layer_id} {found}, not {wanted} as the publisher expected; nothing was "
+                              f"changed, check 'lutece layers history {layer_id}' and publish again")
+
+
+def check_revision(layer_id: str, base: Layer | None, stored: Layer | None) -> None:
+    """Refuse a change made to a layer that someone else changed since it was read."""
+    if (base.revision if base else None) != (stored.revision if stored else None):
+        raise PublishConflict(f"layer {layer_id} was changed by someone else meanwhile; nothing was changed, "
+                              f"check 'lutece layers history {layer_id}' and try again")
 
 
 @dataclass

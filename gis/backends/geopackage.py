@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterator
 
 from gis.backends import gpkg_schema as schema
-from gis.backends.base import Backend, GcReport, Publication, publisher_alive
+from gis.backends.base import Backend, GcReport, Publication, check_expected, check_revision, publisher_alive
 from gis.backends.files import FileStore
 from gis.catalog.model import ChangeEvent, Layer, Version, utc_now
 from gis.errors import LayerNotFound, PublishConflict, StoreError
@@ -164,7 +164,7 @@ class GeoPackageBackend(Backend):
                               (layer_id,)).fetchone()
             current, last = (row["current_version"], row["last_version"]) if row else (None, 0)
             expected = current if expected_version == "current" else expected_version
-            _check_expected(layer_id, expected, current)
+            check_expected(layer_id, expected, current)
             for claim in con.execute("SELECT * FROM lutece_pending WHERE layer_id=?", (layer_id,)).fetchall():
                 if publisher_alive(claim["pid"], claim["host"], claim["started"]):
                     raise PublishConflict(
@@ -208,8 +208,8 @@ class GeoPackageBackend(Backend):
             if con.execute("SELECT 1 FROM lutece_pending WHERE token=?", (publication.token,)).fetchone() is None:
                 raise PublishConflict(f"layer {layer.id}: the publication's claim was lost; publish again")
             before = self._row_layer(con, layer.id)
-            _check_expected(layer.id, publication.expected_version, before.current_version if before else None)
-            _check_revision(layer.id, publication.base, before)
+            check_expected(layer.id, publication.expected_version, before.current_version if before else None)
+            check_revision(layer.id, publication.base, before)
             self._put_layer(con, layer, before)
             con.execute(f"INSERT INTO lutece_versions VALUES ({', '.join('?' * len(schema.VERSION_COLUMNS))})",
                         schema.version_to_row(version))
@@ -232,7 +232,7 @@ class GeoPackageBackend(Backend):
             before = self._row_layer(con, layer.id)
             if before is None:
                 raise LayerNotFound(f"no layer {layer.id!r} in the catalog; see 'lutece layers list'")
-            _check_revision(layer.id, base, before)
+            check_revision(layer.id, base, before)
             self._put_layer(con, layer, before)
             return self._append_event(con, layer, action, before)
 
@@ -299,14 +299,6 @@ class GeoPackageBackend(Backend):
                 self.files.remove(FileStore.key(storage), uuid.uuid4().hex)
 
 
-def _check_expected(layer_id: str, expected: int | None, current: int | None) -> None:
-    if expected != current:
-        found = "does not exist yet" if current is None else f"is at version {current}"
-        wanted = "a new layer" if expected is None else f"version {expected}"
-        raise PublishConflict(f"layer {layer_id} {found}, not {wanted} as the publisher expected; nothing was "
-                              f"changed, check 'lutece layers history {layer_id}' and publish again")
-
-
 def _check_catalog(path: Path, con: sqlite3.Connection) -> None:
     try:
         (application_id,) = con.execute("PRAGMA application_id").fetchone()
@@ -336,12 +328,6 @@ def _exclusive(path: Path) -> Iterator[None]:
         lock = _LOCKS.setdefault(key, threading.RLock())
     with lock:
         yield
-
-
-def _check_revision(layer_id: str, base: Layer | None, stored: Layer | None) -> None:
-    if (base.revision if base else None) != (stored.revision if stored else None):
-        raise PublishConflict(f"layer {layer_id} was changed by someone else meanwhile; nothing was changed, "
-                              f"check 'lutece layers history {layer_id}' and try again")
 
 
 @contextmanager

@@ -45,7 +45,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from gis.backends.base import Backend, GcReport, Publication, publisher_alive
+from gis.backends.base import Backend, GcReport, Publication, check_expected, check_revision, publisher_alive
 from gis.backends.files import FileStore
 from gis.backends.pg_copy import FIXED, TIMESTAMPS, copy_data
 from gis.catalog.model import ChangeEvent, Layer, Version, utc_now
@@ -342,7 +342,7 @@ class PostGISBackend(Backend):
             row = cur.fetchone()
             current, last = row if row else (None, 0)
             expected = current if expected_version == "current" else expected_version
-            _check_expected(layer_id, expected, current)
+            check_expected(layer_id, expected, current)
             cur.execute(f"SELECT token, pid, host, started FROM {CATALOG_SCHEMA}.pending WHERE layer_id=%s",
                         (layer_id,))
             for token, pid, host, started in cur.fetchall():
@@ -417,8 +417,8 @@ class PostGISBackend(Backend):
             if cur.fetchone() is None:
                 raise PublishConflict(f"layer {layer.id}: the publication's claim was lost; publish again")
             before = _row_layer(cur, layer.id, lock=True)
-            _check_expected(layer.id, publication.expected_version, before.current_version if before else None)
-            _check_revision(layer.id, publication.base, before)
+            check_expected(layer.id, publication.expected_version, before.current_version if before else None)
+            check_revision(layer.id, publication.base, before)
             _put_layer(cur, layer, before)
             cur.execute(f"INSERT INTO {CATALOG_SCHEMA}.versions ({', '.join(VERSION_COLUMNS)}) "
                         f"VALUES ({', '.join(['%s'] * len(VERSION_COLUMNS))})", _version_row(version))
@@ -450,7 +450,7 @@ class PostGISBackend(Backend):
             before = _row_layer(cur, layer.id, lock=True)
             if before is None:
                 raise LayerNotFound(f"no layer {layer.id!r} in the catalog; see 'lutece layers list'")
-            _check_revision(layer.id, base, before)
+            check_revision(layer.id, base, before)
             _put_layer(cur, layer, before)
             return _append_event(cur, layer, action, before)
 
@@ -589,20 +589,6 @@ def _prune(cur, layer: Layer, retention: int) -> list[str]:
     for number, _storage in expired:
         cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.versions WHERE layer_id=%s AND number=%s", (layer.id, number))
     return [storage for _number, storage in expired]
-
-
-def _check_expected(layer_id: str, expected: int | None, current: int | None) -> None:
-    if expected != current:
-        found = "does not exist yet" if current is None else f"is at version {current}"
-        wanted = "a new layer" if expected is None else f"version {expected}"
-        raise PublishConflict(f"layer {layer_id} {found}, not {wanted} as the publisher expected; nothing was "
-                              f"changed, check 'lutece layers history {layer_id}' and publish again")
-
-
-def _check_revision(layer_id: str, base: Layer | None, stored: Layer | None) -> None:
-    if (base.revision if base else None) != (stored.revision if stored else None):
-        raise PublishConflict(f"layer {layer_id} was changed by someone else meanwhile; nothing was changed, "
-                              f"check 'lutece layers history {layer_id}' and try again")
 
 
 def _claim_alive(cur, token: str, pid: int, host: str, started: str) -> bool:
