@@ -82,35 +82,39 @@ def source_layer_of(path: Path, source_layer: str | None) -> str:
     return source_layer
 
 
-def read_vector(path: Path, layer: str, declared_crs: str | None, on_invalid: str = "raise",
-                allow_empty: bool = False):
-    """Read one layer of a GeoPackage product through GDAL and pass it through the vector gates.
+def read_features(path: Path, layer: str):
+    """Read one layer of a GeoPackage product through GDAL, features labelled by their fid.
 
-    Parameters
-    ----------
-    path, layer
-        The GeoPackage and its layer.
-    declared_crs, on_invalid, allow_empty
-        As for :func:`check_frame`.
-
-    Returns
-    -------
-    tuple
-        The canonical GeoDataFrame and a :class:`GateReport` (see :func:`check_frame`).
+    Raises
+    ------
+    ProductError
+        Unreadable, or text that is not UTF-8 (naming the feature and column).
     """
     import pyogrio
+    from pyarrow import ArrowInvalid
 
-    check_on_invalid(on_invalid)
     where = f"{path} layer {layer}"
     try:
-        frame = pyogrio.read_dataframe(path, layer=layer, fid_as_index=True)  # errors name features by fid
-    except UnicodeDecodeError:
+        frame = pyogrio.read_dataframe(path, layer=layer, fid_as_index=True, use_arrow=True)
+        _validate_arrow_text(frame)
+        return frame
+    except (UnicodeDecodeError, ArrowInvalid):
         fid, column = _first_non_utf8(path, layer)
         raise ProductError(f"{where}: attribute {column!r} of feature {fid} is not UTF-8; "
                            f"re-encode the attributes in UTF-8") from None
     except Exception as exc:
         raise ProductError(f"{where}: cannot be read ({exc})") from None
-    return check_frame(frame, where, declared_crs, on_invalid, allow_empty)
+
+
+def _validate_arrow_text(frame) -> None:
+    """Raise ``ArrowInvalid`` on text that is not UTF-8: Arrow reads take GDAL's bytes unchecked."""
+    import pandas as pd
+    import pyarrow as pa
+
+    for name in frame.columns:
+        dtype = frame[name].dtype
+        if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+            pa.array(frame[name].array).validate(full=True)
 
 
 def check_on_invalid(on_invalid: str) -> None:
@@ -151,16 +155,46 @@ def check_frame(frame, where: str, declared_crs: str | None, on_invalid: str = "
         is not UTF-8, bad geometries under ``"raise"``, no features.
     """
     check_on_invalid(on_invalid)
+    report = _check_attributes(frame, where, declared_crs)
+    frame = _geometry_gate(frame, where, on_invalid, report)
+    return _counted(frame, where, report, allow_empty), report
+
+
+def check_all_but_geometries(frame, where: str, declared_crs: str | None, allow_empty: bool = False):
+    """:func:`check_frame` in ``"raise"`` mode without its geometry gate, which :func:`check_geometries` runs.
+
+    Both together refuse exactly what :func:`check_frame` refuses; apart, the
+    geometries can be checked while other work goes on.
+
+    Returns
+    -------
+    tuple
+        The canonical GeoDataFrame and a :class:`GateReport`.
+    """
+    report = _check_attributes(frame, where, declared_crs)
+    return _counted(frame, where, report, allow_empty), report
+
+
+def check_geometries(frame, where: str) -> None:
+    """The geometry gate in ``"raise"`` mode, on the frame as given (errors name its index labels)."""
+    _geometry_gate(frame, where, "raise", GateReport())
+
+
+def _check_attributes(frame, where: str, declared_crs: str | None) -> GateReport:
     _check_geometry_column(frame, where)
     report = GateReport(crs=check_crs(where, frame.crs, declared_crs))
     _utf8_gate(frame, where)
-    frame = _geometry_gate(frame, where, on_invalid, report)
+    return report
+
+
+def _counted(frame, where: str, report: GateReport, allow_empty: bool):
+    """The canonical frame, once the emptiness gate passed and the report counted the features and extent."""
     if len(frame) == 0 and not allow_empty:
         raise ProductError(f"{where}: no features; publish with --allow-empty if an empty layer is intended")
     report.features = len(frame)
     if len(frame):
         report.extent = tuple(float(v) for v in frame.total_bounds)
-    return canonical_frame(frame, where), report
+    return canonical_frame(frame, where)
 
 
 def canonical_frame(frame, where: str):

@@ -18,6 +18,7 @@ import getpass
 import logging
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -242,10 +243,11 @@ class Catalog:
                  on_invalid: str, allow_empty: bool) -> "_Prepared":
         if kind == "vector":
             source_layer = gates.source_layer_of(path, source_layer)
-            frame, report = gates.read_vector(path, source_layer, self.crs, on_invalid, allow_empty)
+            frame = gates.read_features(path, source_layer)
             lineage = lineage if lineage is not None else read_lineage(path, source_layer)
-            return _prepared_vector(Product(path, kind, source_layer, lineage), frame, report,
-                                    {"product": str(path.resolve()), "source_layer": source_layer})
+            return self._prepare_vector(Product(path, kind, source_layer, lineage), frame,
+                                        f"{path} layer {source_layer}", on_invalid, allow_empty,
+                                        {"product": str(path.resolve()), "source_layer": source_layer})
         if kind == "raster":
             report, checksum = gates.check_raster(path, self.crs), sha256_file(path)
         else:
@@ -258,10 +260,31 @@ class Catalog:
 
     def _prepare_frame(self, frame, layer_id: str, lineage: dict | None, on_invalid: str,
                        allow_empty: bool) -> "_Prepared":
-        where = f"the GeoDataFrame published as {layer_id}"
-        frame, report = gates.check_frame(frame, where, self.crs, on_invalid, allow_empty)
-        return _prepared_vector(Product(None, "vector", None, lineage or {}), frame, report,
-                                {"product": "GeoDataFrame", "source_layer": None})
+        return self._prepare_vector(Product(None, "vector", None, lineage or {}), frame,
+                                    f"the GeoDataFrame published as {layer_id}", on_invalid, allow_empty,
+                                    {"product": "GeoDataFrame", "source_layer": None})
+
+    def _prepare_vector(self, product: Product, frame, where: str, on_invalid: str, allow_empty: bool,
+                        source: dict[str, Any]) -> "_Prepared":
+        """A vector product through the gates, with its geometries' WKB and its checksum.
+
+        Under ``"raise"`` the geometry gate changes nothing, so GEOS' validity
+        test (which releases the GIL) runs in a thread while the WKB and the
+        checksum are computed.
+        """
+        if on_invalid == "raise":
+            canonical, report = gates.check_all_but_geometries(frame, where, self.crs, allow_empty)
+            with ThreadPoolExecutor(1, thread_name_prefix="lutece-gate") as pool:
+                gate = pool.submit(gates.check_geometries, frame, where)
+                wkb = geometry_wkb(canonical)
+                checksum = sha256_frame(canonical, wkb)
+                gate.result()
+        else:
+            canonical, report = gates.check_frame(frame, where, self.crs, on_invalid, allow_empty)
+            wkb = geometry_wkb(canonical)
+            checksum = sha256_frame(canonical, wkb)
+        lineage = {**product.lineage, "publication": {**source, "gates": report.to_lineage()}}
+        return _Prepared(replace(product, lineage=lineage), canonical, wkb, report, checksum)
 
     def _input_licences(self, lineage: dict[str, Any]) -> list[dict[str, Any]]:
         """The lineage's inputs, with the catalog's licence filled in for inputs that are catalog layers."""
@@ -345,13 +368,6 @@ class _Prepared:
     wkb: Any  # its geometries' WKB, computed once for the checksum and the backend
     report: gates.GateReport
     checksum: str
-
-
-def _prepared_vector(product: Product, frame, report: gates.GateReport, source: dict[str, Any]) -> _Prepared:
-    """A checked vector product with its checksum and the publication's record in its lineage."""
-    wkb = geometry_wkb(frame)
-    lineage = {**product.lineage, "publication": {**source, "gates": report.to_lineage()}}
-    return _Prepared(replace(product, lineage=lineage), frame, wkb, report, sha256_frame(frame, wkb))
 
 
 def _is_frame(product) -> bool:

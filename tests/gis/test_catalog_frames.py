@@ -107,6 +107,27 @@ def test_invalid_geometries_in_a_frame_follow_on_invalid(catalog, cadastre):
     assert len(catalog.events()) == 2
 
 
+def test_a_refused_geometry_leaves_the_current_version(catalog, cadastre):
+    """Under on_invalid="raise" the geometries are checked in a thread: the error still names the feature."""
+    first = catalog.publish(cadastre, "buildings", **OPEN).version
+    frame = with_bowties(cadastre)
+    frame.index = frame.index + 1000
+    for force in (False, True):
+        with pytest.raises(ProductError, match=r"3 invalid or empty geometries, the first in feature 1003 "):
+            catalog.publish(frame, "buildings", force=force)
+        assert_unchanged(catalog, events_before=1)
+    assert catalog.layer("buildings").current_version == 1
+    assert sha256_frame(catalog.read("buildings")) == first.checksum
+
+
+def test_an_empty_layer_published_again_is_unchanged(catalog, cadastre):
+    catalog.publish(cadastre.iloc[:0], "buildings", allow_empty=True, **OPEN)
+    again = catalog.publish(cadastre.iloc[:0], "buildings", allow_empty=True)
+    assert (again.event, again.version.number, len(catalog.events())) == (None, 1, 1)
+    assert catalog.gc().removed == 0
+    assert catalog.publish(cadastre.iloc[:0], "buildings", allow_empty=True, force=True).version.number == 2
+
+
 def test_an_empty_frame_is_refused_unless_allowed(catalog, cadastre):
     with pytest.raises(ProductError, match="no features; publish with --allow-empty"):
         catalog.publish(cadastre.iloc[:0], "buildings", **OPEN)
@@ -116,14 +137,15 @@ def test_an_empty_frame_is_refused_unless_allowed(catalog, cadastre):
 
 
 def test_text_that_is_not_utf8_is_refused_naming_column_and_feature(catalog, cadastre):
-    frame = cadastre.copy()
+    frame = cadastre.astype({"commune": object})  # pandas' Arrow-backed text cannot hold what follows
     frame.loc[5, "commune"] = "Paris\udce9"  # a lone surrogate: bytes decoded with errors="surrogateescape"
     with pytest.raises(ProductError) as refused:
         catalog.publish(frame, "buildings", **OPEN)
     message = str(refused.value)
     assert message == ("the GeoDataFrame published as buildings: attribute 'commune' of feature 5 is not UTF-8; "
                        "re-encode the attributes in UTF-8")
-    frame = cadastre.rename(columns={"commune": "commune\udce9"})
+    frame = cadastre.copy()
+    frame.columns = pd.Index(["commune\udce9" if name == "commune" else name for name in frame.columns], dtype=object)
     with pytest.raises(ProductError, match="column name 'commune.udce9' is not UTF-8"):
         catalog.publish(frame, "buildings", **OPEN)
     assert_unchanged(catalog)
