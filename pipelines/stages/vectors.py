@@ -2,8 +2,9 @@
 
 Each tile computes its features with the halo's points and keeps those that
 belong to its core (a representative point inside it, or the part of a line
-or polygon inside it); the merge joins the tiles' parts, sewing contours and
-canopy across tile edges, and writes every layer of one GeoPackage at once.
+or polygon inside it); the merge joins the tiles' parts, sewing contours,
+canopy and the buildings larger than the halo across tile edges, and writes
+every layer of one GeoPackage at once.
 """
 
 from __future__ import annotations
@@ -129,6 +130,12 @@ class FootprintsWriter(VectorWriter):
         building = surfaces.tile.classification == BUILDING_CLASS
         frame = extract_footprints(surfaces.tile.xyz[building], surfaces.dtm_raster, crs=surfaces.crs)
         return _in_core(frame, surfaces.tile.core)
+
+    def sew(self, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        """Join the pieces of the buildings reaching further than the halo across a tile edge."""
+        from pipelines.algorithms.footprint_sewing import sew_footprints
+
+        return sew_footprints(frame)
 
 
 class TreesWriter(VectorWriter):

@@ -6,15 +6,18 @@ import geopandas as gpd
 import laspy
 import numpy as np
 import open3d as o3d
+import pandas as pd
 import pytest
 import rasterio
 import shapely
 from scipy import ndimage
 
 from gis.errors import InputError
+from pipelines.algorithms.footprint_sewing import sew_footprints
 from pipelines.algorithms.footprints import (COLUMNS, FINEST_CELL, analysis_cell, cluster_points,
                                              extract_footprints, square)
 from pipelines.raster import Grid, Raster, bin_extreme
+from pipelines.stages.vectors import _in_core
 
 GROUND_Z = 35.0
 BUILDING_CLASS = 6
@@ -180,6 +183,31 @@ def test_cluster_points_on_tiny_inputs():
     clump = np.repeat(lone, 6, axis=0) + np.linspace(0.0, 0.05, 6)[:, None]  # 6 points in one cell
     assert cluster_points(clump, 1.0, 1).tolist() == [0] * 6
     assert (cluster_points(clump, 1.0, 30) == -1).all()
+
+
+def test_a_building_longer_than_the_halo_across_a_tile_edge_is_sewn_into_one():
+    """Two tiles meeting at x = 50 with a 20 m halo: each sees a piece of the 100 m block and keeps it."""
+    long, neighbour, small = shapely.box(0, 0, 100, 14), shapely.box(0, 14, 48, 26), shapely.box(60, 40, 75, 52)
+    points = _scan([(long, "flat", 53.0, 53.0), (neighbour, "flat", 50.0, 50.0), (small, "pitched", 45.0, 49.0)])
+    halo, edge = 20.0, 50.0
+    pieces = []
+    for core in ((-10.0, -10.0, edge, 110.0), (edge, -10.0, 110.0, 110.0)):
+        seen = (points[:, 0] >= core[0] - halo) & (points[:, 0] < core[2] + halo)
+        pieces.append(_in_core(extract_footprints(points[seen], _flat_terrain()), core))
+    cut = gpd.GeoDataFrame(pd.concat(pieces, ignore_index=True), crs=pieces[0].crs)
+    assert len(cut) == 4  # the long building in two overlapping pieces, as the tiles make it
+    sewn = sew_footprints(cut)
+    assert len(sewn) == 3 and list(sewn.columns) == list(cut.columns)
+    whole = sewn.iloc[_best_match(long, sewn)]
+    untiled = extract_footprints(points, _flat_terrain())
+    alone = untiled.iloc[_best_match(long, untiled)]
+    assert _iou(long, whole.geometry) > 0.95 and _iou(alone.geometry, whole.geometry) > 0.97
+    assert whole.height_m == pytest.approx(53.0 - GROUND_Z, abs=0.15)
+    assert whole.area_m2 == pytest.approx(whole.geometry.area)
+    assert whole.point_count == pytest.approx(alone.point_count, rel=0.05)
+    for footprint in (neighbour, small):  # attached or detached, other buildings stay apart
+        assert _iou(footprint, sewn.geometry.iloc[_best_match(footprint, sewn)]) > 0.85
+    assert sew_footprints(pieces[0]) is pieces[0]  # nothing to join
 
 
 # --- the sample district -------------------------------------------------------------------------------------
