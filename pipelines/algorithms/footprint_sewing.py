@@ -41,16 +41,18 @@ def sew_footprints(frame: gpd.GeoDataFrame, min_overlap: float = MIN_OVERLAP) ->
     min_overlap : float
         Share of the smaller footprint two pieces of one building overlap by at least.
     """
-    groups = _pieces_of_one_building(frame.geometry.values, min_overlap)
-    if groups is None:
+    labels = _building_labels(frame.geometry.values, min_overlap)
+    if labels is None:
         return frame
-    joined = [_join(frame.iloc[members]) for members in groups.values() if len(members) > 1]
-    alone = np.sort(np.concatenate([members for members in groups.values() if len(members) == 1] or [[]]))
-    return gpd.GeoDataFrame(pd.concat([frame.iloc[alone.astype(int)], *joined], ignore_index=True), crs=frame.crs)
+    order = np.argsort(labels, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(labels[order])) + 1)
+    alone = np.bincount(labels)[labels] == 1
+    joined = [_join(frame.iloc[members]) for members in groups if len(members) > 1]
+    return gpd.GeoDataFrame(pd.concat([frame[alone], *joined], ignore_index=True), crs=frame.crs)
 
 
-def _pieces_of_one_building(polygons: np.ndarray, min_overlap: float) -> dict[int, np.ndarray] | None:
-    """The footprints' indices grouped by building, or None when no two overlap enough."""
+def _building_labels(polygons: np.ndarray, min_overlap: float) -> np.ndarray | None:
+    """A building number for each footprint, pieces of one building sharing it; None when no two overlap enough."""
     if len(polygons) < 2:
         return None
     first, second = shapely.STRtree(polygons).query(polygons, predicate="intersects")
@@ -63,10 +65,7 @@ def _pieces_of_one_building(polygons: np.ndarray, min_overlap: float) -> dict[in
         return None
     count = len(polygons)
     graph = coo_matrix((np.ones(int(linked.sum())), (first[linked], second[linked])), shape=(count, count))
-    _, labels = connected_components(graph, directed=False)
-    order = np.argsort(labels, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(labels[order]) != 0])
-    return {int(labels[order][start]): members for start, members in zip(starts, np.split(order, starts[1:]))}
+    return connected_components(graph, directed=False)[1]
 
 
 def _join(pieces: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
