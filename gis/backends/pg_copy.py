@@ -11,7 +11,8 @@ two variable-length values are packed together by a numpy structured array.
 Columns are given as ``(PostgreSQL type, values)``:
 
 - ``boolean``, ``smallint``, ``integer``, ``bigint``, ``real``, ``double
-  precision``: a numpy array, never NULL (a NaN is sent as NaN);
+  precision``: a numpy array (a NaN is sent as NaN), or a masked array whose
+  masked values are sent as NULL;
 - ``timestamp``, ``timestamptz``: a ``datetime64`` array, NaT sent as NULL
   (``timestamptz`` values in UTC);
 - ``text``: a sequence of ``str`` or ``None``;
@@ -36,11 +37,22 @@ _POSTGRES_EPOCH = np.datetime64("2000-01-01T00:00:00", "us")  # timestamps count
 def copy_data(columns: Sequence[tuple[str, Any]], rows: int, chunk: int = 1 << 16) -> Iterator[bytes]:
     """The binary COPY data of ``rows`` rows, in pieces of ``chunk`` rows (memory stays bounded)."""
     yield SIGNATURE
-    encoded = [(kind, np.asarray(values, FIXED[kind]) if kind in FIXED else _variable(kind, values))
-               for kind, values in columns]
+    encoded = [_encoded(kind, values) for kind, values in columns]
     for start in range(0, rows, chunk):
         yield _rows(encoded, start, min(start + chunk, rows))
     yield TRAILER
+
+
+def _encoded(kind: str, values) -> tuple[str, np.ndarray]:
+    """A column ready for :func:`_rows`: fixed-width values as such, the others (and NULLs) as bytes."""
+    if kind not in FIXED:
+        return kind, _variable(kind, values)
+    if not (isinstance(values, np.ma.MaskedArray) and values.mask.any()):
+        return kind, np.asarray(values, FIXED[kind])
+    data = np.asarray(values.data, FIXED[kind])
+    encoded = np.array(data.view(f"V{data.itemsize}").tolist(), dtype=object)
+    encoded[values.mask] = None
+    return "bytes", encoded
 
 
 def _variable(kind: str, values) -> np.ndarray:

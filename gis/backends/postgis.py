@@ -134,9 +134,16 @@ VERSION_COLUMNS = ("layer_id", "number", "checksum", "storage", "publisher", "pu
 
 # pandas dtype -> PostgreSQL type, and back (so that a version reads back with its checksum).
 _PG_TYPES = {"bool": "boolean", "int16": "smallint", "int32": "integer", "int64": "bigint", "uint8": "smallint",
-             "uint16": "integer", "uint32": "bigint", "float32": "real", "float64": "double precision"}
+             "uint16": "integer", "uint32": "bigint", "float32": "real", "float64": "double precision",
+             # pandas' nullable types: the same columns, NULL where a value is missing
+             "boolean": "boolean", "Int8": "smallint", "Int16": "smallint", "Int32": "integer", "Int64": "bigint",
+             "UInt8": "smallint", "UInt16": "integer", "UInt32": "bigint", "Float32": "real",
+             "Float64": "double precision"}
 _NUMPY_TYPES = {"boolean": "bool", "smallint": "int16", "integer": "int32", "bigint": "int64", "real": "float32",
                 "double precision": "float64"}
+
+_NULLABLE = {"bool": "boolean", "int16": "Int16", "int32": "Int32", "int64": "Int64", "float32": "Float32",
+             "float64": "Float64"}
 
 
 def table_name(layer_id: str, number: int) -> str:
@@ -626,7 +633,10 @@ def _pg_type(dtype) -> str:
 def _copy_values(series, kind: str):
     """A column's values for :func:`~gis.backends.pg_copy.copy_data`."""
     if kind in FIXED:
-        return series.to_numpy()
+        numpy_type = _NUMPY_TYPES[kind]
+        if isinstance(series.dtype, np.dtype):  # numpy's types miss no value (a float NaN goes as NaN)
+            return series.to_numpy(dtype=numpy_type)
+        return np.ma.MaskedArray(series.to_numpy(dtype=numpy_type, na_value=0), mask=series.isna().to_numpy())
     if kind in TIMESTAMPS:
         if kind == "timestamptz":
             series = series.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -671,8 +681,8 @@ def _read_frame(cur, ident, columns: list[tuple[str, str]], version: Version, bb
         dtype = _NUMPY_TYPES.get(kind)
         if dtype is not None and None not in values:
             data[name] = np.array(values, dtype=dtype)
-        elif dtype is not None and dtype != "bool":
-            data[name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
+        elif dtype is not None:  # NULLs: pandas' nullable type
+            data[name] = pd.array(values, dtype=_NULLABLE[dtype])
         elif kind == "text":
             data[name] = pd.Series(values, dtype="str") if values else pd.Series([], dtype="str")
         else:

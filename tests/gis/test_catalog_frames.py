@@ -60,8 +60,16 @@ def test_attribute_types_survive_publication(catalog, cadastre):
     frame["checked"] = frame["surveyed"].dt.tz_localize("Europe/Paris")
     frame["rooms"] = np.array([1, 2, 3, 4], dtype="int32")
     frame["area"] = np.array([1.5, 2.5, 3.5, 4.5], dtype="float32")
+    frame["visits"] = pd.array([5, None, 7, 2**40], dtype="Int64")  # pandas' nullable types
+    frame["open"] = pd.array([True, None, False, True], dtype="boolean")
+    frame["score"] = pd.array([0.5, None, 1.5, 2.5], dtype="Float64")
     version = catalog.publish(frame, "typed", **OPEN).version
     back = catalog.read("typed")
+    for name in ("visits", "open", "score"):  # numbers and booleans, not text
+        assert not pd.api.types.is_string_dtype(back[name]), (name, back[name].dtype)
+    assert back["visits"].astype("Int64").tolist() == [5, pd.NA, 7, 2**40]
+    assert back["open"].astype("boolean").tolist() == [True, pd.NA, False, True]
+    assert back["score"].astype("Float64").tolist() == [0.5, pd.NA, 1.5, 2.5]
     assert back["floors"].tolist() == [1, 2, 3, 4] and back["parcel"].tolist() == [10, 20, 30, 2**40]
     assert back["rooms"].tolist() == [1, 2, 3, 4] and back["area"].tolist() == [1.5, 2.5, 3.5, 4.5]
     assert back["height"].tolist()[::2] == [3.5, 9.25] and np.isnan(back["height"][1])
