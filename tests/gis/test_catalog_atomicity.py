@@ -8,6 +8,7 @@ import random
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -80,16 +81,38 @@ def test_two_publishers_on_different_layers_both_succeed(store, midsize):
         assert all(len(catalog.read(layer_id)) > 6000 for layer_id in ("buildings-a", "buildings-b"))
 
 
+def _kill_at_random_moments(target, runs: list[tuple], longest: float, rng: random.Random,
+                            check: Callable[[int], int]) -> tuple[int, int]:
+    """Start ``target(*args)`` in a process for each of ``runs`` and kill -9 it after up to ``longest`` seconds.
+
+    ``check(previous)`` looks at the catalog after each kill and returns the
+    current version (``previous`` or the next). Returns the last current
+    version and how many kills came after the commit.
+    """
+    current, committed = 2, 0
+    for args in runs:
+        process = FORK.Process(target=target, args=args)
+        process.start()
+        time.sleep(rng.uniform(0.0, longest))
+        os.kill(process.pid, signal.SIGKILL)
+        process.join()
+        new = check(current)
+        committed += new != current
+        current = new
+    return current, committed
+
+
 def _publish_once(store, product) -> None:
     _open(store).publish(product, "buildings", note="may be killed", force=True)  # a new version of the same data
 
 
-def _check_intact(catalog: Catalog, store: dict, previous: int) -> int:
-    layer = catalog.layer("buildings")
-    assert layer.current_version in (previous, previous + 1)
-    for number in {previous, layer.current_version}:
-        version = catalog.version("buildings", number)
-        assert sha256_frame(catalog.read("buildings", number)) == version.checksum
+def _check_intact(store: dict, previous: int) -> int:
+    with _open(store) as catalog:
+        layer = catalog.layer("buildings")
+        assert layer.current_version in (previous, previous + 1)
+        for number in {previous, layer.current_version}:
+            version = catalog.version("buildings", number)
+            assert sha256_frame(catalog.read("buildings", number)) == version.checksum
     if store["backend"] == "geopackage":
         con = sqlite3.connect(Path(store["path"]) / "catalog.gpkg")
         assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -103,17 +126,9 @@ def test_kill_9_at_random_moments_leaves_the_catalog_intact(store, midsize, tmp_
     with _open(store) as catalog:
         first = catalog.publish(midsize, "buildings", licence="ODbL-1.0", access="open")
         duration = catalog.publish(midsize, "buildings", force=True).seconds
-    current, committed = 2, 0
-    for _ in range(KILLS):
-        process = FORK.Process(target=_publish_once, args=(store, midsize))
-        process.start()
-        time.sleep(rng.uniform(0.0, duration * 1.6))
-        os.kill(process.pid, signal.SIGKILL)
-        process.join()
-        with _open(store) as catalog:
-            new = _check_intact(catalog, store, current)
-        committed += new != current
-        current = new
+    current, committed = _kill_at_random_moments(
+        _publish_once, [(store, midsize)] * KILLS, duration * 1.6, rng,
+        lambda previous: _check_intact(store, previous))
     assert committed < KILLS  # kills land before (and, depending on timing, after) the commit
     config = tmp_path / "lutece.yml"
     config.write_text(store_yaml({**store, "retention": 3}))
@@ -160,12 +175,13 @@ def _publish_file(store, product) -> None:
     _open(store).publish(product, "files", note="may be killed")
 
 
-def _check_files_intact(catalog: Catalog, kind: str, previous: int) -> int:
-    layer = catalog.layer("files")
-    assert layer.current_version in (previous, previous + 1)
-    for number in {previous, layer.current_version}:
-        version, path = catalog.version("files", number), catalog.path("files", number)
-        assert (sha256_file(path) if kind == "raster" else sha256_tree(path.parent)) == version.checksum
+def _check_files_intact(store: dict, kind: str, previous: int) -> int:
+    with _open(store) as catalog:
+        layer = catalog.layer("files")
+        assert layer.current_version in (previous, previous + 1)
+        for number in {previous, layer.current_version}:
+            version, path = catalog.version("files", number), catalog.path("files", number)
+            assert (sha256_file(path) if kind == "raster" else sha256_tree(path.parent)) == version.checksum
     return layer.current_version
 
 
@@ -183,24 +199,16 @@ def test_kill_9_during_file_publications_leaves_the_catalog_intact(store, kind, 
     process.join()
     duration = time.perf_counter() - started
     assert process.exitcode == 0
-    current, committed = 2, 0
-    for product in products[2:]:
-        process = FORK.Process(target=_publish_file, args=(store, product))
-        process.start()
-        time.sleep(rng.uniform(0.0, duration * 1.2))
-        os.kill(process.pid, signal.SIGKILL)
-        process.join()
-        with _open(store) as catalog:
-            new = _check_files_intact(catalog, kind, current)
-        committed += new != current
-        current = new
+    current, committed = _kill_at_random_moments(
+        _publish_file, [(store, product) for product in products[2:]], duration * 1.2, rng,
+        lambda previous: _check_files_intact(store, kind, previous))
     assert committed < KILLS  # kills land before (and, depending on timing, after) the commit
     with _open(store) as catalog:
         catalog.gc()
         assert_no_orphans(catalog, store)
         again = catalog.publish(products[0], "files").version  # dead claims taken over
         assert again.number > current and again.checksum == first.version.checksum
-        _check_files_intact(catalog, kind, again.number)
+    _check_files_intact(store, kind, again.number)
     print(f"{kind}: {KILLS} kills over a {duration:.2f} s publication: {committed} after the commit")
 
 
