@@ -23,6 +23,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +42,8 @@ from pipelines.stages.readers import TileJob
 
 Progress = Callable[..., None]  # (phase, done, total[, detail])
 WORK = ".lutece-work"
+# Writers of one tile run two at a time in-process (a Dask worker runs tiles side by side instead).
+WRITER_THREADS = 2
 
 
 @dataclass
@@ -160,10 +163,13 @@ def _tile_done(work: Path, key: str) -> bool:
 
 
 def process_tile(plan: Plan, job: TileJob, key: str, decoded: dict[Path, Path], work: Path,
-                 on_stage: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 on_stage: Callable[[str], None] | None = None, writer_threads: int = 1) -> dict[str, Any]:
     """Run one tile through the filters and write every writer's part; return the tile's summary.
 
     ``on_stage`` is told the tag of each stage as it starts (for progress).
+    Writers only read the filters' points and the surfaces drawn from them,
+    so ``writer_threads`` of them run at once: the native code they spend
+    most of their time in (numpy, numba, GEOS, GDAL) releases the GIL.
     """
     folder = work / "tiles" / key
     if folder.exists():
@@ -174,19 +180,27 @@ def process_tile(plan: Plan, job: TileJob, key: str, decoded: dict[Path, Path], 
     values = {plan.reader.tag: plan.reader.assemble(job, decoded, plan.crs)}
     surfaces: dict[tuple[str, float], TileSurfaces] = {}
     subsets: dict[str, dict] = {}  # the point subsets of each stage's points, shared by its resolutions
-    parts = {}
+    writes = []
     for stage in plan.stages[1:]:
-        if on_stage is not None:
-            on_stage(stage.tag)
         source = values[stage.spec.inputs[0]]
+        values[stage.tag] = source  # writers pass their points on, as PDAL's do
         if stage.kind == "filter":
+            if on_stage is not None:
+                on_stage(stage.tag)
             values[stage.tag] = stage.process(source)
             continue
         memo = (_points_of(plan, stage), stage.resolution)
         if memo not in surfaces:
             surfaces[memo] = TileSurfaces(source, stage.resolution, job.halo, subsets.setdefault(memo[0], {}))
-        parts[stage.tag] = str(stage.tile_part(surfaces[memo], folder))
-        values[stage.tag] = source  # writers pass their points on, as PDAL's do
+        writes.append((stage, surfaces[memo]))
+
+    def write(stage: Stage, tile_surfaces: TileSurfaces) -> str:
+        if on_stage is not None:
+            on_stage(stage.tag)
+        return str(stage.tile_part(tile_surfaces, folder))
+
+    with ThreadPoolExecutor(max_workers=writer_threads, thread_name_prefix="lutece-writer") as pool:
+        parts = dict(zip([stage.tag for stage, _ in writes], pool.map(lambda item: write(*item), writes)))
     shown = values[_points_of(plan, plan.writers[0])]
     classes = np.bincount(shown.classification[shown.in_core()], minlength=256)
     summary = {"tile": job.name, "points": int(job.point_count), "parts": parts,
@@ -223,8 +237,6 @@ def _in_process(plan, todo, keys, hashes, work, progress) -> list[str]:
     The LAZ decoder releases the GIL, so the next files decode while a tile is
     processed; a tile starts as soon as its own file and its neighbours' are ready.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     by_path = {job.path: job for job in plan.jobs}
     needed = sorted({path for job in todo for path in _needed_files(job)})
     order = {path: rank for rank, path in enumerate(needed)}
@@ -240,7 +252,7 @@ def _in_process(plan, todo, keys, hashes, work, progress) -> list[str]:
                 _collect(path, pending, decoded, failures, progress, len(needed))
             if all(path in decoded for path in _needed_files(job)):
                 try:
-                    process_tile(plan, job, keys[job.path], decoded, work,
+                    process_tile(plan, job, keys[job.path], decoded, work, writer_threads=WRITER_THREADS,
                                  on_stage=lambda tag: progress("tiles", done - 1, len(todo), f"{job.name}: {tag}"))
                 except InputError as exc:
                     failures.append(f"{job.path}: {exc}")
@@ -277,8 +289,6 @@ def merge_products(plan: Plan, keys: dict[Path, str], hashes: dict[Path, str], w
     Products are merged two at a time: GDAL and GEOS release the GIL, so a
     COG's overviews are computed while another product is written.
     """
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
     summaries = [json.loads((work / "tiles" / keys[job.path] / "done.json").read_text()) for job in plan.jobs]
     groups: dict[str, list[Stage]] = {}
     for writer in plan.writers:

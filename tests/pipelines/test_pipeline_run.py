@@ -132,6 +132,23 @@ def test_tiles_leave_no_seams(quadrants, quadrant_dtm, district, tmp_path):
 
 
 @pytest.mark.slow
+def test_writers_side_by_side_give_the_same_products(quadrants, tmp_path, monkeypatch):
+    """In-process, a tile's writers run two at a time; one at a time must make the very same products."""
+    import pipelines.runner
+
+    outputs = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(pipelines.runner, "WRITER_THREADS", threads)
+        outputs[threads] = tmp_path / f"threads-{threads}"
+        run_pipeline(build_plan(surfaces_spec(quadrants, outputs[threads])))
+    for name in ("dtm_0.5m.tif", "ndsm_1m.tif"):
+        with rasterio.open(outputs[1] / name) as one, rasterio.open(outputs[2] / name) as two:
+            np.testing.assert_array_equal(one.read(1), two.read(1))
+    one, two = (gpd.read_file(outputs[n] / "layers.gpkg", layer="contours") for n in (1, 2))
+    assert len(one) == len(two) > 0 and one.geometry.geom_equals_exact(two.geometry, 0).all()
+
+
+@pytest.mark.slow
 def test_dask_local_cluster_gives_the_same_result(quadrants, quadrant_dtm, tmp_path):
     result = run_pipeline(build_plan(surfaces_spec(quadrants, tmp_path)), workers=2)
     assert result.tiles == 4
