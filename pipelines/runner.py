@@ -17,6 +17,7 @@ until every tile has succeeded.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -256,10 +257,24 @@ def _in_process(plan, todo, keys, hashes, work, progress) -> list[str]:
                                  on_stage=lambda tag: progress("tiles", done - 1, len(todo), f"{job.name}: {tag}"))
                 except InputError as exc:
                     failures.append(f"{job.path}: {exc}")
+                _release_free_memory()
             progress("tiles", done, len(todo))
     finally:
         decoder.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C, no decoding of files no tile will use
     return list(dict.fromkeys(failures))
+
+
+def _release_free_memory() -> None:
+    """Give the memory freed by a tile back to the system (glibc keeps it in its per-thread arenas).
+
+    The writer and decoder threads each allocate in an arena of their own;
+    without this the resident size creeps up tile after tile (by ~5 % over
+    nine tiles). A no-op where the C library is not glibc.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _collect(path: Path, pending: dict, decoded: dict[Path, Path], failures: list[str], progress, total: int) -> None:
