@@ -108,13 +108,18 @@ def read_features(path: Path, layer: str):
 
 def _validate_arrow_text(frame) -> None:
     """Raise ``ArrowInvalid`` on text that is not UTF-8: Arrow reads take GDAL's bytes unchecked."""
-    import pandas as pd
     import pyarrow as pa
 
     for name in frame.columns:
-        dtype = frame[name].dtype
-        if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        if _arrow_text(frame[name].dtype):
             pa.array(frame[name].array).validate(full=True)
+
+
+def _arrow_text(dtype) -> bool:
+    """Whether a column is pandas text held by Arrow."""
+    import pandas as pd
+
+    return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
 
 
 def check_on_invalid(on_invalid: str) -> None:
@@ -235,8 +240,8 @@ def _utf8_gate(frame, where: str) -> None:
     for name in frame.columns:
         if not _encodes(str(name)):
             raise ProductError(f"{where}: the column name {name!r} is not UTF-8; rename the column")
-        if name == geometry or frame[name].dtype.kind in "biufcmM":
-            continue
+        if name == geometry or frame[name].dtype.kind in "biufcmM" or _arrow_text(frame[name].dtype):
+            continue  # (Arrow holds valid UTF-8 only: it refuses a lone surrogate, read_features validates)
         values = frame[name].to_numpy(dtype=object, na_value="")
         try:
             text = "".join(values)  # one check for the whole column, the culprit only on failure
