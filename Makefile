@@ -20,11 +20,11 @@ $(STAMP): pyproject.toml .ci/system-deps.sh
 
 DEMO     := build/demo
 PRODUCTS := $(DEMO)/products
+DISTRICT := $(DEMO)/district/manifest.json
 CITY     := $(BIN)/lutece --config $(DEMO)/lutece.yml
 
-demo: $(STAMP)
+demo: $(STAMP) $(DISTRICT)
 	$(BIN)/lutece doctor
-	$(BIN)/lutece sample generate $(DEMO)/district --overwrite
 	$(BIN)/lutece pipeline run lidar-to-2d --input $(DEMO)/district/district.laz --output $(PRODUCTS)
 	printf 'store:\n  path: $(DEMO)/city\n' > $(DEMO)/lutece.yml
 	$(CITY) publish $(PRODUCTS)/dtm_0.5m.tif --layer dtm --licence etalab-2.0 --access open --theme elevation --title "Modèle numérique de terrain 0,5 m"
@@ -36,6 +36,10 @@ demo: $(STAMP)
 	$(CITY) publish $(PRODUCTS)/layers.gpkg --source-layer trees --layer trees --licence restricted --access shared --theme vegetation --title "Arbres détectés (partenaires)"
 	$(CITY) layers list
 	@echo "Products and run report: $(PRODUCTS)/report.html; the city GIS: $(DEMO)/city"
+
+# The demo's district, generated again only when the generator changes.
+$(DISTRICT): $(STAMP) $(wildcard pipelines/synthetic/*.py)
+	$(BIN)/lutece sample generate $(DEMO)/district --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
