@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gis.errors import InputError
-from pipelines.runner import build_plan, run_pipeline
 from pipelines.spec import load_pipeline, parse_overrides
 
 PHASES = {"decode": "Decoding lidar files", "tiles": "Processing tiles", "products": "Writing products"}
@@ -57,6 +56,8 @@ def list_pipelines() -> None:
 def run(ctx: click.Context, file: str, validate: bool, inputs: tuple[str, ...], output: Path | None,
         crs_in: str | None, workers: int | None, scheduler: str | None) -> None:
     """Run the pipeline FILE (a path or a shipped name); --stage.TAG.OPTION=VALUE overrides one option."""
+    from pipelines.runner import build_plan, run_pipeline  # numpy, pyproj and the stages: only to run
+
     env = ctx.obj
     overrides = parse_overrides(ctx.args)
     spec = load_pipeline(_pipeline_path(file), overrides)

@@ -11,7 +11,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gis.errors import InputError
-from pipelines.synthetic.generate import DistrictSpec, check_request, generate_district
 
 STEP_LABELS = {"scene": "Laying out streets and blocks", "lidar": "Scanning lidar cells",
                "variants": "Writing lidar variants", "vectors": "Writing vectors and truth",
@@ -37,6 +36,8 @@ def sample() -> None:
 def generate(env, out: Path, size: float, density: float, seed: int, point_format: str, variant_size: float,
              overwrite: bool) -> None:
     """Generate a district into the folder OUT and print what it contains."""
+    from pipelines.synthetic.generate import DistrictSpec, check_request, generate_district  # geopandas, ifcopenshell
+
     spec = DistrictSpec(size=size, density=density, seed=seed, point_format=int(point_format), variant_size=variant_size)
     check_request(out, spec, overwrite)  # before the progress bars, so an error stays one line
     quiet = env is not None and env.quiet
