@@ -34,6 +34,7 @@ from typing import Iterator
 from gis.backends import gpkg_schema as schema
 from gis.backends.base import Backend, GcReport, Publication, check_expected, check_revision, publisher_alive
 from gis.backends.files import FileStore
+from gis.backends.gpkg_features import write_features
 from gis.catalog.model import ChangeEvent, Layer, Version, utc_now
 from gis.errors import LayerNotFound, PublishConflict, StoreError
 
@@ -190,16 +191,13 @@ class GeoPackageBackend(Backend):
     def store_vector(self, publication: Publication, frame, wkb=None) -> str:
         """Write the features as a new table of the catalog, with its R-tree, through GDAL.
 
-        GDAL encodes the geometries itself (``wkb`` is not used).
+        The geometries go as ``wkb`` when given (see :mod:`gis.backends.gpkg_features`).
         """
-        import pyogrio
-
         table = schema.table_name(publication.layer_id, publication.number)
         storage = f"table:{table}"
         self._claim_storage(publication, storage)
-        options = {"geometry_type": "Unknown"} if len(frame) == 0 else {}
         with _exclusive(self.gpkg), _gdal_write_pragmas():
-            pyogrio.write_dataframe(frame, self.gpkg, layer=table, driver="GPKG", use_arrow=True, **options)
+            write_features(frame, wkb, self.gpkg, table)
         return storage
 
     def commit_publication(self, publication: Publication, layer: Layer, version: Version,
