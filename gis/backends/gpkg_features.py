@@ -27,8 +27,8 @@ def write_features(frame, wkb: np.ndarray | None, path: Path, layer: str) -> Non
     """
     import pyogrio
 
-    geometry_type = _geometry_type(frame)
-    table = _arrow_table(frame, wkb) if wkb is not None and geometry_type is not None else None
+    geometry_type = _geometry_type(frame) if wkb is not None else None
+    table = _arrow_table(frame, wkb) if geometry_type is not None else None
     if table is None:
         options = {"geometry_type": "Unknown"} if len(frame) == 0 else {}
         pyogrio.write_dataframe(frame, path, layer=layer, driver="GPKG", use_arrow=True, **options)
