@@ -3,8 +3,8 @@
 The small shared vocabulary of the raster stages: a :class:`Grid` (bounds
 snapped to the resolution, shape, affine transform) and a :class:`Raster`
 (float32 values, NaN where there is no data, on a grid). Binning is
-vectorised; per-cell minimum or maximum are one compiled pass (numba), as numpy
-has no grouped maximum that does not sort the points.
+vectorised; per-cell minimum or maximum are one unbuffered ``ufunc.at`` pass,
+which numpy 2 runs without sorting the points.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from rasterio.transform import Affine
 
@@ -94,11 +93,15 @@ class Raster:
 
 def bin_extreme(grid: Grid, x: np.ndarray, y: np.ndarray, z: np.ndarray, highest: bool = True) -> np.ndarray:
     """Per-cell maximum (or minimum) of ``z``; NaN in empty cells. Points outside the grid are ignored."""
-    rows, cols = grid.shape
-    result = _extreme_per_cell(np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64),
-                               np.ascontiguousarray(z, dtype=np.float64), grid.xmin, grid.ymax, grid.resolution,
-                               rows, cols, highest)
-    return result.astype(np.float32)
+    index = grid.cell_index(x, y)
+    inside = index >= 0
+    if not inside.all():
+        index, z = index[inside], np.asarray(z)[inside]
+    extreme, start = (np.maximum, -np.inf) if highest else (np.minimum, np.inf)
+    result = np.full(grid.shape[0] * grid.shape[1], start)
+    extreme.at(result, index, np.asarray(z, dtype=np.float64))
+    result[result == start] = np.nan
+    return result.reshape(grid.shape).astype(np.float32)
 
 
 def bin_count(grid: Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -106,18 +109,3 @@ def bin_count(grid: Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     index = grid.cell_index(x, y)
     counts = np.bincount(index[index >= 0], minlength=grid.shape[0] * grid.shape[1])
     return counts.reshape(grid.shape)
-
-
-@numba.njit(cache=True, nogil=True)
-def _extreme_per_cell(x, y, z, xmin, ymax, resolution, rows, cols, highest):  # pragma: no cover - compiled
-    # One pass over the points: numpy has no grouped maximum that does not sort or go through ufunc.at.
-    result = np.full((rows, cols), np.nan)
-    for i in range(x.size):
-        col = int(np.floor((x[i] - xmin) / resolution))
-        row = int(np.floor((ymax - y[i]) / resolution))
-        if col < 0 or col >= cols or row < 0 or row >= rows:
-            continue
-        current = result[row, col]
-        if np.isnan(current) or (z[i] > current if highest else z[i] < current):
-            result[row, col] = z[i]
-    return result

@@ -42,13 +42,18 @@ class LidarInfo:
         return self.crs.sub_crs_list[0] if self.crs.is_compound else self.crs
 
 
-def open_lidar(path: Path) -> laspy.LasReader:
-    """Open a LAS/LAZ file for streaming, turning laspy's errors into one clear line."""
+def open_lidar(path: Path, fields: laspy.DecompressionSelection = laspy.DecompressionSelection.all()
+               ) -> laspy.LasReader:
+    """Open a LAS/LAZ file for streaming, turning laspy's errors into one clear line.
+
+    ``fields`` are the layers of a LAZ 1.4 file (point formats 6-10) to
+    decompress; the others read as zeros. Other files are read whole.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such lidar file")
     try:
-        return laspy.open(path)
+        return laspy.open(path, decompression_selection=fields)
     except (laspy.errors.LaspyException, ValueError, OSError) as exc:
         raise InputError(f"{path}: not a readable LAS/LAZ file ({exc}); check the file or re-download it") from None
 

@@ -92,7 +92,6 @@ class PointTile:
     classification: np.ndarray
     return_number: np.ndarray
     number_of_returns: np.ndarray
-    intensity: np.ndarray
     crs: pyproj.CRS
     core: tuple[float, float, float, float]  # the part this tile owns in the products
     name: str = "tile"
@@ -103,8 +102,7 @@ class PointTile:
     def subset(self, mask: np.ndarray) -> PointTile:
         return dataclasses.replace(
             self, xyz=self.xyz[mask], classification=self.classification[mask],
-            return_number=self.return_number[mask], number_of_returns=self.number_of_returns[mask],
-            intensity=self.intensity[mask])
+            return_number=self.return_number[mask], number_of_returns=self.number_of_returns[mask])
 
     def in_core(self) -> np.ndarray:
         xmin, ymin, xmax, ymax = self.core

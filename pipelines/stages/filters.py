@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from pipelines.stages.base import PointTile, Stage, positive
@@ -63,38 +62,17 @@ def _voxel_centroids(xyz: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarr
         return np.arange(len(xyz)), xyz
     import pandas as pd
 
-    low = np.array([xyz[:, axis].min() for axis in range(3)])
-    spans = np.floor(np.array([xyz[:, axis].max() for axis in range(3)] - low) / size).astype(np.int64) + 1
+    columns = [xyz[:, axis] for axis in range(3)]
+    key = np.zeros(len(xyz), dtype=np.int64)
+    for column in columns:
+        low = column.min()
+        key *= int((column.max() - low) / size) + 1
+        key += ((column - low) / size).astype(np.int64)
     # factorize hashes instead of sorting: a third of np.unique's time on a tile
-    voxel_of, _ = pd.factorize(_voxel_keys(xyz, low, size, spans), sort=False)
-    return voxel_of, _centroids(xyz, voxel_of, int(voxel_of.max()) + 1)
-
-
-@numba.njit(cache=True, nogil=True)
-def _voxel_keys(xyz, low, size, spans):  # pragma: no cover - compiled
-    # One pass: numpy would make five temporary (n, 3) arrays on the way.
-    keys = np.empty(len(xyz), dtype=np.int64)
-    for i in range(len(xyz)):
-        ix = int((xyz[i, 0] - low[0]) / size)
-        iy = int((xyz[i, 1] - low[1]) / size)
-        iz = int((xyz[i, 2] - low[2]) / size)
-        keys[i] = (ix * spans[1] + iy) * spans[2] + iz
-    return keys
-
-
-@numba.njit(cache=True, nogil=True)
-def _centroids(xyz, voxel_of, count):  # pragma: no cover - compiled
-    sums = np.zeros((count, 3))
-    points = np.zeros(count)
-    for i in range(len(xyz)):
-        v = voxel_of[i]
-        points[v] += 1.0
-        for axis in range(3):
-            sums[v, axis] += xyz[i, axis]
-    for v in range(count):
-        for axis in range(3):
-            sums[v, axis] /= points[v]
-    return sums
+    voxel_of, _ = pd.factorize(key, sort=False)
+    count = int(voxel_of.max()) + 1
+    points = np.bincount(voxel_of, minlength=count)
+    return voxel_of, np.column_stack([np.bincount(voxel_of, column, count) / points for column in columns])
 
 
 @dataclass

@@ -19,7 +19,7 @@ MAX_FALSE_PER_10K = 1.0
 def _tile(xyz: np.ndarray, classification: np.ndarray) -> PointTile:
     ones = np.ones(len(xyz), dtype=np.uint8)
     return PointTile(xyz=xyz, classification=classification, return_number=ones, number_of_returns=ones,
-                     intensity=np.zeros(len(xyz), dtype=np.uint16), crs=pyproj.CRS("EPSG:2154"),
+                     crs=pyproj.CRS("EPSG:2154"),
                      core=(xyz[:, 0].min(), xyz[:, 1].min(), xyz[:, 0].max() + 1, xyz[:, 1].max() + 1))
 
 
