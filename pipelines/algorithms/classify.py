@@ -203,7 +203,7 @@ def vegetation_class(height_above_ground: np.ndarray) -> np.ndarray:
 
 def local_geometry(xyz: np.ndarray, radius: float, max_neighbours: int) -> Geometry:
     """Eigen features of each point's neighbourhood (open3d covariances, hybrid KD-tree search)."""
-    import open3d as o3d  # imported here: open3d is slow to import and needs system libraries
+    from pipelines.algorithms.lean_open3d import o3d  # imported here: slow to import, needs system libraries
 
     centred = xyz - xyz.mean(axis=0)  # big coordinates would cost precision in the covariances
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(centred))

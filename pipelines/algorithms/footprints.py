@@ -59,7 +59,6 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numba
 import numpy as np
-import open3d as o3d
 import rasterio.features
 import shapely
 from scipy import ndimage
@@ -67,6 +66,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from gis.errors import InputError
+from pipelines.algorithms.lean_open3d import o3d
 from pipelines.algorithms.squaring import square
 from pipelines.raster import Grid, Raster
 

@@ -39,7 +39,7 @@ class NoiseFilter(Stage):
     Options = NoiseOptions
 
     def process(self, tile: PointTile) -> PointTile:
-        import open3d as o3d
+        from pipelines.algorithms.lean_open3d import o3d
 
         candidates = np.flatnonzero(~np.isin(tile.classification, NOISE_CLASSES))
         xyz = tile.xyz[candidates]
