@@ -18,13 +18,14 @@ until every tile has succeeded.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import os
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,8 +44,9 @@ from pipelines.stages.readers import TileJob
 
 Progress = Callable[..., None]  # (phase, done, total[, detail])
 WORK = ".lutece-work"
-# Writers of one tile run two at a time in-process (a Dask worker runs tiles side by side instead).
-WRITER_THREADS = 2
+# In-process, two threads run a tile's writers (after its filters), or two tiles at a time when the pipeline has
+# a single writer; numpy, GEOS, GDAL and open3d release the GIL. (A Dask worker runs one tile, one writer at a time.)
+THREADS = 2
 
 
 @dataclass
@@ -233,35 +235,85 @@ def _needed_files(job: TileJob) -> list[Path]:
 
 
 def _in_process(plan, todo, keys, hashes, work, progress) -> list[str]:
-    """Run the tiles one after the other in this process, decoding the files ahead in a thread.
+    """Run the tiles in this process, decoding the files ahead in a thread.
 
-    The LAZ decoder releases the GIL, so the next files decode while a tile is
-    processed; a tile starts as soon as its own file and its neighbours' are ready.
+    The LAZ decoder releases the GIL, so the next files decode while tiles are
+    processed; a tile starts as soon as its own file and its neighbours' are
+    ready. ``THREADS`` threads go to the writers of one tile, or to as many
+    tiles as the writers leave room for: two at a time with a single writer,
+    else one (one tile's points in memory at a time, as in a 1-tile job).
     """
     by_path = {job.path: job for job in plan.jobs}
     needed = sorted({path for job in todo for path in _needed_files(job)})
     order = {path: rank for rank, path in enumerate(needed)}
     failures: list[str] = []
     decoded: dict[Path, Path] = {}
+    writer_threads = min(THREADS, len(plan.writers))
+    tiles = _TileThreads(THREADS // writer_threads, len(todo), failures, progress)
     decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lutece-decode")
     try:
         pending = {path: decoder.submit(decode_file, plan, by_path[path], hashes, work) for path in needed}
-        import pipelines.surfaces  # noqa: F401  (its scipy and numba load while the first files decode)
-        tiles = sorted(todo, key=lambda job: max(order[path] for path in _needed_files(job)))
-        for done, job in enumerate(tiles, start=1):
+        import pipelines.surfaces  # noqa: F401  (its scipy loads while the first files decode)
+        for job in sorted(todo, key=lambda job: max(order[path] for path in _needed_files(job))):
             for path in _needed_files(job):
                 _collect(path, pending, decoded, failures, progress, len(needed))
-            if all(path in decoded for path in _needed_files(job)):
-                try:
-                    process_tile(plan, job, keys[job.path], decoded, work, writer_threads=WRITER_THREADS,
-                                 on_stage=lambda tag: progress("tiles", done - 1, len(todo), f"{job.name}: {tag}"))
-                except InputError as exc:
-                    failures.append(f"{job.path}: {exc}")
-                _release_free_memory()
-            progress("tiles", done, len(todo))
+            if not all(path in decoded for path in _needed_files(job)):
+                tiles.skip()  # a file it needs failed: the failure is filed
+                continue
+            on_stage = functools.partial(tiles.tell, job.name)
+            tiles.start(job, functools.partial(process_tile, plan, job, keys[job.path], decoded, work,
+                                               on_stage=on_stage, writer_threads=writer_threads))
+        tiles.wait_all()
     finally:
         decoder.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C, no decoding of files no tile will use
+        tiles.shutdown()
     return list(dict.fromkeys(failures))
+
+
+class _TileThreads:
+    """Tiles processed in threads, at most ``slots`` at a time; files their errors and tells the progress."""
+
+    def __init__(self, slots: int, total: int, failures: list[str], progress: Progress) -> None:
+        self.slots, self.total, self.failures, self.progress = slots, total, failures, progress
+        self.pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="lutece-tile")
+        self.running: dict[Future, TileJob] = {}
+        self.finished = 0
+
+    def start(self, job: TileJob, process: Callable[[], Any]) -> None:
+        while len(self.running) >= self.slots:
+            self._collect_one()
+        self.running[self.pool.submit(self._run, process)] = job
+
+    def tell(self, tile: str, stage: str) -> None:
+        self.progress("tiles", self.finished, self.total, f"{tile}: {stage}")
+
+    def skip(self) -> None:
+        self.finished += 1
+        self.progress("tiles", self.finished, self.total)
+
+    def wait_all(self) -> None:
+        while self.running:
+            self._collect_one()
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _run(process: Callable[[], Any]) -> None:
+        try:
+            process()
+        finally:
+            _release_free_memory()
+
+    def _collect_one(self) -> None:
+        done, _ = wait(self.running, return_when=FIRST_COMPLETED)
+        for future in done:
+            job = self.running.pop(future)
+            try:
+                future.result()
+            except InputError as exc:
+                self.failures.append(f"{job.path}: {exc}")
+            self.skip()
 
 
 def _release_free_memory() -> None:

@@ -158,7 +158,8 @@ def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
             for name in ATTRIBUTES.names:
                 attributes[name][start:end] = chunk[name][:used]
             start = end
-    if not np.isfinite(xyz).all() or np.abs(xyz).max(initial=0) > ABSURD:
+    extremes = [reduce(xyz[:, axis]) for axis in range(3) for reduce in (np.min, np.max)] if count else [0.0]
+    if not np.all(np.isfinite(extremes)) or np.max(np.abs(extremes)) > ABSURD:  # NaN propagates into min and max
         raise InputError(f"{path}: some coordinates are NaN or absurd (beyond {ABSURD:g} m); "
                          "check the header's scales and offsets and re-export the file")
     return xyz, attributes

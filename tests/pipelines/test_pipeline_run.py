@@ -131,21 +131,36 @@ def test_tiles_leave_no_seams(quadrants, quadrant_dtm, district, tmp_path):
     assert np.nanmax(difference) < 0.25 and np.nanmean(difference) < 0.01
 
 
+DSM_ONLY = """
+name: dsm
+output: {output}
+pipeline:
+  - {{type: readers.las, tag: read, filename: {inputs}, halo: 20}}
+  - {{type: writers.dsm, tag: dsm, resolution: 0.5}}
+"""
+
+
 @pytest.mark.slow
-def test_writers_side_by_side_give_the_same_products(quadrants, tmp_path, monkeypatch):
-    """In-process, a tile's writers run two at a time; one at a time must make the very same products."""
+@pytest.mark.parametrize("template", [SURFACES, DSM_ONLY], ids=["writers side by side", "tiles side by side"])
+def test_threads_give_the_same_products(template, quadrants, tmp_path, monkeypatch):
+    """In-process, two threads run a tile's writers, or two tiles of a single-writer pipeline; one thread must
+    make the very same products."""
     import pipelines.runner
 
     outputs = {}
     for threads in (1, 2):
-        monkeypatch.setattr(pipelines.runner, "WRITER_THREADS", threads)
+        monkeypatch.setattr(pipelines.runner, "THREADS", threads)
         outputs[threads] = tmp_path / f"threads-{threads}"
-        run_pipeline(build_plan(surfaces_spec(quadrants, outputs[threads])))
-    for name in ("dtm_0.5m.tif", "ndsm_1m.tif"):
+        spec = parse_pipeline(template.format(inputs=json.dumps([str(p) for p in quadrants]), output=outputs[threads]))
+        assert run_pipeline(build_plan(spec)).tiles == 4
+    rasters = sorted(path.name for path in outputs[1].glob("*.tif"))
+    assert rasters == sorted(path.name for path in outputs[2].glob("*.tif")) and rasters
+    for name in rasters:
         with rasterio.open(outputs[1] / name) as one, rasterio.open(outputs[2] / name) as two:
             np.testing.assert_array_equal(one.read(1), two.read(1))
-    one, two = (gpd.read_file(outputs[n] / "layers.gpkg", layer="contours") for n in (1, 2))
-    assert len(one) == len(two) > 0 and one.geometry.geom_equals_exact(two.geometry, 0).all()
+    if template is SURFACES:
+        one, two = (gpd.read_file(outputs[n] / "layers.gpkg", layer="contours") for n in (1, 2))
+        assert len(one) == len(two) > 0 and one.geometry.geom_equals_exact(two.geometry, 0).all()
 
 
 @pytest.mark.slow
