@@ -51,3 +51,31 @@ def patch_header(path: Path, offset: int, fmt: str, value) -> Path:
         stream.seek(offset)
         stream.write(struct.pack(fmt, value))
     return path
+
+
+def write_copc(points: laspy.ScaleAwarePointRecord, header: laspy.LasHeader, path: Path) -> Path:
+    """The points as a COPC file (written by copc-lib): a tenth of them in the octree's root node, the others
+    in the eight nodes of depth 1, by octant, as a COPC writer spreads them."""
+    import copclib as copc
+
+    config = copc.CopcConfigWriter(header.point_format.id, copc.Vector3(*header.scales),
+                                   copc.Vector3(*header.offsets), header.parse_crs().to_wkt())
+    writer = copc.FileWriter(str(path), config)
+    xyz = np.column_stack([points.x, points.y, points.z])
+    low, high = xyz.min(axis=0), xyz.max(axis=0)
+    writer.copc_config.las_header.min, writer.copc_config.las_header.max = copc.Vector3(*low), copc.Vector3(*high)
+    centre, info = (low + high) / 2, writer.copc_config.copc_info
+    info.center_x, info.center_y, info.center_z = centre
+    info.halfsize = float((high - low).max() / 2 + 1)  # the octree's cube holds every point
+    info.spacing = info.halfsize / 64
+    in_root = np.random.default_rng(0).random(len(xyz)) < 0.1
+    octant = (xyz >= centre).astype(int) @ [1, 2, 4]
+    nodes = {copc.VoxelKey(0, 0, 0, 0): in_root}
+    for index in range(8):
+        nodes[copc.VoxelKey(1, index & 1, (index >> 1) & 1, index >> 2)] = ~in_root & (octant == index)
+    for key, members in nodes.items():
+        if members.any():
+            raw = np.frombuffer(points.array[members].tobytes(), dtype=np.int8)
+            writer.AddNode(key, copc.VectorChar(raw))
+    writer.Close()
+    return path
