@@ -192,3 +192,17 @@ def test_real_tiles_give_sane_trees_and_canopy(ign_tiles):
         assert 0.8 * tall < canopy.area_m2.sum() < 1.2 * tall, tile.name
         cover = shapely.union_all(canopy.geometry.values).buffer(cell)
         assert shapely.contains(cover, trees.geometry.values).mean() > 0.95
+
+
+def test_canopy_sewing_unites_the_pieces_cut_by_tile_edges_and_keeps_the_others():
+    from pipelines.stages.vectors import _dissolve_overlapping
+
+    boxes = [shapely.box(0, 0, 10, 10), shapely.box(10, 2, 14, 8),  # a crown cut by an edge at x = 10
+             shapely.box(30, 0, 35, 5),  # a crown inside one tile
+             shapely.box(50, 0, 60, 10), shapely.box(60, 0, 70, 10), shapely.box(60, 10, 70, 20)]  # cut by 2 edges
+    polygons = shapely.buffer(np.array(boxes), 0.01)
+    sewn = _dissolve_overlapping(polygons)
+    expected = shapely.get_parts(shapely.union_all(polygons))
+    assert len(sewn) == len(expected) == 3
+    assert sorted(shapely.area(sewn).round(6)) == sorted(shapely.area(expected).round(6))
+    assert shapely.area(shapely.symmetric_difference(shapely.union_all(sewn), shapely.union_all(expected))) < 1e-9
