@@ -10,10 +10,17 @@ which numpy 2 runs without sorting the points.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
+
+# rasterio.features traces and burns through in-memory rasters that warn they have no geotransform, and
+# silences that with warnings.catch_warnings, which is not thread-safe: with a tile's writers in threads the
+# warning leaked out now and then (the outputs are georeferenced all the same).
+warnings.filterwarnings("ignore", message="Dataset has no geotransform", category=NotGeoreferencedWarning)
 
 
 @dataclass(frozen=True)

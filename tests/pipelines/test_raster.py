@@ -31,3 +31,20 @@ def test_raster_sample_and_shape_check():
     assert raster.sample(np.array([1.5, 0.5, 9.0]), np.array([1.5, 0.5, 0.0])).tolist()[:2] == [2.0, 3.0]
     with pytest.raises(ValueError):
         Raster(np.zeros((3, 3), dtype=np.float32), grid, "EPSG:2154")
+
+
+def test_rasterios_in_memory_rasters_do_not_warn_of_a_missing_geotransform():
+    """rasterio.features silences that warning in a way threads undo; the pipelines silence it for good."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, rasterio\n"
+            "import pipelines.raster\n"
+            "with rasterio.MemoryFile() as memory:\n"
+            "    with memory.open(driver='GTiff', width=4, height=4, count=1, dtype='uint8') as dataset:\n"
+            "        dataset.write(np.zeros((1, 4, 4), dtype='uint8'))\n"
+            "    with memory.open() as dataset:\n"
+            "        assert dataset.transform.is_identity\n")
+    result = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "NotGeoreferencedWarning" not in result.stderr
