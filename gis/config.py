@@ -24,7 +24,6 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from gis.errors import ConfigError
@@ -123,6 +122,8 @@ def parse_config(text: str, origin: str = "config", environ: dict[str, str] | No
 
 def validate_config(data: Any, origin: str = "config") -> None:
     """Check parsed configuration data against the shipped JSON Schema."""
+    import jsonschema  # 0.1 s of imports, only where a configuration is read
+
     validator = jsonschema.Draft202012Validator(config_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is None:
