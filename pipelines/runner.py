@@ -258,7 +258,7 @@ def _in_process(plan, todo, keys, hashes, work, progress) -> list[str]:
             for path in _needed_files(job):
                 _collect(path, pending, decoded, failures, progress, len(needed))
             if not all(path in decoded for path in _needed_files(job)):
-                tiles.skip()  # a file it needs failed: the failure is filed
+                tiles.advance()  # a file it needs failed: the failure is filed
                 continue
             on_stage = functools.partial(tiles.tell, job.name)
             tiles.start(job, functools.partial(process_tile, plan, job, keys[job.path], decoded, work,
@@ -287,7 +287,8 @@ class _TileThreads:
     def tell(self, tile: str, stage: str) -> None:
         self.progress("tiles", self.finished, self.total, f"{tile}: {stage}")
 
-    def skip(self) -> None:
+    def advance(self) -> None:
+        """One more tile done, or given up."""
         self.finished += 1
         self.progress("tiles", self.finished, self.total)
 
@@ -313,7 +314,7 @@ class _TileThreads:
                 future.result()
             except InputError as exc:
                 self.failures.append(f"{job.path}: {exc}")
-            self.skip()
+            self.advance()
 
 
 def _release_free_memory() -> None:

@@ -47,7 +47,7 @@ def open_lidar(path: Path, fields: laspy.DecompressionSelection = laspy.Decompre
     """Open a LAS/LAZ file for streaming, turning laspy's errors into one clear line.
 
     ``fields`` are the layers of a LAZ 1.4 file (point formats 6-10) to
-    decompress; the others read as zeros. Other files are read whole.
+    decompress; the others read as zeros. Other point formats are decompressed whole.
     """
     path = Path(path)
     if not path.is_file():
