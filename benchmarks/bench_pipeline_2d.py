@@ -154,5 +154,6 @@ def main() -> None:
     print(json.dumps({"rounds": {name: [{"seconds": s, "peak_mb": r} for s, r in results] for name, results in rounds.items()},
                       "once": {name: {"seconds": s, "peak_mb": r} for name, (s, r) in once.items()}, "points": points}))
 
+
 if __name__ == "__main__":
     main()
