@@ -178,7 +178,7 @@ def process_tile(plan: Plan, job: TileJob, key: str, decoded: dict[Path, Path], 
     if folder.exists():
         shutil.rmtree(folder)  # the leftovers of a run killed before this tile finished
     folder.mkdir(parents=True)
-    from pipelines.surfaces import TileSurfaces  # scipy and numba: imported while the first files decode
+    from pipelines.surfaces import TileSurfaces  # scipy: imported while the first files decode
 
     values = {plan.reader.tag: plan.reader.assemble(job, decoded, plan.crs)}
     surfaces: dict[tuple[str, float], TileSurfaces] = {}

@@ -15,7 +15,7 @@ import numpy as np
 
 from pipelines.stages.base import Stage, positive
 
-if TYPE_CHECKING:  # scipy, numba and rasterio load when a tile is processed, not when a pipeline is checked
+if TYPE_CHECKING:  # scipy and rasterio load when a tile is processed, not when a pipeline is checked
     from pipelines.surfaces import TileSurfaces
 
 
