@@ -16,8 +16,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+
+from pipelines.algorithms.linked import linked_groups
 
 MIN_OVERLAP = 0.2  # pieces of one building overlap by more than this share of the smaller one
 _TIDY = 0.01  # metres
@@ -41,18 +41,18 @@ def sew_footprints(frame: gpd.GeoDataFrame, min_overlap: float = MIN_OVERLAP) ->
     min_overlap : float
         Share of the smaller footprint two pieces of one building overlap by at least.
     """
-    labels = _building_labels(frame.geometry.values, min_overlap)
-    if labels is None:
+    pairs = _overlapping_pairs(frame.geometry.values, min_overlap)
+    if pairs is None:
         return frame
-    order = np.argsort(labels, kind="stable")
-    groups = np.split(order, np.flatnonzero(np.diff(labels[order])) + 1)
-    alone = np.bincount(labels)[labels] == 1
+    groups = linked_groups(len(frame), *pairs)
+    alone = np.zeros(len(frame), dtype=bool)
+    alone[[members[0] for members in groups if len(members) == 1]] = True
     joined = [_join(frame.iloc[members]) for members in groups if len(members) > 1]
     return gpd.GeoDataFrame(pd.concat([frame[alone], *joined], ignore_index=True), crs=frame.crs)
 
 
-def _building_labels(polygons: np.ndarray, min_overlap: float) -> np.ndarray | None:
-    """A building number for each footprint, pieces of one building sharing it; None when no two overlap enough."""
+def _overlapping_pairs(polygons: np.ndarray, min_overlap: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pairs of footprints that are pieces of one building; None when no two overlap enough."""
     if len(polygons) < 2:
         return None
     first, second = shapely.STRtree(polygons).query(polygons, predicate="intersects")
@@ -61,11 +61,7 @@ def _building_labels(polygons: np.ndarray, min_overlap: float) -> np.ndarray | N
     overlap = shapely.area(shapely.intersection(polygons[first], polygons[second]))
     areas = shapely.area(polygons)
     linked = overlap > min_overlap * np.minimum(areas[first], areas[second])
-    if not linked.any():
-        return None
-    count = len(polygons)
-    graph = coo_matrix((np.ones(int(linked.sum())), (first[linked], second[linked])), shape=(count, count))
-    return connected_components(graph, directed=False)[1]
+    return (first[linked], second[linked]) if linked.any() else None
 
 
 def _join(pieces: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
