@@ -3,7 +3,11 @@
 ``files/<sha256>/<name>`` holds one version's raster or 3D Tiles folder; two
 versions with the same content share one folder. A copy is made under
 ``files/.staging/<token>/`` and renamed into place once complete and flushed,
-so a folder under its checksum is always whole.
+so a folder under its checksum is always whole. Only the product's own
+regular files are copied (:func:`~gis.catalog.products.tree_files`: a
+symbolic link to a file inside the folder becomes a copy of that file, any
+other link is refused), and the copy is hashed again before it is renamed
+into place, so a folder's name is the checksum of what it holds.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import shutil
 import uuid
 from pathlib import Path
 
-from gis.catalog.products import fsync_tree
+from gis.catalog.products import fsync_tree, sha256_file, sha256_tree, tree_files
+from gis.errors import ProductError
 
 STAGING = ".staging"
 
@@ -42,8 +47,16 @@ class FileStore:
         staging.mkdir(parents=True)
         if source.is_file():
             shutil.copyfile(source, staging / source.name)
+            copied = sha256_file(staging / source.name)
         else:
-            shutil.copytree(source, staging, dirs_exist_ok=True)
+            for relative, file in tree_files(source):
+                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, staging / relative)
+            copied = sha256_tree(staging)
+        if copied != checksum:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ProductError(f"{source}: changed while it was being published (its checksum is no longer "
+                               f"{checksum}); publish it again once it is complete")
         fsync_tree(staging)
         try:
             os.rename(staging, final)

@@ -8,13 +8,15 @@ where, and what to do; nothing is written before every gate has passed.
   :func:`check_frame`): one geometry column, attributes are UTF-8,
   geometries valid (``on_invalid``), not empty unless ``allow_empty``;
 - raster: a Cloud-Optimised GeoTIFF;
-- 3D Tiles: a readable ``tileset.json`` whose content files exist.
+- 3D Tiles: a readable ``tileset.json`` whose content files exist inside the folder
+  (which holds only regular files, see :func:`gis.catalog.products.tree_files`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ from gis.errors import InputError, ProductError
 log = logging.getLogger(__name__)
 
 ON_INVALID = ("raise", "fix", "skip")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # a URI with a scheme (http:, file:, data:): not a relative path
 
 
 @dataclass
@@ -342,14 +345,17 @@ def check_raster(path: Path, declared_crs: str | None) -> GateReport:
 
 
 def check_3dtiles(folder: Path) -> GateReport:
-    """Check that a 3D Tiles folder has a readable tileset.json whose content files all exist.
+    """Check that a 3D Tiles folder has a readable tileset.json whose content files all exist inside it.
 
-    External tilesets (content ending in ``.json``) are followed.
+    External tilesets (content ending in ``.json``) are followed. A content
+    URI that resolves outside the folder (``../``, an absolute path, a URL,
+    a symbolic link to a file outside) is refused as such, not as missing.
 
     Raises
     ------
     ProductError
-        Unreadable tileset, missing root or asset, or a content file missing.
+        Unreadable tileset, missing root or asset, a content file outside
+        the folder or missing.
     """
     root = folder.resolve()
     seen: set[Path] = set()
@@ -368,7 +374,11 @@ def check_3dtiles(folder: Path) -> GateReport:
             raise ProductError(f"{tileset_path}: a tileset needs 'asset' and 'root'")
         for uri in _content_uris(tileset["root"]):
             target = (tileset_path.parent / uri.split("?")[0]).resolve()
-            if root not in target.parents or not target.is_file():
+            if _URL.match(uri) or root not in target.parents:
+                raise ProductError(f"{tileset_path}: content {uri} lies outside the product {folder}; "
+                                   f"a published 3D Tiles folder holds all of its content: write the tiles "
+                                   f"inside it and refer to them by relative paths")
+            if not target.is_file():
                 raise ProductError(f"{tileset_path}: content {uri} does not exist in {folder}; "
                                    f"write the missing tiles and publish again")
             if target.suffix == ".json":

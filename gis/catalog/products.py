@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gis.errors import InputError
+from gis.errors import InputError, ProductError
 
 VECTOR_SUFFIXES = (".gpkg",)
 RASTER_SUFFIXES = (".tif", ".tiff")
@@ -93,11 +94,58 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def tree_files(folder: Path) -> list[tuple[str, Path]]:
+    """The files of a product folder, as publication stores them: ``(relative POSIX path, file to read)``.
+
+    Only regular files lying inside the folder. A symbolic link to a regular
+    file inside the folder stands for that file (it is stored as a copy of it,
+    under the link's name); every other link (to a file or folder outside,
+    to a folder, dangling) and every special file is refused, so that nothing
+    outside the product can be hashed or copied into the city store. Sorted
+    as paths, component by component.
+
+    Raises
+    ------
+    ProductError
+        Naming the first entry refused and what to do.
+    """
+    root = folder.resolve()
+    found = []
+    for directory, folders, files in os.walk(root):  # a linked folder is listed, never entered
+        for name in folders + files:
+            path = Path(directory) / name
+            relative = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                found.append((relative, _link_target(folder, root, relative, path)))
+            elif name in files:
+                if not stat.S_ISREG(path.lstat().st_mode):
+                    raise ProductError(f"{folder}: {relative} is not a regular file; a product folder holds "
+                                       f"files and folders only")
+                found.append((relative, path))
+    return sorted(found, key=lambda item: item[0].split("/"))
+
+
+def _link_target(folder: Path, root: Path, relative: str, link: Path) -> Path:
+    """The regular file inside ``root`` that the symbolic link ``link`` stands for; refuse any other link."""
+    target = link.resolve()
+    if target != root and root not in target.parents:
+        raise ProductError(f"{folder}: {relative} is a symbolic link to {target}, outside the product; "
+                           f"publication stores only the product's own files: copy the file into the folder "
+                           f"or remove the link")
+    if not target.exists():
+        raise ProductError(f"{folder}: {relative} is a symbolic link to {target}, which does not exist; "
+                           f"remove the link")
+    if not target.is_file():
+        raise ProductError(f"{folder}: {relative} is a symbolic link to a folder; replace it by a copy of "
+                           f"the folder")
+    return target
+
+
 def sha256_tree(folder: Path) -> str:
-    """The sha256 of a folder: of its files' relative paths and contents, in sorted order."""
+    """The sha256 of a folder: of its files' relative paths and contents (:func:`tree_files`), in sorted order."""
     digest = hashlib.sha256()
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(file.relative_to(folder).as_posix().encode("utf-8") + b"\0")
+    for relative, file in tree_files(folder):
+        digest.update(relative.encode("utf-8") + b"\0")
         digest.update(sha256_file(file).encode("ascii") + b"\n")
     return digest.hexdigest()
 

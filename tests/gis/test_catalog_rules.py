@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 import rasterio
@@ -12,7 +15,9 @@ import shapely
 from rasterio.shutil import copy as rio_copy
 
 from catalog_products import assert_unchanged, write_product
+from gis.backends.files import FileStore
 from gis.catalog.licences import LICENCES, check_licence_rules
+from gis.catalog.products import sha256_tree
 from gis.errors import LicenceError, ProductError
 
 
@@ -145,4 +150,87 @@ def test_3dtiles_content_must_exist(catalog, tileset, tmp_path):
     (broken / "tileset.json").write_text("{not json")
     with pytest.raises(ProductError, match="not a readable tileset.json"):
         catalog.publish(broken, "buildings-3d", licence="etalab-2.0", access="open")
+    assert_unchanged(catalog)
+
+
+def _stored_files(catalog) -> list[Path]:
+    """Every file under the store's ``files/`` folder (checksum folders and staging alike)."""
+    root = catalog.backend.files.root
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+
+
+def _outside_file(tmp_path) -> Path:
+    """A system file when there is one (the case the review reproduced), else a file beside the product."""
+    system = Path("/etc/hostname")
+    if system.is_file() and os.access(system, os.R_OK):
+        return system
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not part of any product\n")
+    return secret
+
+
+def test_3dtiles_symlink_to_an_outside_file_is_refused(catalog, tileset, tmp_path):
+    """A link that no tile references, to a system file: refused, nothing copied or hashed."""
+    product = tmp_path / "linked"
+    shutil.copytree(tileset, product)
+    outside = _outside_file(tmp_path)
+    (product / "tiles" / "hostname").symlink_to(outside)
+    with pytest.raises(ProductError, match=r"tiles/hostname is a symbolic link to .*, outside the product"):
+        catalog.publish(product, "buildings-3d", licence="etalab-2.0", access="open")
+    with pytest.raises(ProductError, match="outside the product"):
+        sha256_tree(product)  # the checksum never reads the outside file
+    assert _stored_files(catalog) == []
+    assert_unchanged(catalog)
+
+
+def test_3dtiles_symlink_to_an_outside_folder_is_refused(catalog, tileset, tmp_path):
+    outside = tmp_path / "private"
+    outside.mkdir()
+    (outside / "key.txt").write_text("secret")
+    product = tmp_path / "linked"
+    shutil.copytree(tileset, product)
+    (product / "tiles" / "private").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ProductError, match="outside the product"):
+        catalog.publish(product, "buildings-3d", licence="etalab-2.0", access="open")
+    assert _stored_files(catalog) == []
+    assert_unchanged(catalog)
+
+
+def test_filestore_copies_only_the_products_own_files(tmp_path, tileset):
+    """The file store refuses a link outside even when called without the catalog's checksum first."""
+    product = tmp_path / "linked"
+    shutil.copytree(tileset, product)
+    (product / "tiles" / "hostname").symlink_to(_outside_file(tmp_path))
+    store = FileStore(tmp_path / "files")
+    with pytest.raises(ProductError, match="outside the product"):
+        store.put(product, "0" * 64, "token")
+    assert not [p for p in store.root.rglob("*") if p.is_file()]
+
+
+def test_3dtiles_symlink_to_a_file_inside_is_stored_as_that_file(catalog, tileset, tmp_path):
+    product = tmp_path / "aliased"
+    shutil.copytree(tileset, product)
+    (product / "tiles" / "alias.glb").symlink_to("0.glb")
+    tileset_json = json.loads((product / "tileset.json").read_text())
+    tileset_json["root"]["content"]["uri"] = "tiles/alias.glb"
+    (product / "tileset.json").write_text(json.dumps(tileset_json))
+    result = catalog.publish(product, "buildings-3d", licence="etalab-2.0", access="open")
+    stored = catalog.path("buildings-3d").parent
+    alias = stored / "tiles" / "alias.glb"
+    assert alias.is_file() and not alias.is_symlink()
+    assert alias.read_bytes() == (tileset / "tiles" / "0.glb").read_bytes()
+    assert all(not p.is_symlink() for p in stored.rglob("*"))
+    assert result.version.checksum == sha256_tree(stored)
+
+
+@pytest.mark.parametrize("uri", ["../../x.glb", "../outside.glb", "/etc/hostname", "https://example.org/0.glb"])
+def test_3dtiles_content_outside_the_product_is_named_so(catalog, tileset, tmp_path, uri):
+    product = tmp_path / "product" / "escaping"
+    shutil.copytree(tileset, product)
+    (tmp_path / "product" / "outside.glb").write_bytes(b"glTF" + bytes(20))  # exists, but not in the product
+    tileset_json = json.loads((product / "tileset.json").read_text())
+    tileset_json["root"]["content"]["uri"] = uri
+    (product / "tileset.json").write_text(json.dumps(tileset_json))
+    with pytest.raises(ProductError, match=f"content {re.escape(uri)} lies outside the product"):
+        catalog.publish(product, "buildings-3d", licence="etalab-2.0", access="open")
     assert_unchanged(catalog)
