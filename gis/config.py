@@ -1,8 +1,8 @@
 """The one configuration file, ``lutece.yml``.
 
 The file is YAML with ``${VAR}`` and ``${VAR:-default}`` substitution from the
-environment (secrets such as database passwords come from there, never from
-the file), validated against the JSON Schema shipped in
+environment inside its parsed values (secrets such as database passwords come
+from there, never from the file), validated against the JSON Schema shipped in
 ``gis/schemas/lutece.schema.json``. Values the file leaves out take the
 defaults below. Nothing here runs at import time.
 
@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
@@ -68,35 +68,108 @@ class Config:
         return float(self.data["tiling"]["halo"])
 
 
-def substitute_variables(text: str, environ: dict[str, str] | None = None, origin: str = "config") -> str:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` with values from the environment.
+def substitute_variables(value: str, environ: Mapping[str, str] | None = None, where: str = "config") -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in one string with values from the environment.
 
-    Full-line comments are left alone, so a commented-out line never fails.
+    One pass: a value taken from the environment is never searched for
+    further ``${...}``.
 
     Raises
     ------
     ConfigError
-        When a variable without a default is not set.
+        When a variable without a default is not set (``where`` names the place).
     """
     environ = os.environ if environ is None else environ
-    lines = text.splitlines(keepends=True)
-    for number, line in enumerate(lines, start=1):
-        if line.lstrip().startswith("#"):
-            continue
 
-        def replace(match: re.Match[str]) -> str:
-            name, default = match.group("name"), match.group("default")
-            if name in environ:
-                return environ[name]
-            if default is not None:
-                return default
-            raise ConfigError(
-                f"{origin}, line {number}: environment variable {name} is not set; "
-                f"set it or give a default with ${{{name}:-value}}"
-            )
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group("name"), match.group("default")
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set; "
+                          f"set it or give a default with ${{{name}:-value}}")
 
-        lines[number - 1] = _VARIABLE.sub(replace, line)
-    return "".join(lines)
+    return _VARIABLE.sub(replace, value)
+
+
+# What a substituted plain value may become: YAML's "=" and "<<" markers, or dates, stay text.
+_VALUE_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null")}
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, noting which scalars are plain and carry no tag (YAML types those)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.typed_by_yaml: set[int] = set()
+
+    def compose_scalar_node(self, anchor: str | None) -> yaml.ScalarNode:
+        event = self.peek_event()
+        node = super().compose_scalar_node(anchor)
+        if event.tag is None and event.style is None:
+            self.typed_by_yaml.add(id(node))
+        return node
+
+
+def load_yaml_with_variables(text: str, origin: str = "config",
+                             environ: Mapping[str, str] | None = None) -> Any:
+    """Parse YAML, then substitute ``${VAR}`` inside its scalar string values.
+
+    The substitution happens after parsing, in values only (never in keys),
+    so an environment value is always one value: a newline cannot add keys,
+    `` #`` cannot cut it, ``: `` or quotes cannot change the document's shape.
+    A plain (unquoted) scalar is typed after substitution as YAML types it
+    (``retention: ${KEEP:-7}`` is the integer 7, ``${EMPTY}`` is null); a
+    quoted one stays a string. Comments are not values, so a commented-out
+    ``${UNSET}`` never fails.
+
+    Raises
+    ------
+    yaml.YAMLError
+        When the text is not YAML (the caller words the error).
+    ConfigError
+        When a variable without a default is not set.
+    """
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        _substitute_node(root, loader, environ, origin, set())
+        return loader.construct_document(root)
+    except yaml.MarkedYAMLError as exc:
+        _hint_at_unquoted_variables(exc, text)
+        raise
+    finally:
+        loader.dispose()
+
+
+def _hint_at_unquoted_variables(exc: yaml.MarkedYAMLError, text: str) -> None:
+    """``{`` opens a mapping inside ``[...]`` or ``{...}``: say how to write a variable there."""
+    mark = exc.problem_mark
+    line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
+    if "${" in line and exc.problem:
+        exc.problem += ' (inside [...] or {...}, quote a variable: "${VAR}")'
+
+
+def _substitute_node(node: yaml.Node, loader: _Loader, environ: Mapping[str, str] | None,
+                     origin: str, seen: set[int]) -> None:
+    if id(node) in seen:  # an anchor's node is shared by its aliases: substitute it once
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        for _key, value in node.value:  # keys are never substituted
+            _substitute_node(value, loader, environ, origin, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _substitute_node(item, loader, environ, origin, seen)
+    elif isinstance(node, yaml.ScalarNode) and "${" in node.value:
+        where = f"{origin}, line {node.start_mark.line + 1}"
+        node.value = substitute_variables(node.value, environ, where)
+        if id(node) in loader.typed_by_yaml:  # plain and untagged: type the new text
+            tag = loader.resolve(yaml.ScalarNode, node.value, (True, False))
+            node.tag = tag if tag in _VALUE_TAGS else "tag:yaml.org,2002:str"
 
 
 def config_schema() -> dict[str, Any]:
@@ -104,11 +177,10 @@ def config_schema() -> dict[str, Any]:
     return json.loads(files("gis").joinpath("schemas/lutece.schema.json").read_text("utf-8"))
 
 
-def parse_config(text: str, origin: str = "config", environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """Substitute, parse and validate the text of a configuration file."""
-    text = substitute_variables(text, environ, origin)
+def parse_config(text: str, origin: str = "config", environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Parse, substitute and validate the text of a configuration file."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml_with_variables(text, origin, environ)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
@@ -142,8 +214,8 @@ def find_config_file(path: Path | None = None, cwd: Path | None = None) -> Path 
     return candidate if candidate.is_file() else None
 
 
-def load_config(path: Path | str | None = None, environ: dict[str, str] | None = None) -> Config:
-    """Load, substitute and validate the configuration, merged over the defaults.
+def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Load, parse, substitute and validate the configuration, merged over the defaults.
 
     Parameters
     ----------

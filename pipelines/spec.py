@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from gis.config import substitute_variables
+from gis.config import load_yaml_with_variables
 from gis.errors import InputError
 
 RESERVED = {"type", "tag", "inputs"}
@@ -76,7 +76,7 @@ def parse_pipeline(text: str, origin: str = "pipeline",
                    environ: dict[str, str] | None = None) -> PipelineSpec:
     """Parse the text of a pipeline file (see the module docstring)."""
     try:
-        document = yaml.safe_load(substitute_variables(text, environ, origin))
+        document = load_yaml_with_variables(text, origin, environ)
     except yaml.YAMLError as exc:
         raise InputError(f"{origin}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
     if isinstance(document, list):
