@@ -7,6 +7,7 @@ packages=(
     libusb-1.0-0   # open3d loads libusb at import time
     postgresql-15            # the PostGIS backend's tests start a throw-away cluster (tests/gis/postgis_server.py)
     postgresql-15-postgis-3  # ... with the postgis extension
+    wrk                      # benchmarks/bench_server.py: the HTTP load generator
 )
 
 # Debian's own Python needs python3-venv for `python3.11 -m venv` (ensurepip).

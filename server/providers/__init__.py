@@ -1,0 +1,1 @@
+"""Data providers of the server: features, vector tiles (MVT), coverages."""

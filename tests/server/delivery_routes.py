@@ -1,0 +1,13 @@
+"""The delivery route families, for the leak sweep: every path here, for a layer the caller may not see,
+must answer byte for byte as for a layer that does not exist.
+
+Each entry: (family, kinds of layer it serves, path template). ``{id}`` is the layer id, ``{sha}`` the
+current version's sha256. The leak sweep formats each template with a non-open layer's id (and sha), and
+with a non-existent id, and compares the two answers.
+"""
+
+DELIVERY_ROUTES = [
+    ("3dtiles", ("pointcloud-3dtiles", "mesh-3dtiles"), "/collections/{id}/3dtiles"),
+    ("3dtiles", ("pointcloud-3dtiles", "mesh-3dtiles"), "/collections/{id}/3dtiles/{sha}/tileset.json"),
+    ("3dtiles", ("pointcloud-3dtiles", "mesh-3dtiles"), "/collections/{id}/3dtiles/{sha}/../../catalog.gpkg"),
+]
