@@ -97,10 +97,7 @@ def geopackage_figures(frame: gpd.GeoDataFrame, tmp: Path, product: Path, repeat
 
 def postgis_figures(frame: gpd.GeoDataFrame, tmp: Path, product: Path, repeat: int) -> dict[str, list[float]] | None:
     """The PostGIS cases on a throw-away cluster, or None without PostgreSQL."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "gis"))
-    from postgis_server import PostgresCluster, missing_binaries
+    from gis.testing.postgres import PostgresCluster, missing_binaries
 
     if missing_binaries():
         return None

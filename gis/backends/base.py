@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gis.catalog.model import ChangeEvent, Layer, Version
+from gis.records import ChangeEvent, Layer, Version
 from gis.errors import LayerNotFound, PublishConflict
 
 

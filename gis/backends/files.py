@@ -4,7 +4,7 @@
 versions with the same content share one folder. A copy is made under
 ``files/.staging/<token>/`` and renamed into place once complete and flushed,
 so a folder under its checksum is always whole. Only the product's own
-regular files are copied (:func:`~gis.catalog.products.tree_files`: a
+regular files are copied (:func:`~gis.checksums.tree_files`: a
 symbolic link to a file inside the folder becomes a copy of that file, any
 other link is refused), and the copy is hashed again before it is renamed
 into place, so a folder's name is the checksum of what it holds.
@@ -17,7 +17,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from gis.catalog.products import fsync_tree, sha256_file, sha256_tree, tree_files
+from gis.checksums import sha256_file, sha256_tree, tree_files
 from gis.errors import ProductError
 
 STAGING = ".staging"
@@ -119,3 +119,16 @@ class FileStore:
                 self.remove_staged(token)
                 removed.append(f".staging/{token}")
         return removed
+
+
+def fsync_tree(folder: Path) -> None:
+    """Flush a folder's files and the folder itself to disk (before it is renamed into place)."""
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as stream:
+                os.fsync(stream.fileno())
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

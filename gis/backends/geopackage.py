@@ -35,7 +35,7 @@ from gis.backends import gpkg_schema as schema
 from gis.backends.base import Backend, GcReport, Publication, check_expected, check_revision, publisher_alive
 from gis.backends.files import FileStore
 from gis.backends.gpkg_features import write_features
-from gis.catalog.model import ChangeEvent, Layer, Version, utc_now
+from gis.records import ChangeEvent, Layer, Version, utc_now
 from gis.errors import LayerNotFound, PublishConflict, StoreError
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import re
 import sqlite3
 from typing import Any
 
-from gis.catalog.model import ChangeEvent, Layer, Version
+from gis.records import ChangeEvent, Layer, Version
 
 SCHEMA_VERSION = "1"
 

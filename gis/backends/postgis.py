@@ -48,8 +48,8 @@ import numpy as np
 from gis.backends.base import Backend, GcReport, Publication, check_expected, check_revision, publisher_alive
 from gis.backends.files import FileStore
 from gis.backends.pg_copy import FIXED, TIMESTAMPS, copy_data
-from gis.catalog.model import ChangeEvent, Layer, Version, utc_now
-from gis.catalog.products import geometry_wkb
+from gis.records import ChangeEvent, Layer, Version, utc_now
+from gis.checksums import geometry_wkb
 from gis.errors import DependencyError, InputError, LayerNotFound, PublishConflict, StoreError
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ where, and what to do; nothing is written before every gate has passed.
   geometries valid (``on_invalid``), not empty unless ``allow_empty``;
 - raster: a Cloud-Optimised GeoTIFF;
 - 3D Tiles: a readable ``tileset.json`` whose content files exist inside the folder
-  (which holds only regular files, see :func:`gis.catalog.products.tree_files`).
+  (which holds only regular files, see :func:`gis.checksums.tree_files`).
 """
 
 from __future__ import annotations

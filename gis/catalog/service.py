@@ -27,9 +27,9 @@ from gis.backends import open_backend
 from gis.backends.base import Backend, GcReport
 from gis.catalog import gates
 from gis.catalog.licences import check_access, check_licence_rules, get_licence
-from gis.catalog.model import ChangeEvent, Layer, Version, check_layer_id, utc_now
-from gis.catalog.products import (Product, detect_kind, geometry_wkb, read_lineage, sha256_file, sha256_frame,
-                                  sha256_tree)
+from gis.records import ChangeEvent, Layer, Version, check_layer_id, utc_now
+from gis.catalog.products import Product, detect_kind, read_lineage
+from gis.checksums import geometry_wkb, sha256_file, sha256_frame, sha256_tree
 from gis.errors import InputError, LayerNotFound
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ import pytest
 
 from gis.backends import open_backend
 from gis.catalog.service import Catalog
-from postgis_server import PostgresCluster, missing_binaries
+from gis.testing.postgres import PostgresCluster, missing_binaries
 
 BACKENDS = ["geopackage", "postgis"]
 CRS = "EPSG:2154"

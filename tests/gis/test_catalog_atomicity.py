@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from catalog_products import tiled, write_product
 from gis.backends import open_backend
-from gis.catalog.products import sha256_file, sha256_frame, sha256_tree
+from gis.checksums import sha256_file, sha256_frame, sha256_tree
 from gis.catalog.service import Catalog
 from conftest import store_yaml
 from gis.cli import cli

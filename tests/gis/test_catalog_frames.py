@@ -8,7 +8,7 @@ import pytest
 import shapely
 
 from catalog_products import assert_unchanged, write_product
-from gis.catalog.products import sha256_frame
+from gis.checksums import sha256_frame
 from gis.errors import InputError, ProductError
 
 OPEN = {"licence": "ODbL-1.0", "access": "open"}

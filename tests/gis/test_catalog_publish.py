@@ -9,7 +9,7 @@ import pytest
 import rasterio
 
 from catalog_products import write_product
-from gis.catalog.products import sha256_frame, sha256_tree
+from gis.checksums import sha256_frame, sha256_tree
 from gis.errors import InputError, LayerNotFound, PublishConflict
 
 

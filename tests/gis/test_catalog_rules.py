@@ -17,7 +17,7 @@ from rasterio.shutil import copy as rio_copy
 from catalog_products import assert_unchanged, write_product
 from gis.backends.files import FileStore
 from gis.catalog.licences import LICENCES, check_licence_rules
-from gis.catalog.products import sha256_tree
+from gis.checksums import sha256_tree
 from gis.errors import LicenceError, ProductError
 
 

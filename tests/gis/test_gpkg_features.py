@@ -10,7 +10,7 @@ import pytest
 import shapely
 
 from gis.backends.gpkg_features import write_features
-from gis.catalog.products import geometry_wkb
+from gis.checksums import geometry_wkb
 
 
 def frames() -> dict[str, gpd.GeoDataFrame]:

@@ -1,4 +1,4 @@
-"""What is particular to the PostGIS backend, on the real throw-away server of ``postgis_server``.
+"""What is particular to the PostGIS backend, on the throw-away server of :mod:`gis.testing.postgres`.
 
 The shared suite (CLI and kill -9 tests included) runs on PostGIS through
 the ``store`` parametrisation of conftest.py; this module holds what only
@@ -18,7 +18,7 @@ from gis.backends import open_backend
 from gis.backends.postgis import DATA_SCHEMA
 from gis.catalog.service import Catalog
 from gis.cli import cli
-from postgis_server import free_port
+from gis.testing.postgres import free_port
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A throw-away PostgreSQL 15 + PostGIS cluster under a temp folder, for the tests (nothing is mocked).
+"""A throw-away PostgreSQL 15 + PostGIS cluster under a temp folder, for the tests and benchmarks (nothing is mocked).
 
 ``initdb`` a new cluster (trust authentication, user ``postgres``), start it
 with ``pg_ctl`` on a Unix socket in the same folder and on a free port of
