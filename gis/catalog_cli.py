@@ -8,7 +8,6 @@ turned into one ``Error:`` line by the root group.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import click
@@ -17,6 +16,7 @@ from rich.table import Table
 
 from gis.catalog.licences import ACCESS_LEVELS, LICENCES
 from gis.catalog.model import KINDS
+from gis.display import cell, to_json
 from gis.env import Env
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -29,15 +29,16 @@ def _catalog(env: Env, create: bool = False):
 
 
 def _echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    click.echo(to_json(data, indent=2))
 
 
 def _table(title: str, columns: list[str], rows: list[list[object]]) -> None:
-    table = Table(title=title)
+    """A Rich table whose every value is shown literally (catalog text is never markup)."""
+    table = Table(title=cell(title))
     for column in columns:
-        table.add_column(column)
+        table.add_column(cell(column))
     for row in rows:
-        table.add_row(*("" if value is None else str(value) for value in row))
+        table.add_row(*(cell(value) for value in row))
     Console().print(table)
 
 
@@ -176,7 +177,7 @@ def layers_changes(env: Env, after: int, limit: int | None) -> None:
     """The change feed after a sequence number, one JSON object per line."""
     with _catalog(env) as catalog:
         for event in catalog.events(after, limit):
-            click.echo(json.dumps(event.to_dict(), ensure_ascii=False))
+            click.echo(to_json(event.to_dict()))
 
 
 @click.command()

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from gis import __version__
 from gis.config import find_config_file, load_config
+from gis.display import cell, one_line
 from gis.doctor import diagnose, raise_for_missing
 from gis.env import Env
 from gis.errors import ConfigError, LuteceError
@@ -50,7 +51,7 @@ class LuteceGroup(click.Group):
             return super().invoke(ctx)
         except LuteceError as exc:
             log.debug("user error", exc_info=True)
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(one_line(exc)) from None  # one line, whatever text it quotes
 
 
 @click.group(cls=LuteceGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,7 +78,8 @@ def doctor() -> None:
     table.add_column("version / problem")
     for result in results:
         status = "[green]ok[/green]" if result.ok else "[red]missing[/red]"
-        table.add_row(result.name, status, result.detail if result.ok else f"{result.detail} -> {result.fix}")
+        detail = result.detail if result.ok else f"{result.detail} -> {result.fix}"
+        table.add_row(cell(result.name), status, cell(detail))
     Console().print(table)
     raise_for_missing(results)
 

@@ -73,7 +73,7 @@ def run(ctx: click.Context, file: str, validate: bool, inputs: tuple[str, ...], 
         click.echo(f"{spec.source}: valid ({len(plan.stages)} stages: "
                    + ", ".join(f"{s.tag} ({s.spec.type})" for s in plan.stages) + ")")
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True), disable=env.quiet) as bars:
         tasks: dict[str, int] = {}
 

@@ -190,6 +190,7 @@ class Catalog:
         unknown = set(metadata) - set(METADATA)
         if unknown:
             raise InputError(f"unknown layer metadata {', '.join(sorted(unknown))}; use {', '.join(METADATA)}")
+        _check_text({**metadata, "note": note, "publisher": publisher})
         is_frame = _is_frame(product)
         if is_frame and source_layer is not None:
             raise InputError("source_layer chooses a layer of a GeoPackage; a GeoDataFrame is published as it is")
@@ -368,6 +369,22 @@ class _Prepared:
     wkb: Any  # its geometries' WKB, computed once for the checksum and the backend
     report: gates.GateReport
     checksum: str
+
+
+def _check_text(fields: dict[str, Any]) -> None:
+    """Refuse catalog text that the backends cannot store alike: NUL (PostgreSQL's text refuses it,
+    SQLite keeps it) and lone surrogates (not UTF-8: a command line's undecodable bytes)."""
+    for name, value in fields.items():
+        for text in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(text, str):
+                continue
+            if "\x00" in text:
+                raise InputError(f"{name}: contains a NUL character (\\x00); remove it")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
+                raise InputError(f"{name}: '{shown}' is not valid UTF-8 text; write it in UTF-8") from None
 
 
 def _is_frame(product) -> bool:
