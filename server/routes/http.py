@@ -113,6 +113,14 @@ class Delivery:
     catalog: Callable[[], Any]
     visible_layer: Callable[[Request, str], Layer | None]
     _versions: LRU = field(default_factory=lambda: LRU(512))
+    _caches: dict[str, Any] = field(default_factory=dict)
+
+    def cache(self, name: str, factory: Callable[[], Any]) -> Any:
+        """A cache of this app's (``name``), made by ``factory`` on first use."""
+        cache = self._caches.get(name)
+        if cache is None:
+            cache = self._caches.setdefault(name, factory())
+        return cache
 
     def layer(self, request: Request, layer_id: str, kinds: tuple[str, ...] | None = None) -> Layer | None:
         """The layer when the caller may see it (and it is served: a current version, of one of ``kinds``)."""

@@ -10,4 +10,7 @@ DELIVERY_ROUTES = [
     ("3dtiles", ("pointcloud-3dtiles", "mesh-3dtiles"), "/collections/{id}/3dtiles"),
     ("3dtiles", ("pointcloud-3dtiles", "mesh-3dtiles"), "/collections/{id}/3dtiles/{sha}/tileset.json"),
     ("3dtiles", ("pointcloud-3dtiles", "mesh-3dtiles"), "/collections/{id}/3dtiles/{sha}/../../catalog.gpkg"),
+    ("vector-tiles", ("vector",), "/collections/{id}/tiles"),
+    ("vector-tiles", ("vector",), "/collections/{id}/tiles/WebMercatorQuad"),
+    ("vector-tiles", ("vector",), "/collections/{id}/tiles/WebMercatorQuad/16/22550/33198"),
 ]
