@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from gis.catalog.model import Version
+from gis.records import Version
 from server.routes.http import LRU, BadRequest
 
 EXTENT = 4096  # MVT pixels per tile side

@@ -17,7 +17,7 @@ from typing import Any, Callable, Hashable
 
 from werkzeug.wrappers import Request, Response
 
-from gis.catalog.model import Layer, Version
+from gis.records import Layer, Version
 from gis.errors import LayerNotFound, LuteceError
 
 log = logging.getLogger(__name__)

@@ -11,20 +11,17 @@ from __future__ import annotations
 import json
 import os
 import struct
-import sys
 import threading
 import uuid
 from pathlib import Path
 
 import pytest
 
-sys.path.append(str(Path(__file__).resolve().parents[1] / "gis"))
-from postgis_server import PostgresCluster, missing_binaries  # noqa: E402
-
-from gis.backends import open_backend  # noqa: E402
-from gis.catalog.service import Catalog  # noqa: E402
-from server.routes.delivery import DeliveryRoutes  # noqa: E402
-from server.routes.http import Delivery  # noqa: E402
+from gis.backends import open_backend
+from gis.catalog.service import Catalog
+from gis.testing.postgres import PostgresCluster, missing_binaries
+from server.routes.delivery import DeliveryRoutes
+from server.routes.http import Delivery
 
 BACKENDS = ["geopackage", "postgis"]
 CRS = "EPSG:2154"
@@ -110,7 +107,7 @@ def open_only(catalog: Catalog):
 
 
 def _is_slug(value: str) -> bool:
-    from gis.catalog.model import check_layer_id
+    from gis.records import check_layer_id
     from gis.errors import InputError
 
     try:
