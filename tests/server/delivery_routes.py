@@ -13,4 +13,7 @@ DELIVERY_ROUTES = [
     ("vector-tiles", ("vector",), "/collections/{id}/tiles"),
     ("vector-tiles", ("vector",), "/collections/{id}/tiles/WebMercatorQuad"),
     ("vector-tiles", ("vector",), "/collections/{id}/tiles/WebMercatorQuad/16/22550/33198"),
+    ("coverages", ("raster",), "/collections/{id}/coverage"),
+    ("coverages", ("raster",), "/collections/{id}/coverage?bbox=1,2,3"),
+    ("coverages", ("raster",), "/collections/{id}/map?width=10"),
 ]

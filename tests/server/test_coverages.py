@@ -1,0 +1,138 @@
+"""Coverages and map previews of raster layers through a real HTTP server, on both backends.
+
+The oracle is the COG read by rasterio: a subset's values are the COG's own
+values on the subset's grid, and its grid covers the asked box by less than a pixel.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import requests
+from rasterio.windows import from_bounds
+
+from delivery_support import *  # noqa: F401,F403
+from delivery_support import LiveServer, delivery_app, raw_get
+
+EPSG2154 = "http://www.opengis.net/def/crs/EPSG/0/2154"
+
+
+@pytest.fixture(scope="module")
+def cog(tmp_path_factory, district):
+    from rasterio.shutil import copy
+
+    path = tmp_path_factory.mktemp("cog") / "dtm.tif"
+    copy(district / "truth-dtm.tif", path, driver="COG", overview_resampling="average")
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(city, cog):
+    city.publish(cog, "mnt", licence="etalab-2.0", access="open", title="MNT")
+    city.publish(cog, "mnt-partenaires", licence="restricted", access="shared", title="MNT partenaires")
+    with LiveServer(delivery_app(city)) as server:
+        yield {"url": server.url, "city": city}
+
+
+def source_values(cog, bounds) -> np.ndarray:
+    with rasterio.open(cog) as source:
+        window = from_bounds(*bounds, transform=source.transform)
+        return source.read(1, window=window.round_offsets().round_lengths())
+
+
+def check_subset(cog, body: bytes, asked) -> None:
+    with rasterio.open(io.BytesIO(body)) as subset, rasterio.open(cog) as source:
+        assert subset.crs == source.crs and subset.res == source.res
+        left, bottom, right, top = subset.bounds
+        pixel = source.res[0]
+        assert left <= asked[0] < left + pixel and right - pixel < asked[2] <= right
+        assert bottom <= asked[1] < bottom + pixel and top - pixel < asked[3] <= top
+        assert np.array_equal(subset.read(1), source_values(cog, subset.bounds))
+
+
+def test_coverage_subset_by_bbox_in_the_native_crs(served, cog):
+    asked = (651100.3, 6861150.2, 651180.7, 6861210.9)
+    response = requests.get(f"{served['url']}/collections/mnt/coverage",
+                            params={"bbox": ",".join(map(str, asked)), "bbox-crs": EPSG2154})
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("image/tiff")
+    check_subset(cog, response.content, asked)
+
+
+def test_coverage_subset_by_bbox_in_crs84(served, cog):
+    from pyproj import Transformer
+
+    west, south = Transformer.from_crs(2154, 4326, always_xy=True).transform(651100, 6861150)
+    east, north = Transformer.from_crs(2154, 4326, always_xy=True).transform(651200, 6861250)
+    response = requests.get(f"{served['url']}/collections/mnt/coverage", params={"bbox": f"{west},{south},{east},{north}"})
+    assert response.status_code == 200
+    with rasterio.open(io.BytesIO(response.content)) as subset:
+        left, bottom, right, top = subset.bounds
+        assert left <= 651100 and right >= 651200 and bottom <= 6861150 and top >= 6861250
+        assert np.array_equal(subset.read(1), source_values(cog, subset.bounds))
+
+
+def test_owslib_coverage_client(served, cog):
+    from owslib.ogcapi.coverages import Coverages
+
+    client = Coverages(served["url"])
+    body = client.coverage("mnt", subset=[("x", 651120, 651160), ("y", 6861180, 6861220)]).read()
+    check_subset(cog, body, (651120, 6861180, 651160, 6861220))
+
+
+def test_whole_coverage_and_png(served, cog):
+    for query in ("", "?bbox=-1e308,-1e308,1e308,1e308&bbox-crs=EPSG:2154"):
+        whole = requests.get(f"{served['url']}/collections/mnt/coverage{query}")
+        with rasterio.open(io.BytesIO(whole.content)) as subset, rasterio.open(cog) as source:
+            assert subset.bounds == source.bounds and np.array_equal(subset.read(1), source.read(1))
+    picture = requests.get(f"{served['url']}/collections/mnt/coverage", params={"f": "png", "subset": "x(651100:651200),y(6861150:6861250)"})
+    assert picture.headers["Content-Type"] == "image/png" and picture.content[:8] == b"\x89PNG\r\n\x1a\n"
+    with rasterio.open(io.BytesIO(picture.content)) as png:
+        grey = png.read(1).astype(float)
+    values = source_values(cog, (651100, 6861150, 651200, 6861250)).astype(float)
+    assert grey.shape == values.shape
+    assert np.corrcoef(grey.ravel(), values.ravel())[0, 1] > 0.99  # a picture of the same terrain
+
+
+def test_map_preview(served, cog):
+    response = requests.get(f"{served['url']}/collections/mnt/map", params={"width": 300, "height": 200})
+    assert response.status_code == 200 and response.headers["Content-Type"] == "image/png"
+    with rasterio.open(io.BytesIO(response.content)) as png:
+        assert (png.width, png.height, png.count) == (300, 200, 2)
+    default = requests.get(f"{served['url']}/collections/mnt/map")
+    with rasterio.open(io.BytesIO(default.content)) as png, rasterio.open(cog) as source:
+        assert max(png.width, png.height) == 512
+        assert abs(png.width / png.height - source.width / source.height) < 0.01
+    again = requests.get(f"{served['url']}/collections/mnt/map", headers={"If-None-Match": default.headers["ETag"]})
+    assert again.status_code == 304
+
+
+@pytest.mark.parametrize("query", [
+    "bbox=1,2,3", "bbox=1,2,3,4,5", "bbox=nan,0,1,1", "bbox=2.5,48.9,2.3,48.8", "bbox=0,0,200,95",
+    "bbox=a,b,c,d", "bbox=651100,6860950,651200,6861050&bbox-crs=EPSG:99999999",
+    "bbox=651100,6860950,651200,6861050&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/2154x",
+    "bbox=0,0,1,1&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/2154", "f=xml", "subset=x(1:2)", "subset=z(1:2),y(1:2)",
+    "subset=x(a:b),y(1:2)", "bbox=0,0,1,1&subset=x(1:2),y(1:2)",
+])
+def test_bad_coverage_requests_are_400_with_an_ogc_exception(served, query):
+    status, _, body = raw_get(served["url"], f"/collections/mnt/coverage?{query}")
+    assert status == 400, (query, status, body[:200])
+    assert json.loads(body)["code"] == "InvalidParameterValue"
+
+
+@pytest.mark.parametrize("query", ["width=0", "width=1000000000", "width=1e9", "height=-1", "f=jpeg", "bbox=1,1,1,1"])
+def test_bad_map_requests_are_400_with_an_ogc_exception(served, query):
+    status, _, body = raw_get(served["url"], f"/collections/mnt/map?{query}")
+    assert status == 400, (query, status, body[:200])
+    assert json.loads(body)["code"] == "InvalidParameterValue"
+
+
+def test_unseen_rasters_answer_as_nonexistent_ones(served):
+    for path in ("/collections/{id}/coverage", "/collections/{id}/coverage?bbox=1,2,3",
+                 "/collections/{id}/map?width=10"):
+        unseen = raw_get(served["url"], path.format(id="mnt-partenaires"))
+        missing = raw_get(served["url"], path.format(id="inexistant"))
+        assert unseen[0] == missing[0] == 404 and unseen[2] == missing[2]
