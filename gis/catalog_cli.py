@@ -16,10 +16,13 @@ from rich.table import Table
 
 from gis.catalog.licences import ACCESS_LEVELS, LICENCES
 from gis.catalog.model import KINDS
+from gis.catalog.public import public_layer, public_version
 from gis.display import cell, to_json
 from gis.env import Env
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+internal_option = click.option("--internal", is_flag=True,
+                               help="The full record (publisher, absolute paths): operator only, never export.")
 
 
 def _catalog(env: Env, create: bool = False):
@@ -99,7 +102,7 @@ def layers_list(env: Env, as_json: bool) -> None:
     with _catalog(env) as catalog:
         found = catalog.layers()
     if as_json:
-        _echo_json([dataclasses.asdict(layer) for layer in found])
+        _echo_json([public_layer(layer) for layer in found])
         return
     _table("layers", ["id", "kind", "version", "access", "licence", "title"],
            [[l.id, l.kind, l.current_version if l.current_version else "withdrawn", l.access, l.licence, l.title]
@@ -108,28 +111,36 @@ def layers_list(env: Env, as_json: bool) -> None:
 
 @layers.command("show")
 @click.argument("layer_id")
+@internal_option
 @click.pass_obj
-def layers_show(env: Env, layer_id: str) -> None:
-    """Everything the catalog holds on a layer (JSON)."""
+def layers_show(env: Env, layer_id: str, internal: bool) -> None:
+    """A layer's public record (JSON): metadata, licence, the current version and its public lineage."""
     with _catalog(env) as catalog:
         layer = catalog.layer(layer_id)
-    data = dataclasses.asdict(layer)
-    licence = LICENCES[layer.licence]
-    data["licence_uri"] = licence.uri
+        current = catalog.version(layer_id) if layer.current_version is not None else None
+    if internal:
+        data = {**dataclasses.asdict(layer), "licence_uri": LICENCES[layer.licence].uri,
+                "version": dataclasses.asdict(current) if current is not None else None}
+    else:
+        data = {**public_layer(layer), "version": public_version(current) if current is not None else None}
     _echo_json(data)
 
 
 @layers.command("history")
 @click.argument("layer_id")
 @json_option
+@internal_option
 @click.pass_obj
-def layers_history(env: Env, layer_id: str, as_json: bool) -> None:
-    """The retained versions of a layer, oldest first (* marks the current one)."""
+def layers_history(env: Env, layer_id: str, as_json: bool, internal: bool) -> None:
+    """The retained versions of a layer, oldest first (* marks the current one).
+
+    The table is the operator's (it names the publishers); --json prints the versions' public records.
+    """
     with _catalog(env) as catalog:
         layer = catalog.layer(layer_id)
         versions = catalog.history(layer_id)
     if as_json:
-        _echo_json([dataclasses.asdict(v) for v in versions])
+        _echo_json([dataclasses.asdict(v) if internal else public_version(v) for v in versions])
         return
     _table(f"{layer_id} history", ["", "version", "published", "publisher", "features", "sha256", "note"],
            [["*" if v.number == layer.current_version else "", v.number, v.published, v.publisher, v.features,

@@ -102,13 +102,20 @@ def read_vector_parts(parts: list[Path], crs: str):
 
 
 def write_layers(layers: dict, target: Path, lineage: dict) -> Path:
-    """Write every layer of one GeoPackage product at once, then move it into place."""
+    """Write every layer of one GeoPackage product at once, then move it into place.
+
+    Each layer's description is its public lineage (no folder, user or host: the file may be handed
+    out); the full lineage stays in the product's ``.lineage.json`` sidecar.
+    """
+    from gis.catalog.public import public_lineage
+
     partial = target.with_name(target.name + ".partial.gpkg")
     partial.unlink(missing_ok=True)
     try:
         for name, frame in layers.items():
+            description = json.dumps(public_lineage(lineage.get(name, {})))[:60000]
             frame.to_file(partial, driver="GPKG", layer=name, engine="pyogrio",
-                          layer_options={"DESCRIPTION": json.dumps(lineage.get(name, {}))[:60000]})
+                          layer_options={"DESCRIPTION": description})
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)

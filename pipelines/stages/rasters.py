@@ -68,9 +68,13 @@ class RasterWriter(Stage):
         return self.tag
 
     def merge(self, parts: list[Path], output: Path, lineage: dict) -> Path:
+        from gis.catalog.public import public_lineage
         from pipelines.products import merge_cog
 
-        return merge_cog(parts, output / self.filename(), {"LUTECE_LINEAGE": json.dumps(lineage)})
+        # The file is what gets served: it carries the public lineage (no folder, user or host);
+        # the full one stays in the product's .lineage.json sidecar.
+        tags = {"LUTECE_LINEAGE": json.dumps(public_lineage(lineage))}
+        return merge_cog(parts, output / self.filename(), tags)
 
 
 class DtmWriter(RasterWriter):
