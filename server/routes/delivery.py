@@ -18,7 +18,7 @@ from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
 from gis.errors import LuteceError
-from server.routes import coverages, tiles3d, vtiles
+from server.routes import coverages, records, tiles3d, vtiles
 from server.routes.http import CORS_HEADERS, Delivery, error_response, not_found, ogc_error
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def families() -> list[ModuleType]:
     """The route families, each a module with ``RULES`` (a werkzeug Map) and ``handle()``."""
-    return [tiles3d, vtiles, coverages]
+    return [records, tiles3d, vtiles, coverages]
 
 
 class DeliveryRoutes:
