@@ -15,20 +15,38 @@ each version, and makes the few changes that must be atomic atomic:
 Everything a publication leaves behind when it is killed is found by
 :meth:`Backend.gc`. Rules on licences and gates live above, in
 :mod:`gis.catalog.service`, once for every backend.
+
+:class:`SqlBackend` runs this protocol on catalog tables in SQL, once for the
+GeoPackage and the PostGIS backends: each gives its connections, its table
+names and the few steps that differ (its locks, how a claim is known dead,
+how a data table is dropped, how JSON is stored).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import uuid
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gis.records import ChangeEvent, Layer, Version
+from gis.backends.files import FileStore
 from gis.errors import LayerNotFound, PublishConflict
+from gis.records import ChangeEvent, Layer, Version, utc_now
+
+# The catalog tables' columns, the same on every SQL backend.
+LAYER_COLUMNS = ("id", "title", "title_en", "description", "description_en", "keywords", "theme", "producer",
+                 "kind", "crs", "extent", "update_frequency", "licence", "access", "current_version",
+                 "last_version", "revision", "created", "updated")
+VERSION_COLUMNS = ("layer_id", "number", "checksum", "storage", "publisher", "published", "kind", "crs",
+                   "extent", "features", "note", "lineage")
+EVENT_COLUMNS = ("seq", "layer_id", "action", "version", "previous_version", "access_before", "access_after",
+                 "licence", "time")
 
 
 @dataclass(frozen=True)
@@ -209,3 +227,302 @@ class Backend(ABC):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class SqlBackend(Backend):
+    """The publication protocol on SQL catalog tables (``layers``, ``versions``, ``changes``, ``pending``).
+
+    Statements are written once, with ``?`` placeholders; a backend gives:
+
+    - :meth:`_reading` (a cursor for reads) and :meth:`_writing` (a cursor in
+      one transaction that excludes the other writers of the layer's rows);
+    - :meth:`_run`, :attr:`PREFIX` (``lutece_`` or ``lutece.``), :attr:`ROW_LOCK`;
+    - :meth:`_json` (a value for a JSON column), :meth:`_drop_table`, :meth:`_version_tables`;
+    - optionally its locks (:meth:`_lock_layer`, :meth:`_lock_feed`,
+      :meth:`_hold_claim`, :meth:`_let_go`) and :meth:`_claim_alive`.
+
+    ``DEFER_DROPS``: whether data is freed after the transaction that made it
+    unreferenced (PostGIS: a reader may hold an old table, so the switch never
+    waits for a drop) or inside it (GeoPackage: under the write lock that also
+    orders the claims, so a freed folder cannot be claimed meanwhile).
+    """
+
+    PREFIX = "lutece_"
+    ROW_LOCK = ""
+    DEFER_DROPS = False
+    files: FileStore
+
+    # -- what a backend gives ---------------------------------------------------------------------
+    @abstractmethod
+    def _reading(self) -> AbstractContextManager[Any]:
+        """A cursor for reads (each statement sees committed data)."""
+
+    @abstractmethod
+    def _writing(self) -> AbstractContextManager[Any]:
+        """A cursor inside one write transaction, committed at the end of the block."""
+
+    @abstractmethod
+    def _run(self, cur, statement: str, params: tuple = ()) -> Any:
+        """Execute ``statement`` (``?`` placeholders); return what has ``fetchone``/``fetchall``/``rowcount``."""
+
+    @abstractmethod
+    def _json(self, value: Any) -> Any:
+        """``value`` (lists, dicts, numbers, text) as the backend stores it in a JSON column."""
+
+    @abstractmethod
+    def _drop_table(self, cur, table: str) -> bool:
+        """Drop a version's data table; False when it must stay for now (a reader holds it)."""
+
+    @abstractmethod
+    def _version_tables(self, cur) -> set[str]:
+        """Every data table of a version present in the store."""
+
+    def _lock_layer(self, cur, layer_id: str) -> None:
+        """Serialise the claims on one layer (beyond what :meth:`_writing` does)."""
+
+    def _lock_feed(self, cur) -> None:
+        """Serialise the transactions that append to the change feed (beyond what :meth:`_writing` does)."""
+
+    def _hold_claim(self, cur, publication: Publication) -> None:
+        """Mark a new claim as held by this live process, in the claim's transaction."""
+
+    def _let_go(self, publication: Publication) -> None:
+        """Release what :meth:`_hold_claim` took, after commit or abort."""
+
+    def _claim_alive(self, cur, token: str, pid: int, host: str, started: str) -> bool:
+        """Whether the publisher of a claim may still be running."""
+        return publisher_alive(pid, host, started)
+
+    def _table(self, name: str) -> str:
+        return f"{self.PREFIX}{name}"
+
+    # -- reading ----------------------------------------------------------------------------------
+    def find_layer(self, layer_id: str) -> Layer | None:
+        with self._reading() as cur:
+            return self._layer_row(cur, layer_id)
+
+    def list_layers(self) -> list[Layer]:
+        with self._reading() as cur:
+            rows = self._run(cur, f"SELECT {', '.join(LAYER_COLUMNS)} FROM {self._table('layers')} "
+                                  f"ORDER BY id").fetchall()
+        return [layer_from_row(row) for row in rows]
+
+    def list_versions(self, layer_id: str) -> list[Version]:
+        with self._reading() as cur:
+            rows = self._run(cur, f"SELECT {', '.join(VERSION_COLUMNS)} FROM {self._table('versions')} "
+                                  f"WHERE layer_id=? ORDER BY number", (layer_id,)).fetchall()
+        return [version_from_row(row) for row in rows]
+
+    def get_version(self, layer_id: str, number: int) -> Version:
+        with self._reading() as cur:
+            row = self._run(cur, f"SELECT {', '.join(VERSION_COLUMNS)} FROM {self._table('versions')} "
+                                 f"WHERE layer_id=? AND number=?", (layer_id, number)).fetchone()
+        if row is None:
+            raise LayerNotFound(f"layer {layer_id} has no version {number} (never published or past retention); "
+                                f"see 'lutece layers history {layer_id}'")
+        return version_from_row(row)
+
+    def events(self, after: int = 0, limit: int | None = None) -> list[ChangeEvent]:
+        query = f"SELECT {', '.join(EVENT_COLUMNS)} FROM {self._table('changes')} WHERE seq>? ORDER BY seq"
+        params: tuple = (after,) if limit is None else (after, limit)
+        with self._reading() as cur:
+            rows = self._run(cur, query + ("" if limit is None else " LIMIT ?"), params).fetchall()
+        return [ChangeEvent(**dict(zip(EVENT_COLUMNS, row))) for row in rows]
+
+    def files_path(self, version: Version) -> Path:
+        return self.files.path(version.storage)
+
+    # -- publication ------------------------------------------------------------------------------
+    def begin_publication(self, layer_id: str, expected_version: int | None | str = "current") -> Publication:
+        pending = self._table("pending")
+        with self._writing() as cur:
+            self._lock_layer(cur, layer_id)
+            row = self._run(cur, f"SELECT current_version, last_version FROM {self._table('layers')} WHERE id=?",
+                            (layer_id,)).fetchone()
+            current, last = (row[0], row[1]) if row else (None, 0)
+            expected = current if expected_version == "current" else expected_version
+            check_expected(layer_id, expected, current)
+            claims = self._run(cur, f"SELECT token, pid, host, started FROM {pending} WHERE layer_id=?",
+                               (layer_id,)).fetchall()
+            for token, pid, host, started in claims:
+                if self._claim_alive(cur, token, pid, host, started):
+                    raise PublishConflict(
+                        f"layer {layer_id} is being published by process {pid} on {host} since {started}; "
+                        f"nothing was changed, publish again once it is done")
+                self._run(cur, f"DELETE FROM {pending} WHERE token=?", (token,))  # its leftovers: gc
+            publication = Publication(uuid.uuid4().hex, layer_id, last + 1, expected, self._layer_row(cur, layer_id))
+            self._run(cur, f"INSERT INTO {pending} (token, layer_id, number, storage, pid, host, started) "
+                           f"VALUES (?, ?, ?, NULL, ?, ?, ?)",
+                      (publication.token, layer_id, publication.number, publication.pid, publication.host, utc_now()))
+            self._hold_claim(cur, publication)
+        return publication
+
+    def _claim_storage(self, publication: Publication, storage: str) -> None:
+        with self._writing() as cur:
+            updated = self._run(cur, f"UPDATE {self._table('pending')} SET storage=? WHERE token=?",
+                                (storage, publication.token))
+            if updated.rowcount != 1:
+                raise PublishConflict(f"layer {publication.layer_id}: the publication's claim was lost; publish again")
+
+    def commit_publication(self, publication: Publication, layer: Layer, version: Version,
+                           retention: int) -> ChangeEvent:
+        pending = self._table("pending")
+        with self._writing() as cur:
+            self._lock_feed(cur)
+            if self._run(cur, f"SELECT 1 FROM {pending} WHERE token=?", (publication.token,)).fetchone() is None:
+                raise PublishConflict(f"layer {layer.id}: the publication's claim was lost; publish again")
+            before = self._layer_row(cur, layer.id, lock=True)
+            check_expected(layer.id, publication.expected_version, before.current_version if before else None)
+            check_revision(layer.id, publication.base, before)
+            self._put_layer(cur, layer, before)
+            self._run(cur, f"INSERT INTO {self._table('versions')} ({', '.join(VERSION_COLUMNS)}) "
+                           f"VALUES ({', '.join('?' * len(VERSION_COLUMNS))})", self._version_values(version))
+            self._run(cur, f"DELETE FROM {pending} WHERE token=?", (publication.token,))
+            event = self._append_event(cur, layer, "publish", before)
+            expired = self._prune(cur, layer, retention)
+            if not self.DEFER_DROPS:
+                self._release(cur, expired)
+        self._let_go(publication)
+        if self.DEFER_DROPS:
+            self._release_later(expired)  # after the switch, never in its transaction
+        return event
+
+    def abort_publication(self, publication: Publication) -> None:
+        pending = self._table("pending")
+        with self._writing() as cur:
+            row = self._run(cur, f"SELECT storage FROM {pending} WHERE token=?", (publication.token,)).fetchone()
+            self._run(cur, f"DELETE FROM {pending} WHERE token=?", (publication.token,))
+            storages = [row[0]] if row and row[0] else []
+            if not self.DEFER_DROPS:
+                self._release(cur, storages)
+        self._let_go(publication)
+        if self.DEFER_DROPS:
+            self._release_later(storages)
+        self.files.remove_staged(publication.token)
+
+    # -- other changes ----------------------------------------------------------------------------
+    def apply_change(self, base: Layer, layer: Layer, action: str) -> ChangeEvent:
+        with self._writing() as cur:
+            self._lock_feed(cur)
+            before = self._layer_row(cur, layer.id, lock=True)
+            if before is None:
+                raise LayerNotFound(f"no layer {layer.id!r} in the catalog; see 'lutece layers list'")
+            check_revision(layer.id, base, before)
+            self._put_layer(cur, layer, before)
+            return self._append_event(cur, layer, action, before)
+
+    # -- maintenance ------------------------------------------------------------------------------
+    def gc(self) -> GcReport:
+        report = GcReport()
+        pending = self._table("pending")
+        with self._writing() as cur:
+            for token, pid, host, started in self._run(cur, f"SELECT token, pid, host, started FROM {pending}"
+                                                       ).fetchall():
+                if not self._claim_alive(cur, token, pid, host, started):
+                    self._run(cur, f"DELETE FROM {pending} WHERE token=?", (token,))
+                    report.pending.append(token)
+            live = {token: storage for token, storage in self._run(cur, f"SELECT token, storage FROM {pending}"
+                                                                   ).fetchall()}
+            referenced = {row[0] for row in self._run(cur, f"SELECT storage FROM {self._table('versions')}"
+                                                      ).fetchall()}
+            referenced |= {storage for storage in live.values() if storage}
+            if not self.DEFER_DROPS:
+                self._sweep(cur, referenced, set(live), report)
+        if self.DEFER_DROPS:
+            with self._reading() as cur:
+                self._sweep(cur, referenced, set(live), report)
+        return report
+
+    def _sweep(self, cur, referenced: set[str], live_tokens: set[str], report: GcReport) -> None:
+        """Remove the data tables and file folders that ``referenced`` does not name."""
+        tables = {storage.removeprefix("table:") for storage in referenced if storage.startswith("table:")}
+        for table in sorted(self._version_tables(cur) - tables):
+            if self._drop_table(cur, table):
+                report.tables.append(table)
+        report.files.extend(self.files.sweep(referenced, live_tokens))
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _layer_row(self, cur, layer_id: str, lock: bool = False) -> Layer | None:
+        row = self._run(cur, f"SELECT {', '.join(LAYER_COLUMNS)} FROM {self._table('layers')} WHERE id=?"
+                        + (self.ROW_LOCK if lock else ""), (layer_id,)).fetchone()
+        return layer_from_row(row) if row else None
+
+    def _put_layer(self, cur, layer: Layer, before: Layer | None) -> None:
+        stored = layer.evolve(revision=(before.revision if before else 0) + 1,
+                              last_version=max(layer.last_version, before.last_version if before else 0))
+        values = {name: getattr(stored, name) for name in LAYER_COLUMNS}
+        values["keywords"] = self._json(list(stored.keywords))
+        values["extent"] = self._json(list(stored.extent)) if stored.extent else None
+        updates = ", ".join(f"{name}=excluded.{name}" for name in LAYER_COLUMNS[1:])
+        self._run(cur, f"INSERT INTO {self._table('layers')} ({', '.join(LAYER_COLUMNS)}) "
+                       f"VALUES ({', '.join('?' * len(LAYER_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET {updates}",
+                  tuple(values[name] for name in LAYER_COLUMNS))
+
+    def _version_values(self, version: Version) -> tuple[Any, ...]:
+        values = {name: getattr(version, name) for name in VERSION_COLUMNS}
+        values["extent"] = self._json(list(version.extent)) if version.extent else None
+        values["lineage"] = self._json(json.loads(json.dumps(version.lineage, ensure_ascii=False, default=str)))
+        return tuple(values[name] for name in VERSION_COLUMNS)
+
+    def _append_event(self, cur, layer: Layer, action: str, before: Layer | None) -> ChangeEvent:
+        row = self._run(cur, f"INSERT INTO {self._table('changes')} (layer_id, action, version, previous_version, "
+                             f"access_before, access_after, licence, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                             f"RETURNING {', '.join(EVENT_COLUMNS)}",
+                        (layer.id, action, layer.current_version, before.current_version if before else None,
+                         before.access if before else None, layer.access, layer.licence, utc_now())).fetchone()
+        return ChangeEvent(**dict(zip(EVENT_COLUMNS, row)))
+
+    def _prune(self, cur, layer: Layer, retention: int) -> list[str]:
+        """Forget the versions past retention (never the current one); return their storage, to free."""
+        versions = self._table("versions")
+        rows = self._run(cur, f"SELECT number, storage FROM {versions} WHERE layer_id=? ORDER BY number DESC",
+                         (layer.id,)).fetchall()
+        expired = [(number, storage) for number, storage in rows[max(retention, 1):]
+                   if number != layer.current_version]
+        for number, _storage in expired:
+            self._run(cur, f"DELETE FROM {versions} WHERE layer_id=? AND number=?", (layer.id, number))
+        return [storage for _number, storage in expired]
+
+    def _release(self, cur, storages: list[str]) -> None:
+        """Remove the data of ``storages`` that no version or live claim still references."""
+        if not storages:
+            return
+        referenced = {row[0] for row in self._run(
+            cur, f"SELECT storage FROM {self._table('versions')} UNION "
+                 f"SELECT storage FROM {self._table('pending')} WHERE storage IS NOT NULL").fetchall()}
+        keys = {FileStore.key(storage) for storage in referenced if storage.startswith("files:")}
+        for storage in storages:
+            if storage in referenced:
+                continue
+            if storage.startswith("table:"):
+                self._drop_table(cur, storage.removeprefix("table:"))
+            elif storage.startswith("files:") and FileStore.key(storage) not in keys:
+                self.files.remove(FileStore.key(storage), uuid.uuid4().hex)
+
+    def _release_later(self, storages: list[str]) -> None:
+        if storages:
+            with self._reading() as cur:
+                self._release(cur, storages)
+
+
+def _decoded(value: Any) -> Any:
+    """A JSON column's value: text on SQLite, already decoded by psycopg on PostgreSQL."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def layer_from_row(row) -> Layer:
+    """A :class:`Layer` from a row of :data:`LAYER_COLUMNS`."""
+    data = dict(zip(LAYER_COLUMNS, row))
+    data["keywords"] = tuple(_decoded(data["keywords"]) or ())
+    extent = _decoded(data["extent"])
+    data["extent"] = tuple(extent) if extent else None
+    return Layer(**data)
+
+
+def version_from_row(row) -> Version:
+    """A :class:`Version` from a row of :data:`VERSION_COLUMNS`."""
+    data = dict(zip(VERSION_COLUMNS, row))
+    extent = _decoded(data["extent"])
+    data["extent"] = tuple(extent) if extent else None
+    data["lineage"] = _decoded(data["lineage"]) or {}
+    return Version(**data)

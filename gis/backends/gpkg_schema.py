@@ -1,18 +1,15 @@
-"""The catalog tables of the GeoPackage backend and their rows <-> records.
+"""The catalog tables of the GeoPackage backend and its data tables.
 
 The catalog tables carry no geometry, so they are plain SQLite tables of the
 GeoPackage, created and used through Python's ``sqlite3``; every spatial table
-is written by GDAL (pyogrio), which keeps the GeoPackage R-tree index.
+is written by GDAL (pyogrio), which keeps the GeoPackage R-tree index. Rows
+and records convert in :mod:`gis.backends.base`, the same on every SQL backend.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
-from typing import Any
-
-from gis.records import ChangeEvent, Layer, Version
 
 SCHEMA_VERSION = "1"
 
@@ -75,14 +72,6 @@ CREATE TABLE IF NOT EXISTS lutece_pending (
 );
 """
 
-LAYER_COLUMNS = ("id", "title", "title_en", "description", "description_en", "keywords", "theme", "producer",
-                 "kind", "crs", "extent", "update_frequency", "licence", "access", "current_version",
-                 "last_version", "revision", "created", "updated")
-VERSION_COLUMNS = ("layer_id", "number", "checksum", "storage", "publisher", "published", "kind", "crs",
-                   "extent", "features", "note", "lineage")
-EVENT_COLUMNS = ("seq", "layer_id", "action", "version", "previous_version", "access_before", "access_after",
-                 "licence", "time")
-
 # Data tables of versions: <layer id with - as _>__v<number>.
 VERSION_TABLE = re.compile(r"^[a-z0-9_]+__v[0-9]+$")
 _GPKG_TABLE_REFS = ("gpkg_extensions", "gpkg_geometry_columns", "gpkg_ogr_contents", "gpkg_data_columns",
@@ -96,42 +85,6 @@ def table_name(layer_id: str, number: int) -> str:
 
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _extent(value: str | None) -> tuple[float, ...] | None:
-    return tuple(json.loads(value)) if value else None
-
-
-def layer_from_row(row: sqlite3.Row) -> Layer:
-    data = dict(row)
-    data["keywords"] = tuple(json.loads(data["keywords"] or "[]"))
-    data["extent"] = _extent(data["extent"])
-    return Layer(**data)
-
-
-def layer_to_row(layer: Layer) -> tuple[Any, ...]:
-    values = {name: getattr(layer, name) for name in LAYER_COLUMNS}
-    values["keywords"] = json.dumps(list(layer.keywords), ensure_ascii=False)
-    values["extent"] = json.dumps(list(layer.extent)) if layer.extent else None
-    return tuple(values[name] for name in LAYER_COLUMNS)
-
-
-def version_from_row(row: sqlite3.Row) -> Version:
-    data = dict(row)
-    data["extent"] = _extent(data["extent"])
-    data["lineage"] = json.loads(data["lineage"] or "{}")
-    return Version(**data)
-
-
-def version_to_row(version: Version) -> tuple[Any, ...]:
-    values = {name: getattr(version, name) for name in VERSION_COLUMNS}
-    values["extent"] = json.dumps(list(version.extent)) if version.extent else None
-    values["lineage"] = json.dumps(version.lineage, ensure_ascii=False, default=str)
-    return tuple(values[name] for name in VERSION_COLUMNS)
-
-
-def event_from_row(row: sqlite3.Row) -> ChangeEvent:
-    return ChangeEvent(**dict(row))
 
 
 def drop_table(con: sqlite3.Connection, table: str) -> None:

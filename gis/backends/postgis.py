@@ -33,11 +33,9 @@ table keeps it, and the table is left for :meth:`PostGISBackend.gc`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
-import uuid
 from contextlib import contextmanager
 from hashlib import sha1
 from pathlib import Path
@@ -45,12 +43,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from gis.backends.base import Backend, GcReport, Publication, check_expected, check_revision, publisher_alive
+from gis.backends.base import Publication, SqlBackend, publisher_alive
 from gis.backends.files import FileStore
 from gis.backends.pg_copy import FIXED, TIMESTAMPS, copy_data
-from gis.records import ChangeEvent, Layer, Version, utc_now
 from gis.checksums import geometry_wkb
-from gis.errors import DependencyError, InputError, LayerNotFound, PublishConflict, StoreError
+from gis.errors import DependencyError, InputError, LayerNotFound, StoreError
+from gis.records import Version
 
 log = logging.getLogger(__name__)
 
@@ -126,12 +124,6 @@ CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.pending (
 INSERT INTO {CATALOG_SCHEMA}.meta VALUES ('schema_version', '{SCHEMA_VERSION}') ON CONFLICT DO NOTHING;
 """
 
-LAYER_COLUMNS = ("id", "title", "title_en", "description", "description_en", "keywords", "theme", "producer",
-                 "kind", "crs", "extent", "update_frequency", "licence", "access", "current_version",
-                 "last_version", "revision", "created", "updated")
-VERSION_COLUMNS = ("layer_id", "number", "checksum", "storage", "publisher", "published", "kind", "crs",
-                   "extent", "features", "note", "lineage")
-
 # pandas dtype -> PostgreSQL type, and back (so that a version reads back with its checksum).
 _PG_TYPES = {"bool": "boolean", "int16": "smallint", "int32": "integer", "int64": "bigint", "uint8": "smallint",
              "uint16": "integer", "uint32": "bigint", "float32": "real", "float64": "double precision",
@@ -169,7 +161,7 @@ def describe_dsn(dsn: str) -> str:
     return f"{host}:{port}/{dbname}"
 
 
-class PostGISBackend(Backend):
+class PostGISBackend(SqlBackend):
     """The city GIS in a PostgreSQL + PostGIS database and a file store folder.
 
     Parameters
@@ -183,6 +175,9 @@ class PostGISBackend(Backend):
     """
 
     name = "postgis"
+    PREFIX = f"{CATALOG_SCHEMA}."
+    ROW_LOCK = " FOR UPDATE"
+    DEFER_DROPS = True  # the switch never waits for a reader of an old table
 
     def __init__(self, store: dict[str, Any], create: bool = True) -> None:
         try:
@@ -279,39 +274,58 @@ class PostGISBackend(Backend):
             raise StoreError(f"{self.where}: cannot create the catalog ({reason}); the user of store.dsn needs "
                              f"CREATE on the database, and the postgis extension must be installed") from None
 
-    # -- reading ----------------------------------------------------------------------------------
-    def find_layer(self, layer_id: str) -> Layer | None:
-        with self._cursor() as cur:
-            return _row_layer(cur, layer_id)
+    # -- what the SQL protocol needs (see SqlBackend) ---------------------------------------------
+    def _reading(self):
+        return self._cursor()
 
-    def list_layers(self) -> list[Layer]:
-        with self._cursor() as cur:
-            cur.execute(f"SELECT {', '.join(LAYER_COLUMNS)} FROM {CATALOG_SCHEMA}.layers ORDER BY id")
-            return [_layer(row) for row in cur.fetchall()]
+    def _writing(self):
+        return self._transaction()
 
-    def list_versions(self, layer_id: str) -> list[Version]:
-        with self._cursor() as cur:
-            cur.execute(f"SELECT {', '.join(VERSION_COLUMNS)} FROM {CATALOG_SCHEMA}.versions WHERE layer_id=%s "
-                        f"ORDER BY number", (layer_id,))
-            return [_version(row) for row in cur.fetchall()]
+    def _run(self, cur, statement: str, params: tuple = ()):
+        cur.execute(statement.replace("?", "%s"), params)
+        return cur
 
-    def get_version(self, layer_id: str, number: int) -> Version:
-        with self._cursor() as cur:
-            cur.execute(f"SELECT {', '.join(VERSION_COLUMNS)} FROM {CATALOG_SCHEMA}.versions "
-                        f"WHERE layer_id=%s AND number=%s", (layer_id, number))
-            row = cur.fetchone()
-        if row is None:
-            raise LayerNotFound(f"layer {layer_id} has no version {number} (never published or past retention); "
-                                f"see 'lutece layers history {layer_id}'")
-        return _version(row)
+    def _json(self, value: Any) -> Any:
+        from psycopg.types.json import Jsonb
 
-    def events(self, after: int = 0, limit: int | None = None) -> list[ChangeEvent]:
-        with self._cursor() as cur:
-            cur.execute(f"SELECT seq, layer_id, action, version, previous_version, access_before, access_after, "
-                        f"licence, time FROM {CATALOG_SCHEMA}.changes WHERE seq>%s ORDER BY seq LIMIT %s",
-                        (after, limit))
-            return [_event(row) for row in cur.fetchall()]
+        return Jsonb(value)
 
+    def _drop_table(self, cur, table: str) -> bool:
+        return self._drop(table)  # in a transaction of its own, under a lock timeout
+
+    def _version_tables(self, cur) -> set[str]:
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname=%s", (DATA_SCHEMA,))
+        return {name for (name,) in cur.fetchall() if VERSION_TABLE.match(name)}
+
+    def _lock_layer(self, cur, layer_id: str) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, layer_id))
+
+    def _lock_feed(self, cur) -> None:
+        """Sequence numbers become visible in increasing order (readers still read the feed)."""
+        cur.execute(f"LOCK TABLE {CATALOG_SCHEMA}.changes IN EXCLUSIVE MODE")
+
+    def _hold_claim(self, cur, publication: Publication) -> None:
+        # Held by this connection until commit/abort, released by the server if the publisher dies.
+        cur.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, publication.token))
+
+    def _let_go(self, publication: Publication) -> None:
+        with self._cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_LOCK_NAMESPACE, publication.token))
+
+    def _claim_alive(self, cur, token: str, pid: int, host: str, started: str) -> bool:
+        """Whether a claim's publisher may still be running.
+
+        Its connection holds an advisory lock on the token until commit or
+        abort; the server releases it when the publisher dies. On this host, a
+        publisher whose process is gone is dead even while the server has not
+        noticed yet.
+        """
+        if not publisher_alive(pid, host, started):
+            return False
+        cur.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, token))
+        return not cur.fetchone()[0]  # taken: nobody held it (released at the end of this transaction)
+
+    # -- reading and writing features -------------------------------------------------------------
     def read_vector(self, version: Version, bbox=None):
         """The features of a version, read in one transaction that first locks its table (ACCESS SHARE).
 
@@ -336,43 +350,6 @@ class PostGISBackend(Backend):
                 return _read_frame(cur, ident, columns, version, bbox)
         except psycopg.OperationalError as exc:
             self._lost(exc)
-
-    def files_path(self, version: Version) -> Path:
-        return self.files.path(version.storage)
-
-    # -- publication ------------------------------------------------------------------------------
-    def begin_publication(self, layer_id: str, expected_version: int | None | str = "current") -> Publication:
-        with self._transaction() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, layer_id))
-            cur.execute(f"SELECT current_version, last_version FROM {CATALOG_SCHEMA}.layers WHERE id=%s",
-                        (layer_id,))
-            row = cur.fetchone()
-            current, last = row if row else (None, 0)
-            expected = current if expected_version == "current" else expected_version
-            check_expected(layer_id, expected, current)
-            cur.execute(f"SELECT token, pid, host, started FROM {CATALOG_SCHEMA}.pending WHERE layer_id=%s",
-                        (layer_id,))
-            for token, pid, host, started in cur.fetchall():
-                if _claim_alive(cur, token, pid, host, started):
-                    raise PublishConflict(
-                        f"layer {layer_id} is being published by process {pid} on {host} since {started}; "
-                        f"nothing was changed, publish again once it is done")
-                cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.pending WHERE token=%s", (token,))  # leftovers: gc
-            base = _row_layer(cur, layer_id)
-            publication = Publication(uuid.uuid4().hex, layer_id, last + 1, expected, base)
-            cur.execute(f"INSERT INTO {CATALOG_SCHEMA}.pending (token, layer_id, number, storage, pid, host, started) "
-                        f"VALUES (%s, %s, %s, NULL, %s, %s, %s)",
-                        (publication.token, layer_id, publication.number, publication.pid, publication.host,
-                         utc_now()))
-            # Held by this connection until commit/abort, released by the server if the publisher dies.
-            cur.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, publication.token))
-        return publication
-
-    def _claim_storage(self, publication: Publication, storage: str) -> None:
-        with self._transaction() as cur:
-            cur.execute(f"UPDATE {CATALOG_SCHEMA}.pending SET storage=%s WHERE token=%s", (storage, publication.token))
-            if cur.rowcount != 1:
-                raise PublishConflict(f"layer {publication.layer_id}: the publication's claim was lost; publish again")
 
     def store_vector(self, publication: Publication, frame, wkb=None) -> str:
         """Load the features with one binary COPY, then add the primary key, the GIST index and the statistics.
@@ -416,76 +393,6 @@ class PostGISBackend(Backend):
             cur.execute(sql.SQL("ANALYZE {}").format(ident))
         return storage
 
-    def commit_publication(self, publication: Publication, layer: Layer, version: Version,
-                           retention: int) -> ChangeEvent:
-        with self._transaction() as cur:
-            _lock_feed(cur)
-            cur.execute(f"SELECT 1 FROM {CATALOG_SCHEMA}.pending WHERE token=%s", (publication.token,))
-            if cur.fetchone() is None:
-                raise PublishConflict(f"layer {layer.id}: the publication's claim was lost; publish again")
-            before = _row_layer(cur, layer.id, lock=True)
-            check_expected(layer.id, publication.expected_version, before.current_version if before else None)
-            check_revision(layer.id, publication.base, before)
-            _put_layer(cur, layer, before)
-            cur.execute(f"INSERT INTO {CATALOG_SCHEMA}.versions ({', '.join(VERSION_COLUMNS)}) "
-                        f"VALUES ({', '.join(['%s'] * len(VERSION_COLUMNS))})", _version_row(version))
-            cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.pending WHERE token=%s", (publication.token,))
-            event = _append_event(cur, layer, "publish", before)
-            expired = _prune(cur, layer, retention)
-        self._unlock_claim(publication)
-        self._release(expired)  # after the switch, never in its transaction
-        return event
-
-    def abort_publication(self, publication: Publication) -> None:
-        with self._transaction() as cur:
-            cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.pending WHERE token=%s RETURNING storage",
-                        (publication.token,))
-            row = cur.fetchone()
-        self._unlock_claim(publication)
-        if row and row[0]:
-            self._release([row[0]])
-        self.files.remove_staged(publication.token)
-
-    def _unlock_claim(self, publication: Publication) -> None:
-        with self._cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_LOCK_NAMESPACE, publication.token))
-
-    # -- other changes ----------------------------------------------------------------------------
-    def apply_change(self, base: Layer, layer: Layer, action: str) -> ChangeEvent:
-        with self._transaction() as cur:
-            _lock_feed(cur)
-            before = _row_layer(cur, layer.id, lock=True)
-            if before is None:
-                raise LayerNotFound(f"no layer {layer.id!r} in the catalog; see 'lutece layers list'")
-            check_revision(layer.id, base, before)
-            _put_layer(cur, layer, before)
-            return _append_event(cur, layer, action, before)
-
-    # -- maintenance ------------------------------------------------------------------------------
-    def gc(self) -> GcReport:
-        report = GcReport()
-        with self._transaction() as cur:
-            cur.execute(f"SELECT token, pid, host, started FROM {CATALOG_SCHEMA}.pending")
-            for token, pid, host, started in cur.fetchall():
-                if not _claim_alive(cur, token, pid, host, started):
-                    cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.pending WHERE token=%s", (token,))
-                    report.pending.append(token)
-            cur.execute(f"SELECT token, storage FROM {CATALOG_SCHEMA}.pending")
-            live = dict(cur.fetchall())
-            cur.execute(f"SELECT storage FROM {CATALOG_SCHEMA}.versions")
-            referenced = {r[0] for r in cur.fetchall()} | {s for s in live.values() if s}
-        tables = {s.removeprefix("table:") for s in referenced if s.startswith("table:")}
-        for table in sorted(self._version_tables() - tables):
-            if self._drop(table):
-                report.tables.append(table)
-        report.files.extend(self.files.sweep(referenced, set(live)))
-        return report
-
-    def _version_tables(self) -> set[str]:
-        with self._cursor() as cur:
-            cur.execute("SELECT tablename FROM pg_tables WHERE schemaname=%s", (DATA_SCHEMA,))
-            return {name for (name,) in cur.fetchall() if VERSION_TABLE.match(name)}
-
     def _drop(self, table: str) -> bool:
         """Drop a data table unless a reader holds it (then it stays for the next gc)."""
         import psycopg
@@ -499,116 +406,6 @@ class PostGISBackend(Backend):
             log.info("table %s.%s is being read; left for gc", DATA_SCHEMA, table)
             return False
         return True
-
-    def _release(self, storages: list[str]) -> None:
-        """Remove the data of ``storages`` that no version or live claim still references."""
-        if not storages:
-            return
-        with self._cursor() as cur:
-            cur.execute(f"SELECT storage FROM {CATALOG_SCHEMA}.versions UNION "
-                        f"SELECT storage FROM {CATALOG_SCHEMA}.pending WHERE storage IS NOT NULL")
-            referenced = {r[0] for r in cur.fetchall()}
-        keys = {FileStore.key(s) for s in referenced if s.startswith("files:")}
-        for storage in storages:
-            if storage in referenced:
-                continue
-            if storage.startswith("table:"):
-                self._drop(storage.removeprefix("table:"))
-            elif storage.startswith("files:") and FileStore.key(storage) not in keys:
-                self.files.remove(FileStore.key(storage), uuid.uuid4().hex)
-
-
-# -- rows <-> records ---------------------------------------------------------------------------------
-def _json(value: Any) -> Any:
-    from psycopg.types.json import Jsonb
-
-    return None if value is None else Jsonb(value)
-
-
-EVENT_COLUMNS = ("seq", "layer_id", "action", "version", "previous_version", "access_before", "access_after",
-                 "licence", "time")
-
-
-def _event(row: tuple) -> ChangeEvent:
-    return ChangeEvent(**dict(zip(EVENT_COLUMNS, row)))
-
-
-def _layer(row: tuple) -> Layer:
-    data = dict(zip(LAYER_COLUMNS, row))
-    data["keywords"] = tuple(data["keywords"] or ())
-    data["extent"] = tuple(data["extent"]) if data["extent"] else None
-    return Layer(**data)
-
-
-def _version(row: tuple) -> Version:
-    data = dict(zip(VERSION_COLUMNS, row))
-    data["extent"] = tuple(data["extent"]) if data["extent"] else None
-    data["lineage"] = data["lineage"] or {}
-    return Version(**data)
-
-
-def _version_row(version: Version) -> tuple:
-    values = {name: getattr(version, name) for name in VERSION_COLUMNS}
-    values["extent"] = _json(list(version.extent)) if version.extent else None
-    values["lineage"] = _json(json.loads(json.dumps(version.lineage, ensure_ascii=False, default=str)))
-    return tuple(values[name] for name in VERSION_COLUMNS)
-
-
-def _row_layer(cur, layer_id: str, lock: bool = False) -> Layer | None:
-    cur.execute(f"SELECT {', '.join(LAYER_COLUMNS)} FROM {CATALOG_SCHEMA}.layers WHERE id=%s"
-                + (" FOR UPDATE" if lock else ""), (layer_id,))
-    row = cur.fetchone()
-    return _layer(row) if row else None
-
-
-def _put_layer(cur, layer: Layer, before: Layer | None) -> None:
-    stored = layer.evolve(revision=(before.revision if before else 0) + 1,
-                          last_version=max(layer.last_version, before.last_version if before else 0))
-    values = {name: getattr(stored, name) for name in LAYER_COLUMNS}
-    values["keywords"] = _json(list(stored.keywords))
-    values["extent"] = _json(list(stored.extent)) if stored.extent else None
-    updates = ", ".join(f"{name}=EXCLUDED.{name}" for name in LAYER_COLUMNS[1:])
-    cur.execute(f"INSERT INTO {CATALOG_SCHEMA}.layers ({', '.join(LAYER_COLUMNS)}) "
-                f"VALUES ({', '.join(['%s'] * len(LAYER_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET {updates}",
-                tuple(values[name] for name in LAYER_COLUMNS))
-
-
-def _lock_feed(cur) -> None:
-    """Serialise the transactions that append to the change feed (readers still read it)."""
-    cur.execute(f"LOCK TABLE {CATALOG_SCHEMA}.changes IN EXCLUSIVE MODE")
-
-
-def _append_event(cur, layer: Layer, action: str, before: Layer | None) -> ChangeEvent:
-    cur.execute(
-        f"INSERT INTO {CATALOG_SCHEMA}.changes (layer_id, action, version, previous_version, access_before, "
-        f"access_after, licence, time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-        f"RETURNING seq, layer_id, action, version, previous_version, access_before, access_after, licence, time",
-        (layer.id, action, layer.current_version, before.current_version if before else None,
-         before.access if before else None, layer.access, layer.licence, utc_now()))
-    return _event(cur.fetchone())
-
-
-def _prune(cur, layer: Layer, retention: int) -> list[str]:
-    """Forget the versions past retention (never the current one); return their storage to free after commit."""
-    cur.execute(f"SELECT number, storage FROM {CATALOG_SCHEMA}.versions WHERE layer_id=%s ORDER BY number DESC",
-                (layer.id,))
-    expired = [r for r in cur.fetchall()[max(retention, 1):] if r[0] != layer.current_version]
-    for number, _storage in expired:
-        cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.versions WHERE layer_id=%s AND number=%s", (layer.id, number))
-    return [storage for _number, storage in expired]
-
-
-def _claim_alive(cur, token: str, pid: int, host: str, started: str) -> bool:
-    """Whether a claim's publisher may still be running.
-
-    Its connection holds an advisory lock on the token until commit or abort;
-    the server releases it when the publisher dies. On this host, a publisher
-    whose process is gone is dead even while the server has not noticed yet.
-    """
-    if not publisher_alive(pid, host, started):
-        return False
-    cur.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, token))
-    return not cur.fetchone()[0]  # taken: nobody held it (released at the end of this transaction)
 
 
 # -- features <-> tables ------------------------------------------------------------------------------
