@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from gis.backends.keys import ApiKey, hash_key
-from gis.catalog.model import Layer
+from gis.records import Layer
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ access_log = logging.getLogger("lutece.access")
 
 #: Route registrars, ``"module:function"``, called as ``function(app, state)`` in this order.
 ROUTES: list[str] = [
+    "server.app:register_delivery",  # 3D Tiles, vector tiles, coverages and maps: answered before pygeoapi
     "server.routes.ogc:register",
 ]
 
@@ -143,6 +144,10 @@ class View:
         """The layer's collection when this caller may see it; None when hidden or missing (answer alike)."""
         return self.snapshot.collection_for(self.caller, layer_id)
 
+    def layer(self, layer_id: str):
+        """The layer (any kind) when this caller may see it; None when hidden or missing (answer alike)."""
+        return self.snapshot.layer_for(self.caller, layer_id)
+
     def openapi(self) -> dict:
         """The OpenAPI document of this view (built once per set of visible layers, on first use)."""
         return self.shared.openapi()
@@ -161,6 +166,7 @@ class ServerState:
             self.follower.start()
         self._views: OrderedDict[tuple, _Shared] = OrderedDict()
         self._lock = threading.Lock()
+        self._catalog = None
 
     def view_for(self, caller: Caller) -> View:
         snapshot = self.follower.snapshot
@@ -181,10 +187,21 @@ class ServerState:
                     self._views.popitem(last=False)
         return View(caller, snapshot, shared)
 
+    def request_catalog(self):
+        """This worker's catalog for the request threads (the follower's stays with the follower)."""
+        with self._lock:
+            if self._catalog is None:
+                from gis.catalog.service import Catalog
+
+                self._catalog = Catalog.from_config(self.config, create=False)
+            return self._catalog
+
     def close(self) -> None:
         from server.providers.features import close_pools
 
         self.follower.stop()
+        if self._catalog is not None:
+            self._catalog.close()
         close_pools()
 
 
@@ -244,6 +261,19 @@ def create_app(config=None, settings: dict | None = None, follow: bool = True) -
     for target in ROUTES:
         _load(target)(app, state)
     return app
+
+
+def register_delivery(app: Flask, state: ServerState) -> None:
+    """The delivery routes (:mod:`server.routes.delivery`), asked first, with the caller's visibility."""
+    from server.routes.delivery import DeliveryRoutes
+    from server.routes.http import Delivery
+
+    routes = DeliveryRoutes(Delivery(catalog=state.request_catalog,
+                                     visible_layer=lambda _request, layer_id: current_view().layer(layer_id)))
+
+    @app.before_request
+    def _delivery():
+        return routes(request)
 
 
 def _install_hooks(app: Flask, state: ServerState) -> None:

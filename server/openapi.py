@@ -66,6 +66,8 @@ def openapi_document(config: dict) -> dict:
     from pygeoapi.openapi import get_oas
 
     document = _localise(get_oas(config, fail_on_invalid_collection=False))
+    for path in [p for p in document.get("paths", {}) if p.startswith(("/jobs", "/processes"))]:
+        del document["paths"][path]  # pygeoapi's processes: not served here
     _add_filter_parameters(document)
     return document
 

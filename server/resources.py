@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gis.catalog.model import Layer, Version
+from gis.records import Layer, Version
 
 from server.access import Caller, Keyring, can_see
 
@@ -53,15 +53,26 @@ class Collection:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The served collections at one position of the change feed (never changed once built)."""
+    """The served layers and their collections at one position of the change feed (never changed once built).
+
+    ``layers`` holds every layer that may be served (not internal, not
+    withdrawn), whatever its kind; ``collections`` those of them that have a
+    pygeoapi resource.
+    """
 
     seq: int
     collections: dict[str, Collection]
     generation: int = 0
     built: float = field(default_factory=time.time)
+    layers: dict[str, Layer] = field(default_factory=dict)
 
     def visible_ids(self, caller: Caller | None) -> frozenset[str]:
         return frozenset(cid for cid, c in self.collections.items() if can_see(caller, c.layer))
+
+    def layer_for(self, caller: Caller | None, layer_id: str) -> Layer | None:
+        """The layer ``layer_id`` as this snapshot serves it when ``caller`` may see it, else None."""
+        layer = self.layers.get(layer_id)
+        return layer if can_see(caller, layer) else None
 
     def collection_for(self, caller: Caller | None, layer_id: str) -> Collection | None:
         """The collection ``layer_id`` when ``caller`` may see it, else None (as for a layer that does not exist)."""
@@ -174,7 +185,68 @@ def _bbox_crs84(extent, crs: str | None) -> list[float]:
     return [round(minx, 7), round(miny, 7), round(maxx, 7), round(maxy, 7)]
 
 
+class CoverageInfo:
+    """What pygeoapi asks a coverage provider for when it describes a raster collection (no data read).
+
+    The coverage itself and the map are answered by :mod:`server.routes.coverages`;
+    pygeoapi only lists the collection, links them and describes its grid.
+    """
+
+    def __new__(cls, provider_def: dict):
+        from pygeoapi.provider.base import BaseProvider
+
+        class _Info(BaseProvider):
+            def __init__(self, definition: dict) -> None:
+                super().__init__(definition)
+                info = SOURCES[definition["lutece"]]
+                self._coverage_properties = info["properties"]
+                self._fields = info["fields"]
+                self.axes = ["x", "y"]
+
+            def get_fields(self) -> dict:
+                return self._fields
+
+        return _Info(provider_def)
+
+
+def raster_resource(layer: Layer, version: Version, catalog, settings: dict) -> dict | None:
+    """A raster layer: listed with its grid, and links to its coverage (GeoTIFF) and map (PNG)."""
+    path = catalog.backend.files_path(version)
+    key = ("raster", str(path))
+    info = _DESCRIPTIONS.get(key)
+    if info is None:
+        import rasterio
+
+        with rasterio.open(path) as dataset:
+            resx, resy = dataset.res
+            info = {"backend": "files", "table": version.checksum,
+                    "properties": {"width": dataset.width, "height": dataset.height, "resx": resx, "resy": resy},
+                    "fields": {f"band{index}": {"type": "number", "title": f"band {index}"}
+                               for index in range(1, dataset.count + 1)}}
+        _DESCRIPTIONS[key] = info
+    resource = base_resource(layer, version)
+    resource["providers"] = [
+        {"type": "coverage", "name": "server.resources.CoverageInfo", "data": f"{layer.id}@{version.number}",
+         "lutece": register_source(info), "format": {"name": "GeoTIFF", "mimetype": "image/tiff; application=geotiff"}},
+        {"type": "map", "name": "server.resources.CoverageInfo", "data": f"{layer.id}@{version.number}",
+         "lutece": register_source(info), "format": {"name": "png", "mimetype": "image/png"}},
+    ]
+    return resource
+
+
+def tileset_resource(layer: Layer, version: Version, catalog, settings: dict) -> dict | None:
+    """A 3D Tiles layer: listed here; its collection document and files are :mod:`server.routes.tiles3d`'s."""
+    resource = base_resource(layer, version)
+    resource["links"] = [{"type": "application/json", "rel": "items", "title": "3D Tiles tileset",
+                          "href": f"{settings['url']}/collections/{layer.id}/3dtiles"}]
+    resource["providers"] = [{"type": "3dtiles", "name": "none", "data": f"{layer.id}@{version.number}"}]
+    return resource
+
+
 register_builder("vector", vector_resource)
+register_builder("raster", raster_resource)
+register_builder("pointcloud-3dtiles", tileset_resource)
+register_builder("mesh-3dtiles", tileset_resource)
 
 
 # -- building a snapshot -----------------------------------------------------------------------------
@@ -187,9 +259,11 @@ def build_snapshot(catalog, settings: dict, generation: int = 0) -> Snapshot:
     """
     seq = last_seq(catalog)
     collections: dict[str, Collection] = {}
+    layers: dict[str, Layer] = {}
     for layer in catalog.layers():
         if layer.access == "internal" or layer.current_version is None:
             continue  # never served: not even built
+        layers[layer.id] = layer
         builder = RESOURCE_BUILDERS.get(layer.kind)
         if builder is None:
             continue
@@ -201,7 +275,7 @@ def build_snapshot(catalog, settings: dict, generation: int = 0) -> Snapshot:
             continue
         if resource is not None:
             collections[layer.id] = Collection(layer, version, resource)
-    return Snapshot(seq, collections, generation)
+    return Snapshot(seq, collections, generation, layers=layers)
 
 
 def last_seq(catalog) -> int:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from gis.catalog.model import utc_now
+from gis.records import utc_now
 from gis.errors import InputError, LayerNotFound
 
 KEY_PREFIX = "lutece"

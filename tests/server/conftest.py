@@ -27,8 +27,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gis"))
-from postgis_server import PostgresCluster, missing_binaries  # noqa: E402
+from gis.testing.postgres import PostgresCluster, missing_binaries
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ["geopackage", "postgis"]

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gis.backends.keys import ApiKey, KeyStore, hash_key, parse_expiry
-from gis.catalog.model import Layer
+from gis.records import Layer
 from gis.errors import InputError, LayerNotFound
 from server.access import ANONYMOUS, Caller, Keyring, caller_for, can_see, presented_key
 
