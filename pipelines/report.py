@@ -20,9 +20,9 @@ import rasterio.errors
 import rasterio.features
 from rasterio.enums import Resampling
 
+from gis import asprs
+
 QUICKLOOK_PIXELS = 1024
-CLASS_NAMES = {0: "never classified", 1: "unclassified", 2: "ground", 3: "low vegetation", 4: "medium vegetation",
-               5: "high vegetation", 6: "building", 7: "noise", 9: "water", 17: "bridge deck", 18: "high noise"}
 # A perceptually ordered ramp (viridis anchors) for heights and densities.
 RAMP = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=float)
 
@@ -117,7 +117,7 @@ def _html(figures: RunFigures, images: list[tuple[str, Path]], output: Path) -> 
         ("made", datetime.now(timezone.utc).isoformat(timespec="seconds"))))
     total = sum(figures.classes.values()) or 1
     bars = "".join(
-        f"<tr><th>{code} {html.escape(CLASS_NAMES.get(code, 'other'))}</th><td>{count:,}</td>"
+        f"<tr><th>{code} {html.escape(asprs.name(code))}</th><td>{count:,}</td>"
         f"<td><div class='bar' style='width:{300 * count / total:.1f}px'></div> {100 * count / total:.1f} %</td></tr>"
         for code, count in sorted(figures.classes.items()))
     pictures = "".join(f"<figure><img src='report/{p.name}' alt='{html.escape(t)}'><figcaption>{html.escape(t)}"

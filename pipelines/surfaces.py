@@ -14,13 +14,10 @@ from functools import cached_property
 import numpy as np
 from scipy import ndimage
 
+from gis import asprs
 from pipelines.raster import Grid, Raster, bin_count, bin_extreme
 from pipelines.stages.base import PointTile
 
-GROUND_CLASSES = (2, 9)  # IGN's DTMs take water surfaces as terrain
-NOISE_CLASSES = (7, 18)
-BUILDING_CLASS = 6
-VEGETATION_CLASSES = (3, 4, 5)
 
 
 class TileSurfaces:
@@ -67,7 +64,7 @@ class TileSurfaces:
         """Terrain from the ground (and water) points, gaps interpolated."""
         from pipelines.algorithms.ground import dtm_from_ground
 
-        x, y, z = self._points(GROUND_CLASSES)
+        x, y, z = self._points(asprs.TERRAIN)
         if len(x) < 3:
             return np.full(self.grid.shape, np.nan, dtype=np.float32)
         return dtm_from_ground(x, y, z, self.grid).astype(np.float32)
@@ -79,7 +76,7 @@ class TileSurfaces:
         At 0.5 m and 10 points/m2 about 8 % of cells are empty by chance; larger
         gaps are water that absorbed the pulses, whose surface the nearest return gives.
         """
-        dsm = bin_extreme(self.grid, *self._points(exclude=NOISE_CLASSES))
+        dsm = bin_extreme(self.grid, *self._points(exclude=asprs.NOISES))
         empty = np.isnan(dsm)
         if empty.all():
             return self.dtm.copy()
@@ -98,13 +95,13 @@ class TileSurfaces:
         """Canopy height model from the vegetation points."""
         from pipelines.algorithms.trees import canopy_height_model
 
-        x, y, z = self._points(VEGETATION_CLASSES)
+        x, y, z = self._points(asprs.VEGETATION)
         return canopy_height_model(x, y, z, self.dtm_raster, self.grid)
 
     @cached_property
     def density(self) -> np.ndarray:
         """Points per square metre (noise excluded)."""
-        x, y, _ = self._points(exclude=NOISE_CLASSES)
+        x, y, _ = self._points(exclude=asprs.NOISES)
         return (bin_count(self.grid, x, y) / self.resolution**2).astype(np.float32)
 
     @property

@@ -60,9 +60,9 @@ from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from gis.asprs import BUILDING, HIGH_VEGETATION, LOW_VEGETATION, MEDIUM_VEGETATION, UNCLASSIFIED
 from gis.errors import InputError
 
-UNCLASSIFIED, LOW_VEGETATION, MEDIUM_VEGETATION, HIGH_VEGETATION, BUILDING = 1, 3, 4, 5, 6
 VEGETATION_HEIGHTS = (0.5, 1.5)  # metres: IGN LiDAR HD's low / medium / high vegetation limits
 MIN_SUPPORT = 5  # fewest points in a neighbourhood for its shape to count
 ROOF_TOLERANCE = 1.5  # metres: a non-flat point this close to a roof's height is part of the roof

@@ -152,7 +152,8 @@ def extract_footprints(xyz: np.ndarray, dtm: Raster, *, cluster_distance: float 
     --------
     >>> import laspy  # doctest: +SKIP
     >>> las = laspy.read("district.laz")  # doctest: +SKIP
-    >>> keep = las.classification == 6  # doctest: +SKIP
+    >>> from gis.asprs import BUILDING  # doctest: +SKIP
+    >>> keep = las.classification == BUILDING  # doctest: +SKIP
     >>> xyz = np.column_stack([las.x[keep], las.y[keep], las.z[keep]])  # doctest: +SKIP
     >>> extract_footprints(xyz, dtm)[["height_m", "area_m2"]].head(2)  # doctest: +SKIP
     """

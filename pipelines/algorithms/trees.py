@@ -42,7 +42,6 @@ from scipy import ndimage
 from gis.errors import InputError
 from pipelines.raster import Grid, Raster, bin_extreme
 
-VEGETATION_CLASSES = (3, 4, 5)  # ASPRS low, medium and high vegetation
 
 _BLOCK_ROWS = 256  # rows per block when filling pits, to bound memory on large tiles
 _CANDIDATE_CHUNK = 4096  # tree-top candidates tested at once against their window

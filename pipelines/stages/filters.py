@@ -6,11 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gis.asprs import ABOVE_GROUND, GROUND, NOISE, NOISES, TERRAIN, UNCLASSIFIED
 from pipelines.stages.base import PointTile, Stage, positive
-from pipelines.surfaces import NOISE_CLASSES
-
-GROUND, UNCLASSIFIED, NOISE, WATER = 2, 1, 7, 9
-ABOVE_GROUND_CLASSES = (3, 4, 5, 6)
 
 
 @dataclass
@@ -41,7 +38,7 @@ class NoiseFilter(Stage):
     def process(self, tile: PointTile) -> PointTile:
         from pipelines.algorithms.lean_open3d import o3d
 
-        candidates = np.flatnonzero(~np.isin(tile.classification, NOISE_CLASSES))
+        candidates = np.flatnonzero(~np.isin(tile.classification, NOISES))
         xyz = tile.xyz[candidates]
         voxel_of, representatives = _voxel_centroids(xyz, self.options.voxel)
         if len(representatives) <= self.options.neighbours:
@@ -106,7 +103,7 @@ class GroundFilter(Stage):
             return tile
         from pipelines.algorithms.ground import classify_ground
 
-        usable = ~np.isin(tile.classification, NOISE_CLASSES)
+        usable = ~np.isin(tile.classification, NOISES)
         o = self.options
         ground = classify_ground(tile.xyz[usable], cell=o.cell, slope=o.slope, window=o.window,
                                  elevation_threshold=o.threshold, elevation_scalar=o.scalar)
@@ -137,7 +134,7 @@ class ClassifyFilter(Stage):
     def needed(self, tile: PointTile) -> bool:
         if self.options.mode == "never":
             return False
-        return self.options.mode == "always" or not np.any(np.isin(tile.classification, ABOVE_GROUND_CLASSES))
+        return self.options.mode == "always" or not np.any(np.isin(tile.classification, ABOVE_GROUND))
 
     def process(self, tile: PointTile) -> PointTile:
         if not self.needed(tile):
@@ -147,8 +144,8 @@ class ClassifyFilter(Stage):
         from pipelines.raster import Grid, Raster
 
         classification = tile.classification.copy()
-        ground = np.isin(classification, (GROUND, WATER))
-        candidates = ~ground & ~np.isin(classification, NOISE_CLASSES)
+        ground = np.isin(classification, TERRAIN)
+        candidates = ~ground & ~np.isin(classification, NOISES)
         if ground.sum() < 3 or not candidates.any():
             return tile
         xyz = tile.xyz

@@ -18,9 +18,10 @@ import numpy as np
 import shapely
 from scipy import ndimage
 
+from gis.asprs import BUILDING
 from pipelines.products import write_vector_part
 from pipelines.stages.base import Stage, positive
-from pipelines.surfaces import BUILDING_CLASS, TileSurfaces
+from pipelines.surfaces import TileSurfaces
 
 
 @dataclass
@@ -127,7 +128,7 @@ class FootprintsWriter(VectorWriter):
     def features(self, surfaces: TileSurfaces) -> gpd.GeoDataFrame:
         from pipelines.algorithms.footprints import extract_footprints
 
-        building = surfaces.tile.classification == BUILDING_CLASS
+        building = surfaces.tile.classification == BUILDING
         frame = extract_footprints(surfaces.tile.xyz[building], surfaces.dtm_raster, crs=surfaces.crs)
         return _in_core(frame, surfaces.tile.core)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import laspy
 import numpy as np
 
+from gis import asprs
 from gis.errors import InputError, OutputExistsError
 from pipelines.synthetic import ifc, indoor, lidar, vectors
 from pipelines.synthetic.scene import DEFAULT_ORIGIN, Scene, build_scene
@@ -151,7 +152,7 @@ def write_variant(source: Path, target: Path, bounds: tuple[float, float, float,
                 x, y = np.asarray(points.x), np.asarray(points.y)
                 points = points[(x >= xmin) & (x < xmax) & (y >= ymin) & (y < ymax)]
                 if unclassify:
-                    points.classification[:] = lidar.UNCLASSIFIED
+                    points.classification[:] = asprs.UNCLASSIFIED
                 writer.write_points(points)
 
 
@@ -195,7 +196,7 @@ def _manifest(folder: Path, spec: DistrictSpec, scene: Scene, classes: dict[int,
         "lidar": {
             "points": points,
             "points_per_m2": round(points / scene.boundary.area, 2),
-            "classes": {f"{code} {lidar.CLASS_NAMES.get(code, 'other')}": n for code, n in sorted(classes.items())},
+            "classes": {f"{code} {asprs.name(code)}": n for code, n in sorted(classes.items())},
         },
         "scene": {"buildings": len(scene.buildings), "trees": len(scene.trees), "streets": len(scene.streets),
                   "blocks": len(scene.blocks), "cars": len(scene.cars)},

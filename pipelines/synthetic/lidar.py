@@ -23,13 +23,11 @@ import numpy as np
 import pyproj
 import shapely
 
+from gis.asprs import (BUILDING, GROUND, HIGH_VEGETATION, LOW_VEGETATION, MEDIUM_VEGETATION, NOISE, UNCLASSIFIED,
+                       WATER)
 from pipelines.synthetic.scene import Scene
 from pipelines.synthetic.terrain import WATER_Z
 
-UNCLASSIFIED, GROUND, LOW_VEGETATION, MEDIUM_VEGETATION, HIGH_VEGETATION, BUILDING, NOISE, WATER = 1, 2, 3, 4, 5, 6, 7, 9
-CLASS_NAMES = {UNCLASSIFIED: "unclassified", GROUND: "ground", LOW_VEGETATION: "low vegetation",
-               MEDIUM_VEGETATION: "medium vegetation", HIGH_VEGETATION: "high vegetation",
-               BUILDING: "building", NOISE: "noise", WATER: "water"}
 # Lambert-93 with NGF-IGN69 heights, as a compound CRS in the WKT VLR.
 CRS = pyproj.CRS("EPSG:2154+5720")
 HEADER_DATE = datetime.date(2026, 1, 1)  # fixed so that the same seed gives identical bytes

@@ -9,11 +9,12 @@ import pytest
 import rasterio
 from scipy import ndimage
 
+from gis import asprs
 from gis.errors import InputError
 from pipelines.algorithms.classify import classify_above_ground, vegetation_class
 
 BUILDING, VEGETATION, OTHER = "building", "vegetation", "other"
-NOT_ABOVE_GROUND = (2, 7, 9, 65, 66)  # ground, noise, water; IGN's artefacts and virtual points
+NOT_ABOVE_GROUND = (*asprs.TERRAIN, asprs.NOISE, asprs.IGN_ARTEFACT, asprs.IGN_VIRTUAL)
 NOMINAL_DENSITY = 10.0  # points/m2 the classifier's default distances are meant for (IGN LiDAR HD)
 # Agreement with IGN on its building and vegetation points, measured (0.980 and 0.699) less 2 points.
 # The second tile is thinned to 0.3 points/m2, 30 times sparser than LiDAR HD: out of the method's domain.
@@ -23,7 +24,7 @@ UNKNOWN_TILE_AGREEMENT = 0.6  # a tile added later to the shared folder: better 
 
 
 def _category(classes: np.ndarray) -> np.ndarray:
-    return np.select([classes == 6, np.isin(classes, (3, 4, 5))], [BUILDING, VEGETATION], OTHER)
+    return np.select([classes == asprs.BUILDING, np.isin(classes, asprs.VEGETATION)], [BUILDING, VEGETATION], OTHER)
 
 
 def _scores(truth: np.ndarray, found: np.ndarray) -> dict[str, float]:
@@ -69,7 +70,7 @@ def test_district_buildings_and_vegetation_match_the_truth(district_run):
     truth, found, _, seconds = district_run
     scores = _scores(truth, found)
     _report(f"district ({len(truth)} points, {seconds:.1f} s)", scores)
-    assert found.dtype == np.uint8 and set(np.unique(found)) <= {1, 3, 4, 5, 6}
+    assert found.dtype == np.uint8 and set(np.unique(found)) <= {asprs.UNCLASSIFIED, *asprs.ABOVE_GROUND}
     assert scores["building recall"] >= 0.95 and scores["building precision"] >= 0.95
     assert scores["vegetation recall"] >= 0.90 and scores["vegetation precision"] >= 0.90
     assert scores["agreement"] >= 0.93
@@ -80,9 +81,9 @@ def test_district_buildings_and_vegetation_match_the_truth(district_run):
 @pytest.mark.slow
 def test_district_vegetation_takes_its_class_from_its_height(district_run):
     truth, found, height, _ = district_run
-    vegetation = np.isin(found, (3, 4, 5))
+    vegetation = np.isin(found, asprs.VEGETATION)
     assert np.array_equal(found[vegetation], vegetation_class(height[vegetation]))
-    both = vegetation & np.isin(truth, (3, 4, 5))
+    both = vegetation & np.isin(truth, asprs.VEGETATION)
     assert np.mean(found[both] == truth[both]) > 0.99  # the generator uses IGN's limits too
 
 
@@ -94,11 +95,11 @@ def test_ign_tiles_agree_with_ign_on_buildings_and_vegetation(ign_tiles):
         xyz = np.column_stack([points.x, points.y, points.z])
         density = len(xyz) / max(1.0, np.ptp(xyz[:, 0]) * np.ptp(xyz[:, 1]))
         scale = max(1.0, math.sqrt(NOMINAL_DENSITY / density))  # distances grow with the point spacing
-        height = xyz[:, 2] - _terrain_from_ground(xyz, classes == 2, cell=scale)
+        height = xyz[:, 2] - _terrain_from_ground(xyz, classes == asprs.GROUND, cell=scale)
         above = ~np.isin(classes, NOT_ABOVE_GROUND)
         found = classify_above_ground(xyz[above], height[above], radius=1.0 * scale, cluster_distance=1.5 * scale,
                                       cell=0.5 * scale, facade_distance=0.75 * scale)
-        judged = np.isin(classes[above], (3, 4, 5, 6))  # IGN's building and vegetation points
+        judged = np.isin(classes[above], asprs.ABOVE_GROUND)  # IGN's building and vegetation points
         scores = _scores(classes[above][judged], found[judged])
         _report(f"{tile.name} ({density:.1f} points/m2, {judged.sum()} judged)",
                 {name: value for name, value in scores.items() if not name.startswith(OTHER)})

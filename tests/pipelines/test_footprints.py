@@ -12,6 +12,7 @@ import rasterio
 import shapely
 from scipy import ndimage
 
+from gis import asprs
 from gis.errors import InputError
 from pipelines.algorithms.footprint_sewing import sew_footprints
 from pipelines.algorithms.footprints import (COLUMNS, FINEST_CELL, analysis_cell, cluster_points,
@@ -20,7 +21,6 @@ from pipelines.raster import Grid, Raster, bin_extreme
 from pipelines.stages.vectors import _in_core
 
 GROUND_Z = 35.0
-BUILDING_CLASS = 6
 
 
 # --- small scenes ---------------------------------------------------------------------------------------------
@@ -216,7 +216,7 @@ def test_a_building_longer_than_the_halo_across_a_tile_edge_is_sewn_into_one():
 @pytest.fixture(scope="module")
 def district_footprints(district) -> gpd.GeoDataFrame:
     lidar = laspy.read(district / "district.laz")
-    building = np.asarray(lidar.classification) == BUILDING_CLASS
+    building = np.asarray(lidar.classification) == asprs.BUILDING
     xyz = np.column_stack([np.asarray(lidar.x)[building], np.asarray(lidar.y)[building],
                            np.asarray(lidar.z)[building]])
     with rasterio.open(district / "truth-dtm.tif") as dataset:
@@ -252,7 +252,7 @@ def test_cluster_points_matches_the_dbscan_of_every_point(district):
     """Clustering one representative per cell, on a part of the district with stray points added, gives the
     partition of open3d's DBSCAN of the points: the same clusters and the same noise."""
     lidar = laspy.read(district / "district.laz")
-    building = np.asarray(lidar.classification) == BUILDING_CLASS
+    building = np.asarray(lidar.classification) == asprs.BUILDING
     xy = np.column_stack([np.asarray(lidar.x)[building], np.asarray(lidar.y)[building]])
     corner = xy.min(axis=0)
     xy = xy[(xy[:, 0] < corner[0] + 160) & (xy[:, 1] < corner[1] + 140)]
@@ -311,9 +311,9 @@ def test_real_tiles_give_valid_footprints_with_sane_attributes(ign_tiles):
         lidar = laspy.read(tile)
         classes = np.asarray(lidar.classification)
         x, y, z = np.asarray(lidar.x), np.asarray(lidar.y), np.asarray(lidar.z)
-        ground = classes == 2
+        ground = classes == asprs.GROUND
         dtm = _terrain_from_ground_points(x[ground], y[ground], z[ground])
-        building = classes == BUILDING_CLASS
+        building = classes == asprs.BUILDING
         xyz = np.column_stack([x[building], y[building], z[building]])
         cell = analysis_cell(xyz[:, :2])
         # Sparse tiles (some IGN samples hold < 1 point per m2) need a wider DBSCAN neighbourhood.

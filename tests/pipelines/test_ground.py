@@ -27,12 +27,10 @@ import shapely
 from rasterio.features import rasterize
 from scipy import ndimage
 
+from gis import asprs
 from gis.errors import InputError
 from pipelines.algorithms.ground import _disk_rectangles, _morph, _Buffers, classify_ground, dtm_from_ground
 from pipelines.raster import Grid
-
-GROUND_CLASSES = [2, 9]
-
 
 def _read(path) -> tuple[np.ndarray, np.ndarray]:
     las = laspy.read(path)
@@ -40,7 +38,7 @@ def _read(path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _agreement(ground: np.ndarray, classes: np.ndarray, scored: np.ndarray | None = None) -> float:
-    agree = ground == np.isin(classes, GROUND_CLASSES)
+    agree = ground == np.isin(classes, asprs.TERRAIN)
     return float(agree[scored].mean() if scored is not None else agree.mean())
 
 
@@ -105,10 +103,10 @@ def test_the_unclassified_crop_agrees_with_the_truth(district, district_manifest
     classes = classes[crop]
     ground = classify_ground(xyz)
     assert _agreement(ground, classes) >= 0.97  # noise included, as non-ground
-    assert _agreement(ground, classes, classes != 7) >= 0.97
-    assert ground[classes == 2].mean() > 0.99
-    assert ground[np.isin(classes, [5, 6])].mean() < 0.01
-    assert (~ground[classes == 7]).mean() > 0.9
+    assert _agreement(ground, classes, classes != asprs.NOISE) >= 0.97
+    assert ground[classes == asprs.GROUND].mean() > 0.99
+    assert ground[np.isin(classes, [asprs.HIGH_VEGETATION, asprs.BUILDING])].mean() < 0.01
+    assert (~ground[classes == asprs.NOISE]).mean() > 0.9
 
 
 @pytest.mark.ign

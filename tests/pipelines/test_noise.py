@@ -7,7 +7,8 @@ import pytest
 
 from pipelines.spec import StageSpec
 from pipelines.stages.base import PointTile
-from pipelines.stages.filters import NOISE, UNCLASSIFIED, NoiseFilter
+from gis.asprs import GROUND, NOISE, UNCLASSIFIED
+from pipelines.stages.filters import NoiseFilter
 
 # Measured on the sample district with the defaults (1 m voxels, 8 neighbours, 3 sigma): 0.898 of the
 # 325 noise points found, no point of a real surface flagged. The per-point test (voxel: 0, 16 neighbours)
@@ -45,10 +46,10 @@ def test_an_isolated_point_is_noise_and_keeps_its_other_classes(voxel):
     rng = np.random.default_rng(3)
     ground = np.column_stack([rng.uniform(0, 50, 20_000), rng.uniform(0, 50, 20_000), rng.normal(35, 0.03, 20_000)])
     xyz = np.vstack([ground, [[25.0, 25.0, 80.0]]]) + [650_000.0, 6_860_000.0, 0.0]
-    classification = np.full(len(xyz), 2, dtype=np.uint8)
+    classification = np.full(len(xyz), GROUND, dtype=np.uint8)
     tile = _noise_filter(voxel=voxel).process(_tile(xyz, classification))
     assert tile.classification[-1] == NOISE
-    assert np.all(tile.classification[:-1] == 2)
+    assert np.all(tile.classification[:-1] == GROUND)
 
 
 def test_the_voxel_option_cannot_be_negative():

@@ -6,6 +6,7 @@ import pyproj
 import pytest
 from lidar_files import write_las
 
+from gis import asprs
 from pipelines.spec import StageSpec
 from pipelines.stages.readers import LasReader
 
@@ -27,7 +28,7 @@ def tiles(tmp_path_factory):
     rng = np.random.default_rng(5)
     points = {"a": _square(rng, 0, 0), "b": _square(rng, 100, 0), "strip": _square(rng, 50, 40, size=60.0)}
     for name, xyz in points.items():
-        write_las(folder / f"{name}.las", xyz, classification=np.full(len(xyz), 2, dtype=np.uint8))
+        write_las(folder / f"{name}.las", xyz, classification=np.full(len(xyz), asprs.GROUND, dtype=np.uint8))
         stored = laspy.read(folder / f"{name}.las")  # the coordinates as the file rounds them
         points[name] = np.column_stack([stored.x, stored.y, stored.z])
     return folder, points

@@ -9,9 +9,10 @@ import pytest
 import rasterio
 import shapely
 
+from gis import asprs
 from pipelines.readers.las import inspect_lidar
 
-LIDAR_CLASSES = {1, 2, 3, 4, 5, 6, 7, 9}
+LIDAR_CLASSES = {asprs.UNCLASSIFIED, asprs.GROUND, *asprs.VEGETATION, asprs.BUILDING, asprs.NOISE, asprs.WATER}
 
 
 @pytest.fixture(scope="session")
@@ -39,9 +40,9 @@ def test_lidar_header_is_las14_lambert93_with_wkt(district):
 def test_lidar_density_and_heights(lidar, district_manifest):
     size = district_manifest["parameters"]["size"]
     assert 9.0 < len(lidar.points) / size**2 < 12.5
-    ground = np.asarray(lidar.z)[np.asarray(lidar.classification) == 2]
+    ground = np.asarray(lidar.z)[np.asarray(lidar.classification) == asprs.GROUND]
     assert 29.5 < ground.min() and ground.max() < 45.0
-    building = np.asarray(lidar.z)[np.asarray(lidar.classification) == 6]
+    building = np.asarray(lidar.z)[np.asarray(lidar.classification) == asprs.BUILDING]
     assert np.percentile(building, 99) < 75.0
 
 
@@ -58,7 +59,7 @@ def test_class_proportions(lidar):
 
 
 def test_vegetation_has_several_returns_per_pulse(lidar):
-    vegetation = np.isin(np.asarray(lidar.classification), [3, 4, 5])
+    vegetation = np.isin(np.asarray(lidar.classification), asprs.VEGETATION)
     returns = np.asarray(lidar.number_of_returns)
     assert np.mean(returns[vegetation] > 1) > 0.3
     assert returns.max() == 3
@@ -66,7 +67,7 @@ def test_vegetation_has_several_returns_per_pulse(lidar):
 
 
 def test_roof_points_line_up_with_true_footprints(lidar, truth_footprints):
-    building = np.asarray(lidar.classification) == 6
+    building = np.asarray(lidar.classification) == asprs.BUILDING
     points = shapely.points(np.asarray(lidar.x)[building], np.asarray(lidar.y)[building])
     area = shapely.union_all(truth_footprints.geometry.values).buffer(0.2)
     inside = shapely.contains(area, points)
@@ -79,7 +80,7 @@ def test_roof_points_line_up_with_true_footprints(lidar, truth_footprints):
 
 
 def test_ground_points_follow_the_truth_dtm(lidar, district, district_manifest):
-    ground = np.asarray(lidar.classification) == 2
+    ground = np.asarray(lidar.classification) == asprs.GROUND
     x, y, z = (np.asarray(v)[ground][::50] for v in (lidar.x, lidar.y, lidar.z))
     xmin, ymin, xmax, ymax = district_manifest["extent"]
     inside = (x > xmin + 0.5) & (x < xmax - 0.5) & (y > ymin + 0.5) & (y < ymax - 0.5)

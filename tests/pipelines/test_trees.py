@@ -11,8 +11,9 @@ import shapely
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
+from gis import asprs
 from gis.errors import InputError
-from pipelines.algorithms.trees import VEGETATION_CLASSES, canopy_height_model, canopy_polygons, detect_trees
+from pipelines.algorithms.trees import canopy_height_model, canopy_polygons, detect_trees
 from pipelines.raster import Grid, Raster, bin_extreme
 
 CELL = 0.5
@@ -31,7 +32,7 @@ def _read_raster(path) -> Raster:
 def district_chm(district) -> Raster:
     """The CHM at 0.5 m of the vegetation returns (classes 3, 4, 5) over the true terrain."""
     points = laspy.read(district / "district.laz")
-    vegetation = np.isin(np.asarray(points.classification), VEGETATION_CLASSES)
+    vegetation = np.isin(np.asarray(points.classification), asprs.VEGETATION)
     ground = _read_raster(district / "truth-dtm.tif")
     grid = Grid.covering(ground.grid.bounds, CELL)
     x, y, z = (np.asarray(points[axis])[vegetation] for axis in "xyz")
@@ -177,9 +178,9 @@ def test_real_tiles_give_sane_trees_and_canopy(ign_tiles):
         density = len(x) / ((bounds[2] - bounds[0]) * (bounds[3] - bounds[1]))
         # About 2 returns per cell: one of the tiles is thinned to 0.3 points/m2.
         cell = max(CELL, 0.5 * math.ceil(2 * math.sqrt(2 / density)))
-        ground = _ground(x[classes == 2], y[classes == 2], z[classes == 2], Grid.covering(bounds, max(1.0, cell)))
+        ground = _ground(x[classes == asprs.GROUND], y[classes == asprs.GROUND], z[classes == asprs.GROUND], Grid.covering(bounds, max(1.0, cell)))
         grid = Grid.covering(bounds, cell)
-        high = classes == 5
+        high = classes == asprs.HIGH_VEGETATION
         chm = Raster(canopy_height_model(x[high], y[high], z[high], ground, grid), grid, "EPSG:2154")
         trees, canopy = detect_trees(chm), canopy_polygons(chm)
         hectares = (grid.xmax - grid.xmin) * (grid.ymax - grid.ymin) / 1e4
