@@ -42,7 +42,7 @@ class Plan:
 
 def build_plan(spec: PipelineSpec, crs: str = "EPSG:2154") -> Plan:
     """Build and check every stage without touching data (what ``--validate`` does)."""
-    stages = [resolve(stage.type)(stage) for stage in spec.stages]
+    stages = [resolve(stage.type, f"{spec.source}: stage '{stage.tag}'")(stage) for stage in spec.stages]
     kinds = [stage.kind for stage in stages]
     if kinds[0] != "reader" or kinds.count("reader") != 1:
         raise InputError(f"{spec.source}: a pipeline starts with exactly one reader (readers.las)")

@@ -8,6 +8,7 @@ and out-of-range values are refused with the stage's tag in the message.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import types
 import typing
@@ -26,8 +27,13 @@ class NoOptions:
     pass
 
 
-class Stage:
-    """Base of every stage; ``kind`` is reader, filter or writer."""
+class Stage(abc.ABC):
+    """Base of every stage; ``kind`` is reader, filter or writer.
+
+    A stage of each kind implements the methods of :data:`REQUIRED_METHODS`;
+    a base class leaves some abstract (``abc.abstractmethod``), and the
+    registry refuses a pipeline naming it before anything runs.
+    """
 
     kind: ClassVar[str] = "filter"
     Options: ClassVar[type] = NoOptions
@@ -41,6 +47,22 @@ class Stage:
         """The stage as lineage records it: type, tag, inputs and every option's value."""
         return {"type": self.spec.type, "tag": self.tag, "inputs": list(self.spec.inputs),
                 "options": dataclasses.asdict(self.options)}
+
+
+# What the runner calls on a stage of each kind, besides describe().
+REQUIRED_METHODS: dict[str, tuple[str, ...]] = {
+    "reader": ("plan", "decode", "assemble"),
+    "filter": ("process",),
+    "writer": ("filename", "layer", "tile_part"),
+}
+
+
+def missing_methods(stage_class: type[Stage]) -> list[str]:
+    """The methods ``stage_class`` leaves abstract or lacks for its kind (empty for a runnable stage)."""
+    abstract = sorted(getattr(stage_class, "__abstractmethods__", ()))
+    required = REQUIRED_METHODS.get(stage_class.kind, ())
+    lacking = [name for name in required if not callable(getattr(stage_class, name, None))]
+    return abstract + [name for name in lacking if name not in abstract]
 
 
 def build_options(options_class: type, spec: StageSpec) -> Any:

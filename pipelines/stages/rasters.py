@@ -7,6 +7,7 @@ the merge mosaics the parts into one COG per product.
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,8 +55,9 @@ class RasterWriter(Stage):
     def filename(self) -> str:
         return self.options.filename or f"{self.product}_{self.options.resolution:g}m.tif"
 
+    @abstractmethod
     def surface(self, surfaces: TileSurfaces) -> np.ndarray:
-        raise NotImplementedError
+        """The tile's array this writer writes (each raster writer picks its own)."""
 
     def tile_part(self, surfaces: TileSurfaces, folder: Path) -> Path:
         from pipelines.products import write_part

@@ -9,6 +9,7 @@ every layer of one GeoPackage at once.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,8 +64,9 @@ class VectorWriter(Stage):
     def layer(self) -> str:
         return self.options.layer or self.product
 
+    @abstractmethod
     def features(self, surfaces: TileSurfaces) -> gpd.GeoDataFrame:
-        raise NotImplementedError
+        """The tile's features this writer writes (each vector writer makes its own)."""
 
     def tile_part(self, surfaces: TileSurfaces, folder: Path) -> Path:
         return write_vector_part(self.features(surfaces), folder / f"{self.tag}.gpkg")

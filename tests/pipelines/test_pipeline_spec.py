@@ -80,3 +80,29 @@ def test_cli_validate_and_list(tmp_path):
     assert "lidar-to-2d" in CliRunner().invoke(cli, ["pipeline", "list"]).output
     shipped = CliRunner().invoke(cli, ["pipeline", "run", "lidar-to-2d", "--validate"])
     assert shipped.exit_code == 0, shipped.output
+
+
+@pytest.mark.parametrize("type_name, message", [
+    ("pipelines.stages.rasters:RasterWriter", "is an abstract base class (surface() not implemented); name one of "
+                                              "its concrete stages (writers.dtm, writers.dsm"),
+    ("pipelines.stages.vectors:VectorWriter", "is an abstract base class (features() not implemented)"),
+    ("pipelines.stages.base:Stage", "is an abstract base class (process() not implemented)"),
+    ("pipelines.spec:StageSpec", "is not a stage class; name a subclass of pipelines.stages.base.Stage"),
+    ("os.path:join", "is not a stage class"),
+])
+def test_validation_refuses_what_cannot_run(tmp_path, type_name, message):
+    # Such a stage used to pass --validate, then die mid-run (NotImplementedError, TypeError) with a traceback.
+    path = tmp_path / "p.yml"
+    path.write_text(f"pipeline: [{{type: readers.las, filename: a}}, {{type: '{type_name}', tag: mine}}, "
+                    f"{{type: writers.dsm, tag: last}}]", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["pipeline", "run", str(path), "--validate"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: {path}: stage 'mine': stage type '{type_name}' ")
+    assert message in result.output and result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_pipeline_variables_are_values_not_yaml(tmp_path):
+    text = "pipeline:\n  - {type: readers.las, filename: '${TILES}'}\n  - {type: writers.dsm}\n"
+    spec = parse_pipeline(text, environ={"TILES": "/data/lidar #2\n  - {type: writers.dtm}"})
+    assert [s.type for s in spec.stages] == ["readers.las", "writers.dsm"]
+    assert spec.stages[0].options["filename"] == "/data/lidar #2\n  - {type: writers.dtm}"
