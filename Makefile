@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # The stamp is rebuilt when the dependencies change, so a second run installs nothing.
 STAMP  := $(VENV)/.installed
+# The Khronos glTF validator (npm) that the tests run on every .glb the tiler writes.
+GLTF_VALIDATOR := tests/tiles/gltf_validator
 
 .PHONY: all setup demo test sample clean
 
@@ -11,11 +13,12 @@ all: test
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml .ci/system-deps.sh
+$(STAMP): pyproject.toml .ci/system-deps.sh $(GLTF_VALIDATOR)/package-lock.json
 	PYTHON=$(PYTHON) bash .ci/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
 	$(BIN)/python -m pip install -qq -e '.[test]'
+	npm ci --silent --no-audit --no-fund --prefix $(GLTF_VALIDATOR)
 	touch $(STAMP)
 
 DEMO     := build/demo

@@ -8,13 +8,18 @@ packages=(
     postgresql-15            # the PostGIS backend's tests start a throw-away cluster (tests/gis/postgis_server.py)
     postgresql-15-postgis-3  # ... with the postgis extension
     wrk                      # benchmarks/bench_server.py: the HTTP load generator
-    proj-data                #  EGM96's geoid grid (egm96_15.gtx): 3D Tiles need ellipsoidal heights (tiles/geo.py)
+    proj-data                # EGM96's geoid grid (egm96_15.gtx): 3D Tiles need ellipsoidal heights (tiles/geo.py)
 )
 
 # Debian's own Python needs python3-venv for `python3.11 -m venv` (ensurepip).
 python=${PYTHON:-python3.11}
 if command -v "$python" >/dev/null && ! "$python" -c "import ensurepip, venv" 2>/dev/null; then
     packages+=(python3-venv)
+fi
+
+# npm installs the Khronos glTF validator the tests run (Makefile); Debian's npm where there is none.
+if ! command -v npm >/dev/null; then
+    packages+=(npm)
 fi
 
 missing=()

@@ -267,11 +267,19 @@ class _FastPlacement:
         return out
 
     def _place(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        # Element-wise on purpose: a BLAS product of (n, 10) terms is slower here and spins threads.
         u = (x - self.centre[0]) / self.half[0]
         v = (y - self.centre[1]) / self.half[1]
-        terms = _cubic_terms(u, v)
+        uu, uv, vv = u * u, u * v, v * v
         height = z + self._separation(x, y)
-        return terms @ self.surface + height[:, None] * (terms[:, :3] @ self.normal)
+        out = np.empty((len(x), 3))
+        for axis in range(3):
+            c, n = self.surface[:, axis], self.normal[:, axis]
+            value = c[0] + c[1] * u + c[2] * v + c[3] * uu + c[4] * uv + c[5] * vv
+            value += (c[6] * u + c[7] * v) * uu + (c[8] * u + c[9] * v) * vv
+            value += height * (n[0] + n[1] * u + n[2] * v)
+            out[:, axis] = value
+        return out
 
     def _separation(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         fx = (x - self.lattice_origin[0]) / self.step
@@ -289,3 +297,9 @@ def _cubic_terms(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """1, u, v, u2, uv, v2, u3, u2v, uv2, v3 as columns (the first three are the linear terms)."""
     uu, vv = u * u, v * v
     return np.column_stack([np.ones_like(u), u, v, uu, u * v, vv, uu * u, uu * v, u * vv, vv * v])
+
+
+def frame_at(ecef_point: np.ndarray) -> LocalFrame:
+    """The east-north-up frame whose origin is an ECEF point (the frame of a tileset joining others)."""
+    lon, lat, _ = pyproj.Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True).transform(*ecef_point)
+    return LocalFrame(origin=np.asarray(ecef_point, dtype=float), rotation=enu_rotation(lon, lat))
