@@ -9,6 +9,7 @@ packages=(
     postgresql-15-postgis-3  # ... with the postgis extension
     wrk                      # benchmarks/bench_server.py: the HTTP load generator
     proj-data                # EGM96's geoid grid (egm96_15.gtx): 3D Tiles need ellipsoidal heights (tiles/geo.py)
+    libsqlite3-mod-spatialite  # benchmarks/bench_server.py: the stock pygeoapi SQLiteGPKG provider loads it
 )
 
 # Debian's own Python needs python3-venv for `python3.11 -m venv` (ensurepip).

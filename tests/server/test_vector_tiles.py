@@ -60,6 +60,8 @@ def decoded_features(data: bytes, bounds) -> dict[int, shapely.Geometry]:
     out = {}
     for feature in layers["batiments"]["features"]:
         geometry = shapely.geometry.shape(feature["geometry"])
+        for polygon in getattr(geometry, "geoms", [geometry]):  # MVT: exterior rings have a positive area
+            assert shapely.is_ccw(polygon.exterior), feature["id"]  # in tile coordinates (y down)
         out[feature["id"]] = shapely.transform(
             geometry, lambda c: np.column_stack([minx + c[:, 0] * scale, maxy - c[:, 1] * scale]))
     return out

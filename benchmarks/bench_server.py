@@ -1,0 +1,329 @@
+"""Benchmark of the OGC API server against vanilla pygeoapi 0.21, on loopback, with wrk.
+
+Builds a layer of N buildings (default 100,000 polygons with ten attributes),
+publishes it into a fresh city GIS on each backend, and serves it twice with
+the same gunicorn settings (``--workers``, sync workers):
+
+- ours: ``server.wsgi:application()`` (our Features provider, vector tiles,
+  access control on: every request goes through the keys and the visibility rule);
+- stock: ``pygeoapi.flask_app:APP`` with pygeoapi's own providers on the same
+  data: SQLiteGPKG on a copy of the city's GeoPackage (it writes into the file
+  it serves, so never the catalog itself), PostgreSQL on the version's table
+  in PostGIS, and MVT-postgresql for the tiles on PostGIS (pygeoapi has no
+  tile provider that builds tiles from a GeoPackage: n/a).
+
+Cases, each for ``--duration`` seconds with ``--connections`` connections
+(wrk's Lua picks a new random target per request):
+
+- items: ``/collections/buildings/items?bbox=<random 150 m box>&limit=100``;
+- item: ``/collections/buildings/items/<random id>``;
+- tile: ``/collections/buildings/tiles/WebMercatorQuad/16/<row>/<col>`` of a random z16 tile over the layer.
+
+The table gives requests/s, p50/p95/p99 latency, errors (socket errors and
+non-2xx answers), and ours/stock throughput. Targets (issue 11): 0 errors,
+items >= 20x stock SQLiteGPKG and >= 2x stock PostgreSQL, p95 < 100 ms.
+
+Usage: .venv/bin/python benchmarks/bench_server.py [--features 100000] [--duration 30] [--connections 32]
+       [--workers 2] [--backends geopackage,postgis] [--cases items,item,tile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from pyproj import Transformer
+
+from gis.backends import open_backend
+from gis.catalog.service import Catalog
+from gis.testing.postgres import PostgresCluster, free_port
+
+HERE = Path(__file__).resolve().parent
+LAYER = "buildings"
+CASES = ("items", "item", "tile")
+
+
+def buildings(count: int, seed: int = 0) -> gpd.GeoDataFrame:
+    """Rectangles of 8-20 m on a 25 m grid near Paris, with ten attributes."""
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(count)))
+    index = np.arange(count)
+    x = 645000.0 + (index % side) * 25.0
+    y = 6855000.0 + (index // side) * 25.0
+    width, depth = rng.uniform(8, 20, count), rng.uniform(8, 20, count)
+    uses = np.array(["habitation", "commerce", "bureaux", "équipement", "industrie"])
+    roofs = np.array(["zinc", "ardoise", "terrasse", "tuile"])
+    return gpd.GeoDataFrame({
+        "building_id": [f"B{i:07d}" for i in index],
+        "height_m": np.round(rng.uniform(6, 35, count), 2),
+        "floors": rng.integers(1, 10, count).astype("int32"),
+        "ground_m": np.round(rng.uniform(28, 60, count), 2),
+        "area_m2": np.round(width * depth, 1),
+        "year": rng.integers(1850, 2024, count).astype("int32"),
+        "usage": uses[rng.integers(0, len(uses), count)],
+        "roof": roofs[rng.integers(0, len(roofs), count)],
+        "commune": np.full(count, "75105"),
+        "points": rng.integers(50, 5000, count).astype("int32"),
+    }, geometry=shapely.box(x, y, x + width, y + depth), crs="EPSG:2154")
+
+
+# -- the city and the two servers ---------------------------------------------------------------------
+
+
+def publish(store: dict, frame: gpd.GeoDataFrame) -> str:
+    """Publish the buildings into a new city; return the version's table name."""
+    with Catalog(open_backend(store), crs="EPSG:2154") as catalog:
+        published = catalog.publish(frame, LAYER, licence="ODbL-1.0", access="open", title="Bâtiments")
+    return published.version.storage.removeprefix("table:")
+
+
+def lutece_yml(folder: Path, store: dict) -> Path:
+    path = folder / "lutece.yml"
+    lines = ["store:"] + [f"  {key}: {json.dumps(value)}" for key, value in store.items()]
+    path.write_text("\n".join(lines) + "\nserver:\n  max_items: 1000\n", encoding="utf-8")
+    return path
+
+
+def stock_config(folder: Path, port: int, backend: str, table: str, store: dict, cluster, database) -> Path:
+    """A pygeoapi configuration serving the same table with pygeoapi's own providers."""
+    import yaml
+
+    if backend == "geopackage":
+        copy = folder / "stock.gpkg"
+        shutil.copyfile(Path(store["path"]) / "catalog.gpkg", copy)
+        providers = [{"type": "feature", "name": "SQLiteGPKG", "data": str(copy), "id_field": "fid",
+                      "table": table}]
+    else:
+        data = {"host": "127.0.0.1", "port": cluster.port, "dbname": database, "user": "postgres",
+                "search_path": ["lutece_data", "public"]}
+        providers = [{"type": "feature", "name": "PostgreSQL", "data": data, "id_field": "lutece_fid",
+                      "table": table, "geom_field": "geometry"},
+                     {"type": "tile", "name": "MVT-postgresql", "data": data, "id_field": "lutece_fid",
+                      "table": table, "geom_field": "geometry",
+                      "options": {"zoom": {"min": 0, "max": 20}},
+                      "format": {"name": "pbf", "mimetype": "application/vnd.mapbox-vector-tile"}}]
+    config = {
+        "server": {"bind": {"host": "127.0.0.1", "port": port}, "url": f"http://127.0.0.1:{port}",
+                   "mimetype": "application/json; charset=UTF-8", "encoding": "utf-8", "languages": ["en-US"],
+                   "pretty_print": False, "limits": {"default_items": 10, "max_items": 1000},
+                   "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "attribution": "OSM"}},
+        "logging": {"level": "ERROR"},
+        "metadata": {"identification": {"title": "stock", "description": "stock", "keywords": ["x"],
+                                        "keywords_type": "theme", "terms_of_service": "", "url": ""},
+                     "license": {"name": "ODbL", "url": ""}, "provider": {"name": "x", "url": ""},
+                     "contact": {"name": "x", "position": "x", "address": "x", "city": "x", "stateorprovince": "x",
+                                 "postalcode": "x", "country": "x", "phone": "x", "fax": "x", "email": "x",
+                                 "url": "x", "hours": "x", "instructions": "x", "role": "pointOfContact"}},
+        "resources": {LAYER: {"type": "collection", "title": "Buildings", "description": "Buildings",
+                              "keywords": ["buildings"], "links": [],
+                              "extents": {"spatial": {"bbox": [-180, -90, 180, 90],
+                                                      "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
+                              "providers": providers}},
+    }
+    path = folder / "pygeoapi.yml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+class Gunicorn:
+    """A gunicorn server in its own process group, stopped (SIGTERM, then SIGKILL) at the end."""
+
+    def __init__(self, target: str, port: int, workers: int, env: dict, log: Path) -> None:
+        self.port, self.log = port, log
+        command = [str(Path(sys.executable).parent / "gunicorn"), target, "--bind", f"127.0.0.1:{port}",
+                   "--workers", str(workers), "--worker-class", "sync", "--timeout", "60", "--keep-alive", "5",
+                   "--log-level", "warning"]
+        self.process = subprocess.Popen(command, env={**os.environ, **env}, stdout=log.open("wb"),
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait(self, path: str, timeout: float = 60) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log.read_text(errors='replace')[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=30) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"gunicorn did not answer {path}: {self.log.read_text(errors='replace')[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+# -- load --------------------------------------------------------------------------------------------
+
+LUA = """
+math.randomseed(%(seed)d)
+local kind = "%(kind)s"
+function request()
+  local path
+  if kind == "items" then
+    local x = %(west)f + math.random() * (%(east)f - %(west)f - %(dx)f)
+    local y = %(south)f + math.random() * (%(north)f - %(south)f - %(dy)f)
+    path = string.format("/collections/%(layer)s/items?bbox=%%.6f,%%.6f,%%.6f,%%.6f&limit=100&f=json",
+                         x, y, x + %(dx)f, y + %(dy)f)
+  elseif kind == "item" then
+    path = string.format("/collections/%(layer)s/items/%%d?f=json", math.random(1, %(count)d))
+  else
+    path = string.format("/collections/%(layer)s/tiles/WebMercatorQuad/16/%%d/%%d%(tile_query)s",
+                         math.random(%(row0)d, %(row1)d), math.random(%(col0)d, %(col1)d))
+  end
+  return wrk.format("GET", path)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('RESULT {"requests": %%d, "seconds": %%f, "p50": %%f, "p95": %%f, "p99": %%f, ' ..
+    '"socket": %%d, "status": %%d}\\n', summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3,
+    latency:percentile(95) / 1e3, latency:percentile(99) / 1e3, e.connect + e.read + e.write + e.timeout,
+    e.status))
+end
+"""
+
+
+def z16_range(bounds) -> tuple[int, int, int, int]:
+    n = 2 ** 16
+
+    def tile(lon, lat):
+        return (int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n), int((lon + 180) / 360 * n))
+
+    top, left = tile(bounds[0], bounds[3])
+    bottom, right = tile(bounds[2], bounds[1])
+    return top, bottom, left, right
+
+
+def run_wrk(url: str, kind: str, bounds, count: int, duration: int, connections: int, folder: Path,
+            tile_query: str = "") -> dict:
+    west, south, east, north = bounds
+    row0, row1, col0, col1 = z16_range(bounds)
+    script = folder / f"{kind}.lua"
+    script.write_text(LUA % {"seed": 42, "kind": kind, "west": west, "east": east, "south": south, "north": north,
+                             "dx": 0.002, "dy": 0.00135, "layer": LAYER, "count": count, "row0": row0, "row1": row1,
+                             "col0": col0, "col1": col1, "tile_query": tile_query})
+    result = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--timeout", "10s",
+                             "-s", str(script), url], capture_output=True, text=True, timeout=duration + 120)
+    line = next((l for l in result.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {result.stdout[-2000:]} {result.stderr[-2000:]}")
+    data = json.loads(line.removeprefix("RESULT "))
+    data["rps"] = data["requests"] / data["seconds"]
+    data["errors"] = data["socket"] + data["status"]
+    return data
+
+
+# -- one backend -------------------------------------------------------------------------------------
+
+
+def bench_backend(backend: str, frame, args, folder: Path, cluster) -> list[dict]:
+    database = None
+    store = {"backend": backend, "path": str(folder / "city")}
+    if backend == "postgis":
+        database = "bench_server"
+        cluster.create_database(database)
+        store["dsn"] = cluster.tcp_dsn(database)
+    table = publish(store, frame)
+    bounds = Transformer.from_crs(2154, 4326, always_xy=True).transform_bounds(*frame.total_bounds)
+    config = lutece_yml(folder, store)
+    rows = []
+    servers = {"ours": ("server.wsgi:application()", {"LUTECE_CONFIG": str(config)}, ""),
+               "stock": ("stock_pygeoapi:APP", {}, "?f=mvt")}
+    for name, (target, env, tile_query) in servers.items():
+        port = free_port()
+        if name == "stock":
+            stock = stock_config(folder, port, backend, table, store, cluster, database)
+            openapi = folder / "stock-openapi.yml"
+            script = ("import sys, pathlib, stock_pygeoapi as s; "
+                      "pathlib.Path(sys.argv[2]).write_text(s.openapi_document(sys.argv[1]))")
+            subprocess.run([sys.executable, "-c", script, str(stock), str(openapi)], check=True, cwd=HERE,
+                           capture_output=True, env={**os.environ, "PYTHONPATH": str(HERE)})
+            env = {"PYGEOAPI_CONFIG": str(stock), "PYGEOAPI_OPENAPI": str(openapi),
+                   "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+        server = Gunicorn(target, port, args.workers, env, folder / f"{name}-{backend}.log")
+        try:
+            server.wait(f"/collections/{LAYER}/items/1?f=json")
+            for case in args.cases:
+                if case == "tile" and name == "stock" and backend == "geopackage":
+                    rows.append({"backend": backend, "server": name, "case": case, "na": True})
+                    continue
+                print(f"{backend} {name} {case} ...", file=sys.stderr, flush=True)
+                result = run_wrk(f"http://127.0.0.1:{port}", case, bounds, len(frame), args.duration,
+                                 args.connections, folder, tile_query if case == "tile" else "")
+                rows.append({"backend": backend, "server": name, "case": case, **result})
+        finally:
+            server.stop()
+    return rows
+
+
+def table(rows: list[dict], args) -> str:
+    lines = [f"bench_server: {args.features} buildings, {args.connections} connections, {args.duration} s per case, "
+             f"{args.workers} gunicorn sync workers each, wrk on loopback",
+             f"{'backend':<11}{'case':<7}{'server':<7}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+             f"{'errors':>8}{'ours/stock':>12}"]
+    for row in rows:
+        if row.get("na"):
+            lines.append(f"{row['backend']:<11}{row['case']:<7}{row['server']:<7}"
+                         f"   n/a (pygeoapi has no provider building tiles from a GeoPackage)")
+            continue
+        ratio = ""
+        if row["server"] == "ours":
+            stock = next((r for r in rows if r["backend"] == row["backend"] and r["case"] == row["case"]
+                          and r["server"] == "stock" and not r.get("na")), None)
+            ratio = f"{row['rps'] / stock['rps']:.1f}x" if stock and stock["rps"] else "n/a"
+        lines.append(f"{row['backend']:<11}{row['case']:<7}{row['server']:<7}{row['rps']:>9.1f}{row['p50']:>9.1f}"
+                     f"{row['p95']:>9.1f}{row['p99']:>9.1f}{row['errors']:>8d}{ratio:>12}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--features", type=int, default=100_000)
+    parser.add_argument("--duration", type=int, default=30)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--backends", default="geopackage,postgis")
+    parser.add_argument("--cases", default=",".join(CASES))
+    args = parser.parse_args()
+    args.cases = [c for c in args.cases.split(",") if c]
+    if shutil.which("wrk") is None:
+        sys.exit("Error: wrk is not installed; run 'apt-get install wrk' (or bash .ci/system-deps.sh as root)")
+    frame = buildings(args.features)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
+        for backend in args.backends.split(","):
+            folder = Path(tmp) / backend
+            folder.mkdir()
+            cluster = None
+            if backend == "postgis":
+                cluster = PostgresCluster()
+                cluster.start()
+            try:
+                rows += bench_backend(backend, frame, args, folder, cluster)
+            finally:
+                if cluster is not None:
+                    cluster.stop()
+    print(table(rows, args))
+
+
+if __name__ == "__main__":
+    main()
