@@ -9,7 +9,6 @@ server in one process instead.
 
 from __future__ import annotations
 
-import json
 import logging
 
 import click
@@ -99,19 +98,20 @@ def keys_list(env: Env, as_json: bool) -> None:
     from rich.table import Table
 
     from gis.backends.keys import KeyStore
+    from gis.display import cell, to_json
 
     with _catalog(env) as catalog:
         records = KeyStore(catalog.backend).list()
     if as_json:
-        click.echo(json.dumps([record.to_dict() for record in records], indent=2, ensure_ascii=False))
+        click.echo(to_json([record.to_dict() for record in records], indent=2))
         return
     table = Table(title="API keys")
     for column in ("id", "partner", "layers", "created", "expires", "status"):
         table.add_column(column)
-    for record in records:
+    for record in records:  # a partner's name is shown literally, never read as Rich markup
         status = "revoked" if record.revoked else ("active" if record.active() else "expired")
-        table.add_row(record.key_id, record.partner, ", ".join(record.layers), record.created[:19],
-                      (record.expires or "")[:19], status)
+        table.add_row(*map(cell, (record.key_id, record.partner, ", ".join(record.layers), record.created[:19],
+                                  (record.expires or "")[:19], status)))
     Console().print(table)
 
 

@@ -9,7 +9,9 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from gis.display import cell, printable
 from gis.errors import InputError
 
 STEP_LABELS = {"scene": "Laying out streets and blocks", "lidar": "Scanning lidar cells",
@@ -69,17 +71,20 @@ def print_summary(folder: Path, manifest: dict) -> None:
     console = Console()
     lidar, scene = manifest["lidar"], manifest["scene"]
     parameters = manifest["parameters"]
-    console.print(f"[bold]{folder}[/bold]: {parameters['size']:g} m x {parameters['size']:g} m district, "
-                  f"seed {parameters['seed']}, {lidar['points']:,} lidar points ({lidar['points_per_m2']} per m2)")
+    # A folder's name and a manifest's text are shown literally, never read as Rich markup.
+    console.print(Text.assemble((printable(folder), "bold"),
+                                f": {parameters['size']:g} m x {parameters['size']:g} m district, seed "
+                                f"{parameters['seed']}, {lidar['points']:,} lidar points "
+                                f"({lidar['points_per_m2']} per m2)"))
     files = Table("file", "size", "content", title="Files")
     for name, facts in manifest["files"].items():
-        files.add_row(name, _human(facts["bytes"]), facts["description"])
+        files.add_row(cell(name), _human(facts["bytes"]), cell(facts["description"]))
     console.print(files)
     classes = Table("ASPRS class", "points", "share", title="Lidar classes")
     for name, count in lidar["classes"].items():
-        classes.add_row(name, f"{count:,}", f"{100 * count / lidar['points']:.1f} %")
+        classes.add_row(cell(name), f"{count:,}", f"{100 * count / lidar['points']:.1f} %")
     console.print(classes)
-    console.print("Scene: " + ", ".join(f"{n} {k}" for k, n in scene.items()))
+    console.print(cell("Scene: " + ", ".join(f"{n} {k}" for k, n in scene.items())))
 
 
 def _human(size: int) -> str:
