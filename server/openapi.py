@@ -69,7 +69,28 @@ def openapi_document(config: dict) -> dict:
     for path in [p for p in document.get("paths", {}) if p.startswith(("/jobs", "/processes"))]:
         del document["paths"][path]  # pygeoapi's processes: not served here
     _add_filter_parameters(document)
+    _add_alternate_media_types(document)
     return document
+
+
+#: Every JSON-ish answer can also be asked as HTML (f=html) and pygeoapi gives some their own JSON types.
+_ALTERNATES = ("application/json", "application/geo+json", "application/ld+json", "application/schema+json",
+               "text/html")
+
+
+def _add_alternate_media_types(document: dict) -> None:
+    """Declare the media types the server also answers with (``f=html``, ``f=jsonld``, JSON Schema, GeoJSON)."""
+    responses = list(document.get("components", {}).get("responses", {}).values())
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict):
+                responses += [r for r in operation.get("responses", {}).values() if isinstance(r, dict)]
+    for response in responses:
+        content = response.get("content")
+        if not content or not any(media in content for media in _ALTERNATES):
+            continue  # images, GeoTIFF, OpenAPI itself: one type each
+        for media in _ALTERNATES:
+            content.setdefault(media, {"schema": {}})
 
 
 def _add_filter_parameters(document: dict) -> None:

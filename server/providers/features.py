@@ -32,13 +32,20 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from pygeoapi.provider.base import (BaseProvider, ProviderConnectionError, ProviderInvalidQueryError,
-                                    ProviderItemNotFoundError, ProviderQueryError)
+from pygeoapi.provider.base import (BaseProvider, ProviderConnectionError, ProviderGenericError,
+                                    ProviderInvalidQueryError, ProviderItemNotFoundError, ProviderQueryError)
 
 from server.providers import gpkg
 from server.providers.cql import Dialect, compile_filter, quote
 
 log = logging.getLogger(__name__)
+
+class VersionGone(ProviderGenericError):
+    """The version this provider was bound to is gone (past retention): the worker's snapshot is stale."""
+
+    http_status_code = 503
+    default_msg = "the layer was just republished; retry"
+
 
 MAX_OFFSET = 2**31 - 1  # beyond, a 400: no layer of the city has that many features
 _INTEGER = ("INT", "SERIAL")
@@ -202,7 +209,7 @@ class LuteceFeatures(BaseProvider):
         except sqlite3.OperationalError as exc:
             log.error("GeoPackage query failed: %s", exc)
             if "no such table" in str(exc):
-                raise ProviderItemNotFoundError(user_msg="collection not found") from None
+                raise VersionGone() from None
             raise ProviderQueryError(user_msg="the query could not be run on this layer") from None
         except (OverflowError, sqlite3.InterfaceError):
             raise ProviderInvalidQueryError(user_msg="a value of the query is out of range") from None
@@ -237,7 +244,7 @@ class LuteceFeatures(BaseProvider):
                                         f"LIMIT %s OFFSET %s", [*params, int(limit), int(offset)])
                             rows = cur.fetchall()
         except psycopg.errors.UndefinedTable:
-            raise ProviderItemNotFoundError(user_msg="collection not found") from None
+            raise VersionGone() from None
         except (psycopg.errors.DataError, psycopg.errors.NumericValueOutOfRange, psycopg.errors.SyntaxError,
                 psycopg.errors.UndefinedFunction, psycopg.errors.InvalidParameterValue,
                 psycopg.errors.InternalError_, OverflowError) as exc:

@@ -14,6 +14,20 @@ from flask import Flask, Response, request
 from server.app import ServerState, current_view, ogc_exception
 
 
+def run_current(api_function, *args, skip_valid_check: bool = False) -> Response:
+    """:func:`run`, once more on a fresh snapshot when the version read was just pruned (a stale worker)."""
+    from flask import g
+
+    from server.providers.features import VersionGone
+
+    response = run(api_function, *args, skip_valid_check=skip_valid_check)
+    if response.status_code == 503 and VersionGone.default_msg.encode() in response.get_data():
+        g.lutece_state.follower.poll()
+        g.lutece_view = None
+        response = run(api_function, *args, skip_valid_check=skip_valid_check)
+    return response
+
+
 def run(api_function, *args, skip_valid_check: bool = False) -> Response:
     """Run a pygeoapi API function on the caller's view and wrap its (headers, status, content)."""
     from pygeoapi.api import APIRequest, apply_gzip
@@ -77,10 +91,11 @@ def register(app: Flask, state: ServerState) -> None:
             if request.mimetype not in ("application/json", "application/query-cql-json", ""):
                 return ogc_exception(415, "InvalidParameterValue",
                                      "POST a CQL2 JSON filter (application/query-cql-json)")
-        return _drop_last_next_link(run(itemtypes.get_collection_items, collection_id, skip_valid_check=True))
+        return _drop_last_next_link(run_current(itemtypes.get_collection_items, collection_id,
+                                                skip_valid_check=True))
 
     def item(collection_id, item_id):
-        return run(itemtypes.get_collection_item, collection_id, item_id)
+        return run_current(itemtypes.get_collection_item, collection_id, item_id)
 
     def coverage(collection_id):
         return run(coverages.get_collection_coverage, collection_id, skip_valid_check=True)

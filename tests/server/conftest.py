@@ -187,7 +187,7 @@ def start_server(city: City, folder: Path, workers: int = 2) -> RunningServer:
         try:
             if requests.get(url + "/healthz", timeout=2).status_code == 200:
                 return RunningServer(url, process, log, city)
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         time.sleep(0.2)
     process.kill()
