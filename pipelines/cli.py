@@ -83,8 +83,11 @@ def run(ctx: click.Context, file: str, validate: bool, inputs: tuple[str, ...], 
                 tasks[phase] = bars.add_task(label, total=total)
             bars.update(tasks[phase], completed=done, total=total, description=label)
 
-        result = run_pipeline(plan, workers=config.data["workers"] if workers is None else workers,
-                              scheduler=scheduler or config.data["scheduler"], progress=report)
+        from pipelines.tiles3d import is_tiles3d, run_tiles3d
+
+        runner = run_tiles3d if is_tiles3d(plan) else run_pipeline
+        result = runner(plan, workers=config.data["workers"] if workers is None else workers,
+                        scheduler=scheduler or config.data["scheduler"], progress=report)
     if result.tiles_reused == result.tiles and not result.products:
         click.echo(f"{spec.name}: nothing to do, every product is up to date in {spec.output}")
     else:

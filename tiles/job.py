@@ -145,6 +145,19 @@ def join_subtrees(subtrees: list[Subtree], out: Path, settings: TilerSettings, e
     return out / "tileset.json"
 
 
+def street_corridors_reaching(settings: TilerSettings, headers: list[FileHeader]):
+    """The street corridors of a streets product (None for the others); refused when they miss every file."""
+    if settings.product.product != "streets":
+        return None
+    import shapely
+
+    corridor = street_corridors(settings.product, headers[0].crs)
+    if not any(corridor.intersects(shapely.box(*h.bounds)) for h in headers):
+        raise InputError(f"--streets {settings.product.streets}: the street corridors do not reach the lidar "
+                         f"({', '.join(h.path.name for h in headers)}); check that both cover the same place")
+    return corridor
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
@@ -170,10 +183,7 @@ def convert(inputs: list[str], out: Path, settings: TilerSettings, overwrite: bo
     files = input_files(inputs)
     model = settings.model()
     headers = [check_file(path, settings, model) for path in files]
-    corridor = street_corridors(settings.product, headers[0].crs) if settings.product.product == "streets" else None
-    if corridor is not None and not any(corridor.intersects(_box(h.bounds)) for h in headers):
-        raise InputError(f"--streets {settings.product.streets}: the street corridors do not reach the lidar "
-                         f"({', '.join(h.path.name for h in headers)}); check that both cover the same place")
+    corridor = street_corridors_reaching(settings, headers)
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -182,7 +192,7 @@ def convert(inputs: list[str], out: Path, settings: TilerSettings, overwrite: bo
         for header in headers:
             if tell:
                 tell(f"{header.path.name}: {header.points:,} points")
-            subtree = convert_file(header.path, settings, partial / _folder_name(header.path), corridor)
+            subtree = convert_file(header.path, settings, partial / subtree_name(header.path), corridor)
             (subtrees.append(subtree) if subtree is not None else skipped.append(header.path))
         if not subtrees:
             raise InputError(f"the {settings.product.product} product keeps no point of "
@@ -209,11 +219,6 @@ def software() -> dict[str, str]:
         "PROJ": pyproj.proj_version_str}
 
 
-def _folder_name(path: Path) -> str:
+def subtree_name(path: Path) -> str:
+    """The folder of a lidar file's subtree: its name, safe in a URI."""
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in path.stem)
-
-
-def _box(bounds):
-    import shapely
-
-    return shapely.box(*bounds)

@@ -14,14 +14,11 @@ from pathlib import Path
 import numpy as np
 import pyproj
 
+from gis.asprs import NOISES, TERRAIN
 from gis.errors import InputError
 from tiles.pointcloud import PointCloud
 
 PRODUCTS = ("full", "streets", "terrain")
-# ASPRS codes (LAS 1.4 R15): noise is 7 (low) and 18 (high); the terrain is ground 2 and water 9.
-# (They move to the one module of class codes, gis/asprs.py, as soon as it lands.)
-NOISE = (7, 18)
-TERRAIN = (2, 9)
 
 
 @dataclass(frozen=True)
@@ -87,7 +84,7 @@ def select(cloud: PointCloud, options: ProductOptions, corridor=None) -> np.ndar
         cells = np.floor(cloud.xyz[keep, :2] / options.spacing).astype(np.int64)
         _, first = np.unique(cells[:, 0] * (1 << 32) + cells[:, 1], return_index=True)
         return keep[np.sort(first)]
-    keep = np.flatnonzero(~np.isin(cloud.classification, NOISE))
+    keep = np.flatnonzero(~np.isin(cloud.classification, NOISES))
     if options.product == "streets":
         import shapely
 

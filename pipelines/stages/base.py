@@ -54,13 +54,16 @@ REQUIRED_METHODS: dict[str, tuple[str, ...]] = {
     "reader": ("plan", "decode", "assemble"),
     "filter": ("process",),
     "writer": ("filename", "layer", "tile_part"),
+    # a writer converting whole files (writers.3dtiles, run by pipelines.tiles3d), not tiles with a halo
+    "writer.whole_files": ("filename", "layer"),
 }
 
 
 def missing_methods(stage_class: type[Stage]) -> list[str]:
     """The methods ``stage_class`` leaves abstract or lacks for its kind (empty for a runnable stage)."""
     abstract = sorted(getattr(stage_class, "__abstractmethods__", ()))
-    required = REQUIRED_METHODS.get(stage_class.kind, ())
+    shape = stage_class.kind + (".whole_files" if getattr(stage_class, "whole_files", False) else "")
+    required = REQUIRED_METHODS.get(shape, ())
     lacking = [name for name in required if not callable(getattr(stage_class, name, None))]
     return abstract + [name for name in lacking if name not in abstract]
 

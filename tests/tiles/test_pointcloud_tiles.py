@@ -13,9 +13,9 @@ import shapely
 from tiles_support import MAX_POINTS, validate_gltf
 from scipy.spatial import cKDTree
 
+from gis.asprs import NOISES, TERRAIN
 from tiles.tileset import check_tileset, iter_tiles
 
-NOISE = (7, 18)  # ASPRS low and high noise
 LAMBERT93_PROJ = "+proj=lcc +lat_0=46.5 +lon_0=3 +lat_1=49 +lat_2=44 +x_0=700000 +y_0=6600000 +ellps=GRS80"
 
 
@@ -73,7 +73,7 @@ def test_tileset_structure(tilesets, decoded, product):
 
 def test_attributes_survive_the_full_product(decoded, source):
     _, contents = decoded["full"]
-    kept = ~np.isin(source["classification"], NOISE)
+    kept = ~np.isin(source["classification"], NOISES)
     classes = gathered(contents, "classification")
     assert len(classes) == kept.sum()  # nothing lost, nothing duplicated
     assert np.array_equal(np.bincount(classes, minlength=256), np.bincount(source["classification"][kept], minlength=256))
@@ -112,19 +112,19 @@ def test_streets_product_holds_the_corridors(district, decoded, source):
     points = shapely.points(xyz[:, 0], xyz[:, 1])
     # distance to each centreline, compared with its reach: the corridor without building any buffer polygon
     slack = np.min([shapely.distance(points, line) - r for line, r in zip(streets.geometry, reach)], axis=0)
-    usable = ~np.isin(classes, NOISE)
+    usable = ~np.isin(classes, NOISES)
     surely_in, maybe_in = usable & (slack < -0.05), usable & (slack < 0.05)
     count = len(gathered(contents, "classification"))
     assert surely_in.sum() <= count <= maybe_in.sum()
     assert 0.2 * len(xyz) < count < 0.8 * len(xyz)
-    assert not np.isin(gathered(contents, "classification"), NOISE).any()
+    assert not np.isin(gathered(contents, "classification"), NOISES).any()
 
 
 def test_terrain_product_is_ground_and_water_one_point_per_metre(decoded, source):
     _, contents = decoded["terrain"]
     classes = gathered(contents, "classification")
-    assert set(np.unique(classes)) <= {2, 9}
-    terrain = np.isin(source["classification"], (2, 9))
+    assert set(np.unique(classes)) <= set(TERRAIN)
+    terrain = np.isin(source["classification"], TERRAIN)
     cells = np.unique(np.floor(source["xyz"][terrain, :2]).astype(np.int64), axis=0)
     assert len(classes) == len(cells)
 

@@ -1,0 +1,160 @@
+"""Running a pipeline whose writers are ``writers.3dtiles``: one subtree per lidar file, one root tileset.
+
+Each file is converted by a task on the pipeline's executor (in-process or
+Dask, :mod:`pipelines.executors`) into the work folder, under a key of the
+file's sha256, the writer's options, the geoid grid's sha256 and the
+software version: a rerun after one file changed converts only that file and
+writes the root again. The product folder is assembled from the subtrees
+(hard links, no copy) next to the output and appears in one rename, with its
+lineage sidecar; a product whose job key is unchanged is left as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from gis import __version__
+from gis.errors import InputError
+from pipelines.cache import WORK
+from pipelines.executors import TaskContext, executor_for
+from pipelines.lineage import file_sha256, software_versions
+from pipelines.plan import Plan
+from pipelines.runner import RunResult
+
+Progress = Callable[..., None]
+
+
+def is_tiles3d(plan: Plan) -> bool:
+    """Whether the plan's writers convert whole files into 3D Tiles (refusing a mix with other writers)."""
+    whole = [getattr(writer, "whole_files", False) for writer in plan.writers]
+    if any(whole) and not all(whole):
+        raise InputError(f"{plan.spec.source}: writers.3dtiles cannot share a pipeline with other writers yet; "
+                         "run the 3D Tiles writers in a pipeline of their own")
+    if any(whole) and any(stage.kind == "filter" for stage in plan.stages):
+        raise InputError(f"{plan.spec.source}: writers.3dtiles reads the lidar files as they are; remove the "
+                         "filters from this pipeline (the products leave noise classes out themselves)")
+    return any(whole)
+
+
+def run_tiles3d(plan: Plan, workers: int = 0, scheduler: str | None = None,
+                progress: Progress | None = None) -> RunResult:
+    """Run a plan whose writers are all ``writers.3dtiles``; see the module docstring."""
+    from tiles.job import check_file, street_corridors_reaching
+
+    progress = progress or (lambda *_: None)
+    started = time.perf_counter()
+    output = plan.spec.output
+    work = output / WORK / "3dtiles"
+    work.mkdir(parents=True, exist_ok=True)
+    jobs = plan.reader.plan(plan.crs)  # every header checked: points, scales, CRS, the same CRS everywhere
+    paths = [job.path for job in jobs]
+    hashes = {path: file_sha256(path, output / WORK / "hashes.json") for path in paths}
+    crs_in = plan.reader.options.crs_in
+    tasks = []
+    for writer in plan.writers:  # everything each writer can refuse, before any conversion
+        settings = writer.options.tiler(crs_in)
+        model = settings.model()
+        headers = [check_file(path, settings, model) for path in paths]
+        corridor = street_corridors_reaching(settings, headers)
+        keys = {path: _digest({"file": hashes[path], "tiler": settings.describe(), "geoid": model.grid_sha256,
+                               "lutece": __version__}) for path in paths}
+        tasks.append((writer, settings, corridor, keys))
+    executor = executor_for(workers, scheduler)
+    failures: list[str] = []
+    converted: set[Path] = set()
+    try:
+        for writer, settings, corridor, keys in tasks:
+            todo = [path for path in paths if not (work / keys[path] / "done.json").is_file()]
+            converted.update(todo)
+            shared = executor.share((settings, corridor))
+            done = 0
+            for outcome in executor.map(convert_task, todo, shared, keys, work, task_threads=2 if len(todo) == 1 else 1,
+                                        key=lambda path, keys=keys: f"3dtiles-{keys[path]}"):
+                done += 1
+                progress("tiles", done, len(todo), writer.tag)
+                if outcome.error is not None:
+                    failures.append(f"{outcome.item}: {outcome.error}")
+    finally:
+        executor.close()
+    if failures:
+        raise InputError(failures[0] + (f" ({len(failures)} files failed; the others' work is kept, rerun after "
+                                        "fixing)" if len(failures) > 1 else ""))
+    products, skipped = [], []
+    for writer, settings, _, keys in tasks:
+        target, written = assemble(plan, writer, settings, keys, hashes, work)
+        (products if written else skipped).append(target)
+    current = {key for _, _, _, keys in tasks for key in keys.values()}
+    for folder in work.iterdir():
+        if folder.name not in current:
+            shutil.rmtree(folder, ignore_errors=True)
+    total = sum(job.point_count for job in jobs)
+    return RunResult(products, len(paths), len(paths) - len(converted), total, time.perf_counter() - started, skipped)
+
+
+def convert_task(path: Path, shared: tuple, keys: dict[Path, str], work: Path, *, needed: dict,
+                 context: TaskContext) -> str:
+    """Convert one lidar file into ``work/<key>/`` and mark it done; returns the key."""
+    from tiles.job import convert_file, subtree_name
+
+    settings, corridor = shared
+    folder = work / keys[path]
+    shutil.rmtree(folder, ignore_errors=True)  # leftovers of a run killed half-way
+    folder.mkdir(parents=True)
+    context.tell(path.name)
+    subtree = convert_file(path, settings, folder / subtree_name(path), corridor, threads=context.threads)
+    record = {"file": str(path), "subtree": None if subtree is None else asdict(subtree)}
+    (folder / "done.json").write_text(json.dumps(record), encoding="utf-8")
+    return keys[path]
+
+
+def assemble(plan: Plan, writer, settings, keys: dict[Path, str], hashes: dict[Path, str],
+             work: Path) -> tuple[Path, bool]:
+    """The writer's product folder from its subtrees; (its path, False when the same job already made it)."""
+    from tiles.job import join_subtrees, subtree_name
+    from tiles.tileset import Subtree, write_json
+
+    output = plan.spec.output
+    target = output / writer.filename()
+    sidecar = target.with_name(target.name + ".lineage.json")
+    job_key = _digest({"keys": sorted(keys.values()), "writer": writer.describe()})
+    if target.is_dir() and sidecar.is_file() and json.loads(sidecar.read_text()).get("job_key") == job_key:
+        return target, False
+    records = [json.loads((work / keys[path] / "done.json").read_text()) for path in keys]
+    subtrees = [Subtree(**record["subtree"]) for record in records if record["subtree"] is not None]
+    if not subtrees:
+        raise InputError(f"stage '{writer.tag}': the {settings.product.product} product keeps no point of the "
+                         "input files" + ("; the street corridors hold none" if settings.product.streets else ""))
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        partial.mkdir(parents=True)
+        for path in keys:
+            source = work / keys[path] / subtree_name(path)
+            if source.is_dir():
+                shutil.copytree(source, partial / subtree_name(path), copy_function=os.link)
+        lineage = {"inputs": [{"path": str(path), "sha256": hashes[path]} for path in keys],
+                   "stages": [stage.describe() for stage in (plan.reader, writer)], "software": software_versions(),
+                   "heights": settings.model().describe(), "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        join_subtrees(subtrees, partial, settings, {"job_key": job_key})
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    old = target.with_name(target.name + ".old")
+    if target.exists():
+        target.rename(old)
+    partial.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    write_json({"job_key": job_key, "product": target.name, "layers": {writer.layer(): lineage}}, sidecar)
+    return target, True
+
+
+def _digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
