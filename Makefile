@@ -25,6 +25,10 @@ DEMO     := build/demo
 PRODUCTS := $(DEMO)/products
 DISTRICT := $(DEMO)/district/manifest.json
 CITY     := $(BIN)/lutece --config $(DEMO)/lutece.yml
+# `make demo` ends serving the city in the foreground; `SERVE=0 make demo` stops after publishing.
+SERVE    ?= 1
+PORT     ?= 5000
+URL      := http://127.0.0.1:$(PORT)
 
 demo: $(STAMP) $(DISTRICT)
 	$(BIN)/lutece doctor
@@ -39,6 +43,15 @@ demo: $(STAMP) $(DISTRICT)
 	$(CITY) publish $(PRODUCTS)/layers.gpkg --source-layer trees --layer trees --licence restricted --access shared --theme vegetation --title "Arbres détectés (partenaires)"
 	$(CITY) layers list
 	@echo "Products and run report: $(PRODUCTS)/report.html; the city GIS: $(DEMO)/city"
+	@if [ "$(SERVE)" = "0" ]; then exit 0; fi; \
+	echo ""; \
+	echo "Serving the demo city (Ctrl-C stops it):"; \
+	echo "  landing page          $(URL)/"; \
+	echo "  buildings (features)  $(URL)/collections/buildings/items"; \
+	echo "  terrain (coverage)    $(URL)/collections/dtm/coverage?f=png"; \
+	echo "  OpenAPI document      $(URL)/openapi"; \
+	echo "  QGIS/GDAL             ogrinfo OAPIF:$(URL)"; \
+	exec $(CITY) serve --host 127.0.0.1 --port $(PORT) --workers 2
 
 # The demo's district, generated again only when the generator changes.
 $(DISTRICT): $(STAMP) $(wildcard pipelines/synthetic/*.py)

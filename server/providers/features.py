@@ -275,7 +275,8 @@ class LuteceFeatures(BaseProvider):
             texts = shapely.to_geojson(geometries)
         features = []
         for index, row in enumerate(rows):
-            properties = {name: _json_value(value) for name, value in zip(columns, row[1:1 + len(columns)])}
+            properties = {name: value if type(value) in _PLAIN else _json_value(value)
+                          for name, value in zip(columns, row[1:1 + len(columns)])}
             geometry = None
             if geometries is not None and texts[index] is not None:
                 geometry = json.loads(texts[index])
@@ -298,6 +299,9 @@ def _typed(value: str, kind: str, name: str):
     except (ValueError, KeyError):
         raise ProviderInvalidQueryError(user_msg=f"{name}={value!r} is not a {kind}") from None
     return value
+
+
+_PLAIN = (int, str, type(None), bool)
 
 
 def _json_value(value):

@@ -9,6 +9,8 @@ layer that does not exist.
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask, Response, request
 
 from server.app import ServerState, current_view, ogc_exception
@@ -42,6 +44,9 @@ def run(api_function, *args, skip_valid_check: bool = False) -> Response:
     return Response(content, status, headers)
 
 
+_COUNTS = re.compile(rb'"numberMatched":(\d+),"numberReturned":(\d+)')
+
+
 def _drop_last_next_link(response: Response) -> Response:
     """pygeoapi links a "next" page whenever a page is full, even the last one; drop it when nothing follows."""
     import json
@@ -49,11 +54,13 @@ def _drop_last_next_link(response: Response) -> Response:
     if response.status_code != 200 or response.mimetype not in ("application/json", "application/geo+json") \
             or response.content_encoding:
         return response
-    page = json.loads(response.get_data())
-    matched, returned = page.get("numberMatched"), page.get("numberReturned")
+    data = response.get_data()
+    counts = _COUNTS.search(data, max(0, len(data) - 4096)) or _COUNTS.search(data)
     offset = request.args.get("offset", "0")
-    if matched is None or returned is None or not offset.isdigit() or int(offset) + returned < matched:
-        return response
+    if counts is None or b'"rel":"next"' not in data or not offset.isdigit() \
+            or int(offset) + int(counts.group(2)) < int(counts.group(1)):
+        return response  # the usual case: decided without parsing the page
+    page = json.loads(data)
     page["links"] = [link for link in page.get("links", []) if link.get("rel") != "next"]
     response.set_data(json.dumps(page, ensure_ascii=False, separators=(",", ":")))
     return response

@@ -29,13 +29,13 @@ GDAL_TYPES = {"Polygon": "Polygon", "LineString": "LineString", "Point": "Point"
 @pytest.fixture(scope="module")
 def keys(city, server):
     """Keys made with the real CLI: one for trees, one for rooms, one revoked; a made-up one."""
-    trees = city.lutece("keys", "create", "--partner", "Arbres & Co", "--layers", "trees").stdout.strip()
-    rooms = city.lutece("keys", "create", "--partner", "Plans SA", "--layers", "rooms",
+    trees = city.lutece("keys", "create", "--partner", "Arbres & Co", "--layers", "trees",
                         "--expires", "2999-12-31").stdout.strip()
     from gis.backends.keys import KeyStore
 
     with city.catalog() as catalog:
         store = KeyStore(catalog.backend)
+        rooms, _record = store.create("Plans SA", ["rooms"])
         revoked, record = store.create("Ancien", ["trees", "rooms"])
         store.revoke(record.key_id)
     wait_until(lambda: server.get("/collections/trees", key=trees).status_code == 200)
@@ -110,6 +110,7 @@ ROUTE_FAMILIES = [
     "/collections/{id}/queryables", "/collections/{id}/queryables?f=html", "/collections/{id}/schema",
     "/collections/{id}/coverage", "/collections/{id}/map", "/collections/{id}/tiles",
     "/collections/{id}/tiles/WebMercatorQuad/16/33198/22548", "/collections/{id}/3dtiles",
+    "/collections/catalog_records/items/{id}",
 ]
 
 
@@ -162,7 +163,10 @@ def test_reclassified_layer_disappears_within_5_seconds(server, city):
 
 
 def test_revocation_within_5_seconds(server, city):
-    key = city.lutece("keys", "create", "--partner", "Éphémère", "--layers", "trees").stdout.strip()
+    from gis.backends.keys import KeyStore
+
+    with city.catalog() as catalog:
+        key, _record = KeyStore(catalog.backend).create("Éphémère", ["trees"])
     wait_until(lambda: all(server.get("/collections/trees", key=key).status_code == 200 for _ in range(4)))
     listed = json.loads(city.lutece("keys", "list", "--json").stdout)
     record = next(item for item in listed if item["partner"] == "Éphémère")
@@ -308,11 +312,9 @@ def test_schemathesis_finds_no_5xx_and_conforming_answers(server, tmp_path):
     assert report.returncode == 0, report.stdout[-4000:] + report.stderr[-2000:]
 
 
-def test_sigterm_stops_cleanly(city, tmp_path):
-    from conftest import start_server
-
-    running = start_server(city, tmp_path, workers=1)
-    assert running.get("/collections").status_code == 200
-    assert running.stop() == 0
-    log = running.log.read_text(errors="replace")
+def test_sigterm_stops_cleanly(server):
+    """Last of the module: SIGTERM stops the module's server with exit code 0 and no traceback."""
+    assert server.get("/collections").status_code == 200
+    assert server.stop() == 0
+    log = server.log.read_text(errors="replace")
     assert "Traceback" not in log and "Shutting down" in log
