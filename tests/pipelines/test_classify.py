@@ -11,16 +11,20 @@ from scipy import ndimage
 
 from gis import asprs
 from gis.errors import InputError
-from pipelines.algorithms.classify import classify_above_ground, vegetation_class
+from pipelines.algorithms.classify import classify_above_ground
 
 BUILDING, VEGETATION, OTHER = "building", "vegetation", "other"
 NOT_ABOVE_GROUND = (*asprs.TERRAIN, asprs.NOISE, asprs.IGN_ARTEFACT, asprs.IGN_VIRTUAL)
 NOMINAL_DENSITY = 10.0  # points/m2 the classifier's default distances are meant for (IGN LiDAR HD)
-# Agreement with IGN on its building and vegetation points, measured (0.980 and 0.699) less 2 points.
-# The second tile is thinned to 0.3 points/m2, 30 times sparser than LiDAR HD: out of the method's domain.
-IGN_AGREEMENT = {"test_data_77050_627755_LA93_IGN69.laz": 0.96,
-                 "test_semis_2021_0382_6565_LA93_IGN69_cropped.laz": 0.67}
-UNKNOWN_TILE_AGREEMENT = 0.6  # a tile added later to the shared folder: better than a guess
+# Agreement with IGN on its building and vegetation points. Issue 3 sets no target for this separation; it asks
+# >= 95 % agreement with IGN's ground class on the real tiles, and the same bar is used here for tiles of LiDAR HD's
+# density (10-20 points/m2, issue 3). Sparser tiles (the shared sample at 0.3 points/m2) are outside the method's
+# domain: there it must still beat, by 10 points, guessing IGN's majority class for every point.
+IGN_AGREEMENT = 0.95
+SPARSE_DENSITY = 10.0  # points/m2
+SPARSE_GAIN_OVER_MAJORITY = 0.10
+# IGN LiDAR HD's vegetation classes by height above ground, written out: low below 0.5 m, medium below 1.5 m.
+IGN_VEGETATION_LIMITS = ((0.5, asprs.LOW_VEGETATION), (1.5, asprs.MEDIUM_VEGETATION), (np.inf, asprs.HIGH_VEGETATION))
 
 
 def _category(classes: np.ndarray) -> np.ndarray:
@@ -82,7 +86,9 @@ def test_district_buildings_and_vegetation_match_the_truth(district_run):
 def test_district_vegetation_takes_its_class_from_its_height(district_run):
     truth, found, height, _ = district_run
     vegetation = np.isin(found, asprs.VEGETATION)
-    assert np.array_equal(found[vegetation], vegetation_class(height[vegetation]))
+    expected = np.select([height < limit for limit, _ in IGN_VEGETATION_LIMITS],
+                         [code for _, code in IGN_VEGETATION_LIMITS])
+    assert np.array_equal(found[vegetation], expected[vegetation])
     both = vegetation & np.isin(truth, asprs.VEGETATION)
     assert np.mean(found[both] == truth[both]) > 0.99  # the generator uses IGN's limits too
 
@@ -103,7 +109,11 @@ def test_ign_tiles_agree_with_ign_on_buildings_and_vegetation(ign_tiles):
         scores = _scores(classes[above][judged], found[judged])
         _report(f"{tile.name} ({density:.1f} points/m2, {judged.sum()} judged)",
                 {name: value for name, value in scores.items() if not name.startswith(OTHER)})
-        assert scores["agreement"] >= IGN_AGREEMENT.get(tile.name, UNKNOWN_TILE_AGREEMENT), tile.name
+        if density >= SPARSE_DENSITY:
+            assert scores["agreement"] >= IGN_AGREEMENT, tile.name
+        else:
+            majority = max(np.mean(_category(classes[above][judged]) == name) for name in (BUILDING, VEGETATION))
+            assert scores["agreement"] >= majority + SPARSE_GAIN_OVER_MAJORITY, tile.name
 
 
 def _terrain_from_ground(xyz: np.ndarray, ground: np.ndarray, cell: float) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 import rasterio
 import shapely
 from scipy import ndimage
-from scipy.optimize import linear_sum_assignment
+from tree_matching import match_trees
 
 from gis import asprs
 from gis.errors import InputError
@@ -49,17 +49,6 @@ def detected(district_chm) -> gpd.GeoDataFrame:
     return detect_trees(district_chm)
 
 
-def _match(truth: gpd.GeoDataFrame, found: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """One-to-one matches (Hungarian) of found tops within max(2 m, half the crown radius) of a true trunk."""
-    distance = np.hypot(truth.geometry.x.values[:, None] - found.geometry.x.values[None],
-                        truth.geometry.y.values[:, None] - found.geometry.y.values[None])
-    reach = np.maximum(2.0, 0.5 * truth.crown_radius_m.values)[:, None]
-    cost = np.where(distance <= reach, distance, 1e6)
-    rows, cols = linear_sum_assignment(cost)
-    matched = cost[rows, cols] < 1e6
-    return rows[matched], cols[matched]
-
-
 def test_canopy_height_model_is_the_vegetation_height_above_ground(district_chm, true_trees):
     data = district_chm.data
     assert data.dtype == np.float32 and data.shape == district_chm.grid.shape
@@ -83,7 +72,7 @@ def test_canopy_height_model_fills_pits_but_not_the_open():
 
 
 def test_trees_are_found_with_their_heights_and_crowns(district_chm, true_trees, detected):
-    truth, found = _match(true_trees, detected)
+    truth, found = match_trees(true_trees, detected)
     precision, recall = len(truth) / len(detected), len(truth) / len(true_trees)
     f1 = 2 * precision * recall / (precision + recall)
     height_error = detected.height_m.values[found] - true_trees.height_m.values[truth]
@@ -207,3 +196,11 @@ def test_canopy_sewing_unites_the_pieces_cut_by_tile_edges_and_keeps_the_others(
     assert len(sewn) == len(expected) == 3
     assert sorted(shapely.area(sewn).round(6)) == sorted(shapely.area(expected).round(6))
     assert shapely.area(shapely.symmetric_difference(shapely.union_all(sewn), shapely.union_all(expected))) < 1e-9
+
+
+def test_one_detected_top_stands_for_one_true_tree():
+    """The matching the F1 scores use is one to one: a nearest join would count both trees found here."""
+    truth = gpd.GeoDataFrame({"crown_radius_m": [3.0, 3.0]}, geometry=gpd.points_from_xy([0.0, 3.0], [0.0, 0.0]))
+    found = gpd.GeoDataFrame(geometry=gpd.points_from_xy([1.5], [0.0]))
+    true_index, found_index = match_trees(truth, found)
+    assert len(true_index) == len(found_index) == 1
