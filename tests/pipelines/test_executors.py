@@ -80,13 +80,34 @@ def test_dask_gives_the_same_outcomes():
         executor.close()
 
 
-def test_nothing_in_pipelines_imports_the_runner_back():
-    """The runner drives the tasks and executors; only the command line imports it."""
-    importers = []
+def _pipelines_imports() -> dict[str, set[str]]:
+    """Each module of pipelines/ and the modules of pipelines/ it imports (at any depth of its code)."""
+    graph = {}
     for path in PIPELINES.rglob("*.py"):
+        name = ".".join(path.relative_to(PIPELINES.parent).with_suffix("").parts).removesuffix(".__init__")
+        imported = set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [node.module] if isinstance(node, ast.ImportFrom) else \
-                [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
-            if "pipelines.runner" in names:
-                importers.append(path.name)
-    assert sorted(set(importers)) == ["cli.py"]
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+        graph[name] = imported
+    return {name: {other for other in imported if other in graph} for name, imported in graph.items()}
+
+
+def test_no_module_of_pipelines_imports_back_what_imports_it():
+    """The runner imports the tasks and the executors; neither may import the runner, nor any module its own importer."""
+    graph = _pipelines_imports()
+    assert {"pipelines.tasks", "pipelines.executors"} <= graph["pipelines.runner"]
+
+    def reaches(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for other in graph[todo.pop()] - seen:
+                seen.add(other)
+                todo.append(other)
+        return seen
+
+    cycles = sorted(name for name in graph if name in reaches(name))
+    assert cycles == []
+    assert "pipelines.runner" not in reaches("pipelines.executors") | reaches("pipelines.tasks")
