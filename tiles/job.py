@@ -116,15 +116,14 @@ def convert_file(path: Path, settings: TilerSettings, folder: Path, corridor=Non
     keep = select(cloud, settings.product, corridor)
     if len(keep) == 0:
         return None
-    if len(keep) < len(cloud):
-        cloud = cloud.subset(keep)
     placement = Placement(cloud.crs, settings.model())
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     metadata = {"source": path.name, "crs": cloud.crs.to_string(), "product": settings.product.product,
                 **{k: v for k, v in placement.model.describe().items() if v is not None}}
     try:
-        subtree = tile_cloud(cloud, partial, placement, settings.spec, settings.max_points, metadata, threads)
+        subtree = tile_cloud(cloud, partial, placement, settings.spec, settings.max_points, metadata, threads,
+                             keep=None if len(keep) == len(cloud) else keep)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

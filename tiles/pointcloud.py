@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import laspy
@@ -78,11 +78,6 @@ class PointCloud:
 
     def __len__(self) -> int:
         return len(self.xyz)
-
-    def subset(self, index: np.ndarray) -> PointCloud:
-        return replace(self, xyz=self.xyz[index], classification=self.classification[index],
-                       intensity=self.intensity[index], return_number=self.return_number[index],
-                       rgb=None if self.rgb is None else self.rgb[index])
 
 
 def read_cloud(path: Path, crs_in: str | None = None) -> PointCloud:
@@ -135,23 +130,29 @@ class Node:
     children: list[Node] = field(default_factory=list)
 
 
-def build_octree(local: np.ndarray, max_points: int) -> tuple[np.ndarray, Node]:
-    """The octree of points in a local frame: (the order sorting the points, the root node).
+def build_octree(local: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray, Node]:
+    """The octree of points in a local frame: (the order sorting the points, their sorted coordinates
+    (3, n), the root node).
 
     Node indices refer to the sorted order. Every point is in exactly one node; no node holds more
     than ``max_points``.
     """
     lo = local.min(axis=0)
     size = float((local.max(axis=0) - lo).max()) * (1 + 1e-9) + 1e-3
-    cells = np.floor((local - lo) * ((1 << MORTON_BITS) / size)).astype(np.uint64)
-    np.minimum(cells, (1 << MORTON_BITS) - 1, out=cells)
-    codes = _spread(cells[:, 0]) | (_spread(cells[:, 1]) << np.uint64(1)) | (_spread(cells[:, 2]) << np.uint64(2))
+    scale = (1 << MORTON_BITS) / size
+    codes = np.zeros(len(local), dtype=np.uint64)
+    for axis in range(3):
+        cell = ((local[:, axis] - lo[axis]) * scale).astype(np.uint64)  # >= 0: truncation is the floor
+        np.minimum(cell, np.uint64((1 << MORTON_BITS) - 1), out=cell)
+        codes |= _spread(cell) << np.uint64(axis)
     order = np.argsort(codes, kind="stable")
     codes = codes[order]
-    columns = np.ascontiguousarray(local[order].T)  # one contiguous row per axis: fast extremes of a range
+    columns = np.empty((3, len(local)))  # one contiguous row per axis: fast extremes of a range
+    for axis in range(3):
+        np.take(local[:, axis], order, out=columns[axis])
     taken = np.zeros(len(codes), dtype=bool)
     root = _node(codes, columns, taken, 0, len(codes), 0, "r", size, max_points)
-    return order, root
+    return order, columns, root
 
 
 def _node(codes, columns, taken, start, stop, depth, name, size, max_points) -> Node:
@@ -414,29 +415,33 @@ def _read_pnts(raw: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 
 def tile_cloud(cloud: PointCloud, out: Path, placement: Placement, spec: str, max_points: int,
-               metadata: dict, threads: int = 2) -> Subtree:
-    """Write ``cloud`` as one tileset in the folder ``out`` (created), in a local frame of its own.
+               metadata: dict, threads: int = 2, keep: np.ndarray | None = None) -> Subtree:
+    """Write the points ``keep`` of ``cloud`` (all by default) as one tileset in the folder ``out`` (created),
+    in a local frame of its own.
 
     Returns the subtree as a root tileset references it. Writes into ``out`` only; the caller makes the
     folder appear whole.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    xyz = cloud.xyz
-    bounds = (float(xyz[:, 0].min()), float(xyz[:, 1].min()), float(xyz[:, 0].max()), float(xyz[:, 1].max()))
-    frame = placement.local_frame(bounds, height=float(np.median(xyz[:: max(1, len(xyz) // 1000), 2])))
-    local = placement.to_local(frame, xyz[:, 0], xyz[:, 1], xyz[:, 2])
-    order, root = build_octree(local, max_points)
-    local = local[order]
-    attributes = {name: getattr(cloud, name)[order] for name in ATTRIBUTES}
-    rgb = cloud.rgb[order] if cloud.rgb is not None else None
+    x, y, z = (cloud.xyz[:, axis] if keep is None else cloud.xyz[keep, axis] for axis in range(3))
+    bounds = (float(x.min()), float(y.min()), float(x.max()), float(y.max()))
+    frame = placement.local_frame(bounds, height=float(np.median(z[:: max(1, len(z) // 1000)])))
+    local = placement.to_local(frame, x, y, z)
+    del x, y, z
+    order, columns, root = build_octree(local, max_points)
+    del local
+    index = order if keep is None else keep[order]
+    attributes = {name: getattr(cloud, name)[index] for name in ATTRIBUTES}
+    rgb = cloud.rgb[index] if cloud.rgb is not None else None
+    del index, order
     out.mkdir(parents=True)
     extension = ".glb" if spec == "1.1" else ".pnts"
     nodes = list(iter_nodes(root))
 
     def write(node: Node) -> int:
         index = node.points
-        data = TileData(local[index], {name: values[index] for name, values in attributes.items()},
+        data = TileData(columns[:, index].T, {name: values[index] for name, values in attributes.items()},
                         None if rgb is None else rgb[index])
         return write_content(data, node.mins, node.maxs, out / f"{node.name}{extension}", spec)
 
