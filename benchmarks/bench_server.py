@@ -23,8 +23,11 @@ The table gives requests/s, p50/p95/p99 latency, errors (socket errors and
 non-2xx answers), and ours/stock throughput. Targets (issue 11): 0 errors,
 items >= 20x stock SQLiteGPKG and >= 2x stock PostgreSQL, p95 < 100 ms.
 
+Each case is preceded by ``--warmup`` seconds of the same load, not measured
+(each worker imports, connects and fills its caches first).
+
 Usage: .venv/bin/python benchmarks/bench_server.py [--features 100000] [--duration 30] [--connections 32]
-       [--workers 2] [--backends geopackage,postgis] [--cases items,item,tile]
+       [--warmup 5] [--workers 2] [--backends geopackage,postgis] [--cases items,item,tile]
 """
 
 from __future__ import annotations
@@ -255,8 +258,10 @@ def bench_backend(backend: str, frame, args, folder: Path, cluster) -> list[dict
             openapi = folder / "stock-openapi.yml"
             script = ("import sys, pathlib, stock_pygeoapi as s; "
                       "pathlib.Path(sys.argv[2]).write_text(s.openapi_document(sys.argv[1]))")
-            subprocess.run([sys.executable, "-c", script, str(stock), str(openapi)], check=True, cwd=HERE,
-                           capture_output=True, env={**os.environ, "PYTHONPATH": str(HERE)})
+            made = subprocess.run([sys.executable, "-c", script, str(stock), str(openapi)], cwd=HERE,
+                                  capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(HERE)})
+            if made.returncode != 0:
+                raise RuntimeError(f"pygeoapi's OpenAPI document failed: {made.stderr[-3000:]}")
             env = {"PYGEOAPI_CONFIG": str(stock), "PYGEOAPI_OPENAPI": str(openapi),
                    "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
         server = Gunicorn(target, port, args.workers, env, folder / f"{name}-{backend}.log")
@@ -267,6 +272,9 @@ def bench_backend(backend: str, frame, args, folder: Path, cluster) -> list[dict
                     rows.append({"backend": backend, "server": name, "case": case, "na": True})
                     continue
                 print(f"{backend} {name} {case} ...", file=sys.stderr, flush=True)
+                if args.warmup:  # every worker imports, connects and fills its caches first (not measured)
+                    run_wrk(f"http://127.0.0.1:{port}", case, bounds, len(frame), args.warmup, args.connections,
+                            folder, tile_query if case == "tile" else "")
                 result = run_wrk(f"http://127.0.0.1:{port}", case, bounds, len(frame), args.duration,
                                  args.connections, folder, tile_query if case == "tile" else "")
                 rows.append({"backend": backend, "server": name, "case": case, **result})
@@ -300,6 +308,7 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=100_000)
     parser.add_argument("--duration", type=int, default=30)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=5, help="seconds of unmeasured load before each case")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backends", default="geopackage,postgis")
     parser.add_argument("--cases", default=",".join(CASES))

@@ -49,6 +49,7 @@ access_log = logging.getLogger("lutece.access")
 ROUTES: list[str] = [
     "server.app:register_delivery",  # 3D Tiles, vector tiles, coverages and maps: answered before pygeoapi
     "server.routes.ogc:register",
+    "server.routes.listing:register",  # the records collection and vector-tile links in pygeoapi's listings
 ]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

@@ -1,0 +1,147 @@
+"""The leak sweep of the delivery route families, through the real server (gunicorn, 2 workers), with real keys.
+
+Every path of :data:`delivery_routes.DELIVERY_ROUTES`, for every shared and
+internal layer of the kinds it serves, asked anonymously, with a wrong key,
+with a revoked key and with a key for another layer, answers byte for byte
+as for a layer that does not exist (status, content type, body). The same
+paths with the right key do serve the shared layer, so the sweep can fail.
+Also: the records list only what the caller may see, and a layer reclassified
+open -> shared while the server runs disappears from every family.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from delivery_routes import DELIVERY_ROUTES
+from delivery_support import write_tileset
+
+MISSING = "inexistante"
+KINDS = {"raster": "mnt", "pointcloud-3dtiles": "nuage"}
+
+
+@pytest.fixture(scope="module")
+def delivered(city, server, tmp_path_factory, district):
+    """The test city plus rasters and 3D Tiles of each access level, and keys, published while the server runs."""
+    from rasterio.shutil import copy
+
+    from gis.backends.keys import KeyStore
+
+    folder = tmp_path_factory.mktemp("delivery")
+    cog = folder / "dtm.tif"
+    copy(district / "truth-dtm.tif", cog, driver="COG")
+    layers = {}
+    with city.catalog() as catalog:
+        for access, licence in (("open", "etalab-2.0"), ("shared", "restricted"), ("internal", "restricted")):
+            suffix = "" if access == "open" else f"-{access}"
+            catalog.publish(cog, f"mnt{suffix}", licence=licence, access=access, title=f"MNT {access}")
+            tiles = write_tileset(folder / f"nuage{suffix}", seed=len(suffix))
+            catalog.publish(tiles, f"nuage{suffix}", kind="pointcloud-3dtiles", licence=licence, access=access,
+                            title=f"Nuage {access}")
+        catalog.publish(cog, "mnt-reclasse", licence="etalab-2.0", access="open", title="MNT reclassé")
+        for layer in catalog.layers():
+            layers[layer.id] = (layer.kind, layer.access, catalog.version(layer.id).checksum)
+        store = KeyStore(catalog.backend)
+        right, _ = store.create("acme", ["trees", "mnt-shared", "nuage-shared", "mnt-reclasse"], None)
+        other, _ = store.create("globex", ["rooms"], None)
+        revoked, record = store.create("initech", ["trees", "mnt-shared", "nuage-shared"], None)
+        store.revoke(record.key_id)
+    deadline = time.monotonic() + 15  # the server follows the change feed and the keys
+    while time.monotonic() < deadline and not (
+            server.get("/collections/nuage/3dtiles", allow_redirects=False).status_code == 307
+            and server.get("/collections/mnt-shared/map?width=1", key=right).status_code == 200):
+        time.sleep(0.2)
+    yield {"server": server, "layers": layers, "keys": {"right": right, "other": other, "revoked": revoked},
+           "city": city}
+
+
+def ask(server, path: str, key: str | None):
+    response = server.get(path, key=key, allow_redirects=False)
+    return response.status_code, response.headers.get("Content-Type"), response.content
+
+
+def hidden_layers(delivered, kinds) -> list[str]:
+    return [layer_id for layer_id, (kind, access, _) in delivered["layers"].items()
+            if kind in kinds and access in ("shared", "internal")]
+
+
+@pytest.mark.parametrize("family,kinds,template", DELIVERY_ROUTES, ids=[t for _, _, t in DELIVERY_ROUTES])
+@pytest.mark.parametrize("caller", ["anonymous", "wrong", "revoked", "other"])
+def test_unseen_layers_answer_as_nonexistent_ones(delivered, family, kinds, template, caller):
+    key = {"anonymous": None, "wrong": "not-a-key-at-all", "revoked": delivered["keys"]["revoked"],
+           "other": delivered["keys"]["other"]}[caller]
+    server = delivered["server"]
+    hidden = hidden_layers(delivered, kinds)
+    assert hidden
+    missing = ask(server, template.format(id=MISSING, sha="0" * 64), key)
+    assert missing[0] == 404
+    for layer_id in hidden:
+        if caller == "other" and layer_id == "rooms":
+            continue  # the layer that key does open
+        sha = delivered["layers"][layer_id][2]
+        assert ask(server, template.format(id=layer_id, sha=sha), key) == missing, (layer_id, caller)
+
+
+@pytest.mark.parametrize("family,kinds,template", DELIVERY_ROUTES, ids=[t for _, _, t in DELIVERY_ROUTES])
+def test_the_right_key_opens_the_shared_layer(delivered, family, kinds, template):
+    if ".." in template:
+        pytest.skip("a traversal is refused whoever asks")
+    server = delivered["server"]
+    shared = [layer_id for layer_id in hidden_layers(delivered, kinds) if layer_id.endswith("-shared")
+              or delivered["layers"][layer_id][0] == "vector" and layer_id == "trees"]
+    for layer_id in shared:
+        sha = delivered["layers"][layer_id][2]
+        status, _, _ = ask(server, template.format(id=layer_id, sha=sha), delivered["keys"]["right"])
+        assert status in (200, 307, 400), (layer_id, status)  # 400: a path that is bad on purpose
+        assert status != 404
+
+
+def test_records_list_only_what_the_caller_may_see(delivered):
+    server = delivered["server"]
+    anonymous = {r["id"] for r in server.get("/collections/catalog_records/items?limit=100").json()["features"]}
+    partner = {r["id"] for r in server.get("/collections/catalog_records/items?limit=100",
+                                           key=delivered["keys"]["right"]).json()["features"]}
+    opened = {i for i, (_, access, _) in delivered["layers"].items() if access == "open"}
+    assert anonymous == opened
+    assert partner == opened | {"trees", "mnt-shared", "nuage-shared"}
+
+
+def test_a_layer_reclassified_while_served_disappears_from_every_family(delivered):
+    server = delivered["server"]
+    paths = ["/collections/mnt-reclasse/coverage?bbox=651100,6861100,651110,6861110&bbox-crs=EPSG:2154",
+             "/collections/mnt-reclasse/map?width=10", "/collections/catalog_records/items/mnt-reclasse"]
+    assert all(server.get(path).status_code == 200 for path in paths)
+    with delivered["city"].catalog() as catalog:
+        catalog.reclassify("mnt-reclasse", "shared", licence="restricted")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(server.get(p).status_code != 404 for p in paths * 2):
+        time.sleep(0.2)
+    for path in paths:
+        for _ in range(4):  # both workers
+            assert ask(server, path, None) == ask(server, path.replace("mnt-reclasse", MISSING), None)
+        assert server.get(path, key=delivered["keys"]["right"]).status_code == 200
+
+
+def test_owslib_finds_the_records_and_the_coverages_in_the_listing(delivered):
+    from owslib.ogcapi.coverages import Coverages
+    from owslib.ogcapi.records import Records
+
+    url = delivered["server"].url
+    assert Records(url).records() == ["catalog_records"]
+    items = Records(url).collection_items("catalog_records", limit=100)
+    assert "mnt" in {record["id"] for record in items["features"]}
+    assert set(Coverages(url).coverages()) >= {"mnt"} and "mnt-shared" not in Coverages(url).coverages()
+    partner = Coverages(url, headers={"X-API-Key": delivered["keys"]["right"]})
+    assert "mnt-shared" in partner.coverages()
+
+
+def test_vector_collections_link_their_tiles(delivered):
+    server = delivered["server"]
+    listing = server.get("/collections").json()["collections"]
+    buildings = next(c for c in listing if c["id"] == "buildings")
+    link = next(l for l in buildings["links"] if l["rel"].endswith("tilesets-vector"))
+    assert server.get(link["href"].removeprefix(server.url)).json()["tilesets"][0]["dataType"] == "vector"
+    assert any(l["rel"].endswith("tilesets-vector") for l in server.get("/collections/buildings").json()["links"])
