@@ -1,7 +1,8 @@
 """Mapbox Vector Tiles of a vector layer's version, in the WebMercatorQuad tile matrix set.
 
 On PostGIS the database builds the tile (``ST_TileEnvelope``, ``ST_AsMVTGeom``,
-``ST_AsMVT``) through the version table's GIST index. On GeoPackage the
+``ST_AsMVT``) through the version table's GIST index, on a connection of the
+worker's pool (the features provider's). On GeoPackage the
 features meeting the tile are read through the version table's R-tree with
 Python's SQLite (under the backend's per-file lock: GDAL and Python's SQLite
 never hold the catalog in one process at once), their GeoPackage geometry
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import math
 import sqlite3
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,18 +165,15 @@ def _quote(name: str) -> str:
 
 # -- PostGIS ----------------------------------------------------------------------------------------
 
-_PG = threading.local()
-
-
 def postgis_tile(dsn: str, version: Version, tile: TileId) -> bytes:
     """The MVT of ``tile`` built by PostGIS (``ST_AsMVT``) from a version table of ``lutece_data``."""
     from psycopg import sql
 
     from gis.backends.postgis import DATA_SCHEMA, FID
+    from server.providers.features import pool
 
     table = version.storage.removeprefix("table:")
-    con = _pg_connection(dsn)
-    with con.cursor() as cur:
+    with pool(dsn).connection() as con, con.cursor() as cur:
         columns = _pg_columns(cur, table)
         geometry = next(name for name, kind in columns if kind == "geometry")
         attributes = [sql.Identifier(name) for name, kind in columns if kind != "geometry" and name != FID]
@@ -195,22 +192,6 @@ def postgis_tile(dsn: str, version: Version, tile: TileId) -> bytes:
                             "buffer": BUFFER, "name": version.layer_id})
         data = cur.fetchone()[0]
     return bytes(data) if data else b""
-
-
-def _pg_connection(dsn: str):
-    """One autocommit connection per thread (and per process: never one inherited through fork)."""
-    import os
-
-    import psycopg
-
-    key = (dsn, os.getpid())
-    connections = getattr(_PG, "connections", None)
-    if connections is None:
-        connections = _PG.connections = {}
-    con = connections.get(key)
-    if con is None or con.closed or con.broken:
-        con = connections[key] = psycopg.connect(dsn, autocommit=True, application_name="lutece-tiles")
-    return con
 
 
 _COLUMNS = LRU(256)
