@@ -224,7 +224,7 @@ def run_wrk(url: str, kind: str, bounds, count: int, duration: int, connections:
     script.write_text(LUA % {"seed": 42, "kind": kind, "west": west, "east": east, "south": south, "north": north,
                              "dx": 0.002, "dy": 0.00135, "layer": LAYER, "count": count, "row0": row0, "row1": row1,
                              "col0": col0, "col1": col1, "tile_query": tile_query})
-    result = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--timeout", "10s",
+    result = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--timeout", "30s",
                              "-s", str(script), url], capture_output=True, text=True, timeout=duration + 120)
     line = next((l for l in result.stdout.splitlines() if l.startswith("RESULT ")), None)
     if line is None:

@@ -184,12 +184,12 @@ def postgis_tile(dsn: str, version: Version, tile: TileId) -> bytes:
             "ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s) AS wide), "
             "features AS (SELECT ST_AsMVTGeom(ST_Transform(t.{geom}, 3857), bounds.env, %(extent)s, %(buffer)s, true) "
             "AS mvt_geom, {selected} FROM {table} t, bounds "
-            "WHERE t.{geom} && ST_Transform(bounds.wide, ST_SRID(t.{geom}))) "
+            "WHERE t.{geom} && ST_Transform(bounds.wide, %(srid)s::integer)) "
             "SELECT ST_AsMVT(features.*, %(name)s, %(extent)s, 'mvt_geom', 'mvt_id') FROM features "
             "WHERE mvt_geom IS NOT NULL").format(
                 geom=sql.Identifier(geometry), selected=selected, table=sql.Identifier(DATA_SCHEMA, table))
         cur.execute(query, {"z": tile.z, "x": tile.x, "y": tile.y, "margin": BUFFER / EXTENT, "extent": EXTENT,
-                            "buffer": BUFFER, "name": version.layer_id})
+                            "buffer": BUFFER, "name": version.layer_id, "srid": _pg_srid(cur, table, geometry)})
         data = cur.fetchone()[0]
     return bytes(data) if data else b""
 
@@ -208,6 +208,19 @@ def _pg_columns(cur, table: str) -> list[tuple[str, str]]:
         columns = cur.fetchall()
         _COLUMNS.put(table, columns)
     return columns
+
+
+def _pg_srid(cur, table: str, geometry: str) -> int:
+    """The SRID of a version table's geometry column: a constant, so that the GIST index serves the box."""
+    from gis.backends.postgis import DATA_SCHEMA
+
+    key = ("srid", table)
+    srid = _COLUMNS.get(key)
+    if srid is None:
+        cur.execute("SELECT Find_SRID(%s, %s, %s)", (DATA_SCHEMA, table, geometry))
+        srid = int(cur.fetchone()[0])
+        _COLUMNS.put(key, srid)
+    return srid
 
 
 # -- geometry helpers -------------------------------------------------------------------------------
