@@ -114,6 +114,13 @@ def vector_resource(layer: Layer, version: Version, catalog, settings: dict) -> 
     table = version.storage.removeprefix("table:")
     source = describe_table(catalog, table)
     resource = base_resource(layer, version)
+    time_field = next((name for name, kind in source["attributes"] if _is_time(kind)), None)
+    if time_field is not None and source.get("time_extent"):
+        begin, end = source["time_extent"]
+        # whole days: pygeoapi checks a date-only datetime= as its midnight against this interval
+        begin = begin.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = end.replace(hour=23, minute=59, second=59, microsecond=999999)
+        resource["extents"]["temporal"] = {"begin": begin, "end": end}
     resource["providers"] = [{
         "type": "feature",
         "name": FEATURES_PROVIDER,
@@ -122,8 +129,46 @@ def vector_resource(layer: Layer, version: Version, catalog, settings: dict) -> 
         "storage_crs": crs_uri(version.crs or layer.crs),
         "crs": list(SERVED_CRS),
         "lutece": register_source(source),
+        **({"time_field": time_field} if time_field else {}),
     }]
     return resource
+
+
+def _is_time(sql_type: str) -> bool:
+    kind = sql_type.upper()
+    return kind == "DATE" or kind.startswith(("DATETIME", "TIMESTAMP"))
+
+
+def _time_extent(source: dict) -> tuple | None:
+    """The first time property's (begin, end) as UTC datetimes, read once per version (None when empty)."""
+    from datetime import datetime, time, timezone
+
+    from dateutil.parser import isoparse
+
+    name = next((name for name, kind in source["attributes"] if _is_time(kind)), None)
+    if name is None:
+        return None
+    column = '"' + name.replace('"', '""') + '"'
+    if source["backend"] == "postgis":
+        from server.providers.features import pool
+
+        with pool(source["dsn"]).connection() as con:
+            row = con.execute(f'SELECT min({column})::text, max({column})::text '
+                              f'FROM "{source["schema"]}"."{source["table"]}"').fetchone()
+    else:
+        from server.providers import gpkg
+
+        with gpkg.snapshot(source["path"]) as con:
+            row = con.execute(f'SELECT min({column}), max({column}) FROM "{source["table"]}"').fetchone()
+    if row is None or row[0] is None:
+        return None
+    bounds = []
+    for text in row:
+        moment = isoparse(str(text).replace(" ", "T"))
+        if not isinstance(moment, datetime):
+            moment = datetime.combine(moment, time())
+        bounds.append(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+    return tuple(bounds)
 
 
 _DESCRIPTIONS: dict[tuple, dict] = {}
@@ -154,6 +199,7 @@ def describe_table(catalog, table: str) -> dict:
         described.update(backend="geopackage", path=str(backend.gpkg), table=table)
     else:
         described = _describe_postgis(backend, table)
+    described["time_extent"] = _time_extent(described)
     _DESCRIPTIONS[key] = described
     return described
 

@@ -86,6 +86,7 @@ class LuteceFeatures(BaseProvider):
         self.attributes: list[tuple[str, str]] = [tuple(pair) for pair in self.source["attributes"]]
         self._fields = {name: json_type(kind) for name, kind in self.attributes}
         self.geometry = self.source["geometry"]
+        self.time_field = provider_def.get("time_field")
         self.pk = self.source["pk"]
         self.srid = int(self.source["srid"])
 
@@ -105,6 +106,8 @@ class LuteceFeatures(BaseProvider):
         if offset > MAX_OFFSET:
             raise ProviderInvalidQueryError(user_msg=f"offset {offset} is too large (at most {MAX_OFFSET})")
         where, params = self._where(bbox or [], properties or [], filterq)
+        if datetime_ and self.time_field:
+            self._datetime(where, params, datetime_)
         order = self._order(sortby or [])
         columns = self._columns(select_properties or [])
         target = _target_srid(crs_transform_spec, self.srid)
@@ -154,6 +157,26 @@ class LuteceFeatures(BaseProvider):
             where.append(condition)
             params.extend(values)
         return where, params
+
+    def _datetime(self, where: list, params: list, value: str) -> None:
+        """``datetime=`` (an instant or ``start/end``, ``..`` open) on the time property, bounds included.
+
+        A date without a time stands for its whole day. On GeoPackage the
+        ISO text is compared through SQLite's ``julianday``; on PostGIS as
+        ``timestamptz`` (the pool's sessions are in UTC).
+        """
+        start, end, end_included = _time_bounds(value)
+        column = quote(self.time_field)
+        if self.postgis:
+            field, mark = f"{column}::timestamptz", "%s"
+        else:
+            field, mark = f"julianday({column})", "julianday(?)"
+        if start is not None:
+            where.append(f"{field} >= {mark}")
+            params.append(start if self.postgis else start.isoformat())
+        if end is not None:
+            where.append(f"{field} {'<=' if end_included else '<'} {mark}")
+            params.append(end if self.postgis else end.isoformat())
 
     def _bbox_sql(self, params: list, bbox: list) -> str:
         minx, miny, maxx, maxy = (float(v) for v in bbox)
@@ -285,6 +308,38 @@ class LuteceFeatures(BaseProvider):
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+def _time_bounds(value: str):
+    """(start, end, end included?) of a ``datetime`` parameter as UTC datetimes (None: open).
+
+    A date-only end stands for its whole day: the next midnight, excluded.
+    """
+    from datetime import timedelta, timezone
+
+    from dateutil.parser import isoparse
+
+    parts = value.split("/") if "/" in value else [value, value]
+    if len(parts) != 2:
+        raise ProviderInvalidQueryError(user_msg="datetime must be an instant or start/end")
+    bounds = []
+    end_included = True
+    for index, part in enumerate(parts):
+        part = part.strip()
+        if part in ("", ".."):
+            bounds.append(None)
+            continue
+        try:
+            moment = isoparse(part)
+        except (ValueError, OverflowError):
+            raise ProviderInvalidQueryError(user_msg=f"datetime {part!r} is not an RFC 3339 date or time") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        if index == 1 and len(part) == 10:
+            moment += timedelta(days=1)
+            end_included = False
+        bounds.append(moment.astimezone(timezone.utc))
+    return bounds[0], bounds[1], end_included
+
+
 def _typed(value: str, kind: str, name: str):
     try:
         if kind == "integer":
@@ -371,7 +426,8 @@ def pool(dsn: str):
         found = _POOLS.get(dsn)
         if found is None:
             found = ConnectionPool(dsn, min_size=1, max_size=int(os.environ.get("LUTECE_POOL_SIZE", "4")),
-                                   kwargs={"application_name": "lutece-server", "connect_timeout": 5},
+                                   kwargs={"application_name": "lutece-server", "connect_timeout": 5,
+                                           "options": "-c timezone=UTC"},
                                    open=True, name="lutece-server")
             _POOLS[dsn] = found
         return found

@@ -11,6 +11,7 @@ trees          shared    Point        truth.gpkg trees (281)
 rooms          shared    Polygon      truth.gpkg rooms (102)
 boundary       internal  Polygon      district.gpkg boundary (1)
 notes          open      Point        3 points whose text is HTML/JS/SQL
+events         open      Point        5 points with a time (``seen``)
 =============  ========  ===========  ==============================================
 """
 
@@ -38,6 +39,8 @@ LAYERS = {  # id -> (access, source file, source layer, OGR geometry type)
     "rooms": ("shared", "truth.gpkg", "rooms", "Polygon"),
     "boundary": ("internal", "district.gpkg", "boundary", "Polygon"),
 }
+EVENT_TIMES = ["2024-05-01T10:00:00Z", "2024-05-01T23:30:00Z", "2024-05-02T08:00:00Z", "2024-06-15T12:00:00Z",
+               "2025-01-01T00:00:00Z"]
 HOSTILE = ["<script>alert('x')</script>", "'; DROP TABLE lutece_layers; --", "\" onmouseover=\"alert(1)"]
 
 
@@ -49,6 +52,13 @@ def source_frame(district: Path, name: str):
 
         return gpd.GeoDataFrame({"text": HOSTILE, "rank": [1, 2, 3]},
                                 geometry=[Point(651100 + 10 * i, 6861100) for i in range(3)], crs="EPSG:2154")
+    if name == "events":
+        import pandas as pd
+        from shapely.geometry import Point
+
+        seen = pd.to_datetime(EVENT_TIMES, utc=True)
+        return gpd.GeoDataFrame({"name": [f"event {i}" for i in range(len(seen))], "seen": seen},
+                                geometry=[Point(651100 + 5 * i, 6861150) for i in range(len(seen))], crs="EPSG:2154")
     _access, file, layer, _type = LAYERS[name]
     return gpd.read_file(district / file, layer=layer, engine="pyogrio")
 
@@ -58,6 +68,8 @@ def publish_city(catalog, district: Path) -> None:
         licence = "ODbL-1.0" if access == "open" else "restricted"
         catalog.publish(source_frame(district, name), name, licence=licence, access=access, title=name.title())
     catalog.publish(source_frame(district, "notes"), "notes", licence="etalab-2.0", access="open", title="Notes")
+    catalog.publish(source_frame(district, "events"), "events", licence="etalab-2.0", access="open",
+                    title="Événements")
 
 
 @pytest.fixture(scope="session")

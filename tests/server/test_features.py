@@ -13,7 +13,7 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from conftest import LAYERS, source_frame
+from conftest import EVENT_TIMES, LAYERS, source_frame
 
 TO_CRS84 = Transformer.from_crs("EPSG:2154", "OGC:CRS84", always_xy=True)
 TO_3857 = Transformer.from_crs("EPSG:2154", "EPSG:3857", always_xy=True)
@@ -54,7 +54,7 @@ def all_items(client, collection: str, query: str = "", **kwargs) -> list[dict]:
 def test_open_collections_only_for_anonymous_callers(client):
     ids = {c["id"] for c in get_json(client, "/collections")["collections"]}
     layers = ids - {"catalog_records"}  # the catalog's records collection is no layer
-    assert layers == {name for name, spec in LAYERS.items() if spec[0] == "open"} | {"notes"}
+    assert layers == {name for name, spec in LAYERS.items() if spec[0] == "open"} | {"notes", "events"}
 
 
 @pytest.mark.parametrize("name", ["buildings", "streets"])
@@ -166,3 +166,24 @@ def test_html_escapes_attribute_values(client):
     for html in (page, item):
         assert "<script>alert" not in html and "onmouseover=\"alert" not in html
         assert "alert" in html  # the value is there, escaped
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2024-05-01", [0, 1]),  # a date: its whole day
+    ("2024-05-01T10:00:00Z", [0]),  # an instant
+    ("2024-05-01T12:00:00Z/2024-06-15", [1, 2, 3]),  # bounds included, the end date to its end
+    ("../2024-05-01T23:30:00Z", [0, 1]),
+    ("2024-06-01/..", [3, 4]),
+])
+def test_datetime_on_the_time_property(client, value, expected):
+    page = get_json(client, f"/collections/events/items?datetime={value}")
+    assert sorted(f["id"] - 1 for f in page["features"]) == expected
+    times = [page["features"][i]["properties"]["seen"] for i in range(len(expected))]
+    assert all(t[:10] in {EVENT_TIMES[i][:10] for i in expected} for t in times)
+
+
+def test_temporal_extent_and_bad_datetime(client):
+    extent = get_json(client, "/collections/events")["extent"]["temporal"]["interval"][0]
+    assert extent[0].startswith("2024-05-01T00:00:00") and extent[1].startswith("2025-01-01T23:59:59")
+    assert get_json(client, "/collections/events/items?datetime=1990-01-01", status=400)["code"]
+    assert get_json(client, "/collections/events/items?datetime=yesterday", status=400)["code"]

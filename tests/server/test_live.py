@@ -20,7 +20,7 @@ from conftest import HOSTILE, LAYERS, source_frame
 
 pytestmark = pytest.mark.slow
 
-OPEN = sorted([name for name, spec in LAYERS.items() if spec[0] == "open"] + ["notes"])
+OPEN = sorted([name for name, spec in LAYERS.items() if spec[0] == "open"] + ["notes", "events"])
 HIDDEN = ["trees", "rooms", "boundary"]  # shared, shared, internal
 MISSING = "no-such-layer"
 GDAL_TYPES = {"Polygon": "Polygon", "LineString": "LineString", "Point": "Point"}
