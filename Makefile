@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml .ci/system-deps.sh $(GLTF_VALIDATOR)/package-lock.json
 
 DEMO     := build/demo
 PRODUCTS := $(DEMO)/products
+TILESETS := $(DEMO)/tilesets
 DISTRICT := $(DEMO)/district/manifest.json
 CITY     := $(BIN)/lutece --config $(DEMO)/lutece.yml
 # `make demo` ends serving the city in the foreground; `SERVE=0 make demo` stops after publishing.
@@ -41,8 +42,11 @@ demo: $(STAMP) $(DISTRICT)
 	$(CITY) publish $(PRODUCTS)/layers.gpkg --source-layer contours --layer contours --licence etalab-2.0 --access open --theme elevation --title "Courbes de niveau 1 m"
 	$(CITY) publish $(PRODUCTS)/layers.gpkg --source-layer footprints --layer buildings --licence ODbL-1.0 --access open --theme buildings --title "Emprises des bâtiments"
 	$(CITY) publish $(PRODUCTS)/layers.gpkg --source-layer trees --layer trees --licence restricted --access shared --theme vegetation --title "Arbres détectés (partenaires)"
+	$(BIN)/lutece pipeline run lidar-to-3dtiles --input $(DEMO)/district/district.laz --output $(TILESETS) --stage.streets.streets=$(DEMO)/district/district.gpkg
+	$(CITY) publish $(TILESETS)/pointcloud_streets --layer streets-3d --kind pointcloud-3dtiles --licence etalab-2.0 --access open --theme streets --title "Rues en 3D (nuage de points lidar)"
+	$(CITY) publish $(TILESETS)/pointcloud_terrain --layer terrain-3d --kind pointcloud-3dtiles --licence etalab-2.0 --access open --theme elevation --title "Terrain en 3D (sol et eau, 1 point par m2)"
 	$(CITY) layers list
-	@echo "Products and run report: $(PRODUCTS)/report.html; the city GIS: $(DEMO)/city"
+	@echo "Products and run report: $(PRODUCTS)/report.html; 3D Tiles: $(TILESETS); the city GIS: $(DEMO)/city"
 	@if [ "$(SERVE)" = "0" ]; then exit 0; fi; \
 	echo ""; \
 	echo "Serving the demo city (Ctrl-C stops it):"; \
