@@ -69,6 +69,9 @@ def run(ctx: click.Context, file: str, validate: bool, inputs: tuple[str, ...], 
         spec = type(spec)(spec.name, spec.stages, output, spec.source)
     config = env.config
     plan = build_plan(spec, crs=config.crs)
+    from pipelines.tiles3d import is_tiles3d, run_tiles3d
+
+    runner = run_tiles3d if is_tiles3d(plan) else run_pipeline  # refuses a 3D Tiles writer among others
     if validate:
         click.echo(f"{spec.source}: valid ({len(plan.stages)} stages: "
                    + ", ".join(f"{s.tag} ({s.spec.type})" for s in plan.stages) + ")")
@@ -83,9 +86,6 @@ def run(ctx: click.Context, file: str, validate: bool, inputs: tuple[str, ...], 
                 tasks[phase] = bars.add_task(label, total=total)
             bars.update(tasks[phase], completed=done, total=total, description=label)
 
-        from pipelines.tiles3d import is_tiles3d, run_tiles3d
-
-        runner = run_tiles3d if is_tiles3d(plan) else run_pipeline
         result = runner(plan, workers=config.data["workers"] if workers is None else workers,
                         scheduler=scheduler or config.data["scheduler"], progress=report)
     if result.tiles_reused == result.tiles and not result.products:

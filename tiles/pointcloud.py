@@ -86,32 +86,57 @@ def read_cloud(path: Path, crs_in: str | None = None) -> PointCloud:
     if not path.is_file():
         raise InputError(f"{path}: no such lidar file")
     try:
-        data = laspy.read(path, decompression_selection=DECODED)
-    except (laspy.errors.LaspyException, ValueError, OSError, RuntimeError) as exc:
+        reader = laspy.open(path, decompression_selection=DECODED)
+    except (laspy.errors.LaspyException, ValueError, OSError) as exc:
         raise InputError(f"{path}: not a readable LAS/LAZ file ({exc}); check the file or re-export it") from None
-    try:
-        crs = data.header.parse_crs()
-    except (pyproj.exceptions.CRSError, laspy.errors.LaspyException) as exc:
-        raise InputError(f"{path}: the CRS in the header cannot be parsed ({exc}); give one with --crs-in") from None
-    if crs is None:
-        if crs_in is None:
-            raise InputError(f"{path}: the header has no CRS; pass --crs-in EPSG:2154 (or the CRS of the survey)")
-        crs = pyproj.CRS.from_user_input(crs_in)
-    if len(data.points) == 0:
-        raise InputError(f"{path}: the file holds no points; remove it from the job")
-    xyz = np.empty((len(data.points), 3))
-    for axis, name in enumerate("XYZ"):
-        np.multiply(data.points[name], data.header.scales[axis], out=xyz[:, axis])
-        xyz[:, axis] += data.header.offsets[axis]
-    if not np.isfinite(xyz).all():
+    with reader:
+        header = reader.header
+        try:
+            crs = header.parse_crs()
+        except (pyproj.exceptions.CRSError, laspy.errors.LaspyException) as exc:
+            raise InputError(f"{path}: the CRS in the header cannot be parsed ({exc}); give one with --crs-in") from None
+        if crs is None:
+            if crs_in is None:
+                raise InputError(f"{path}: the header has no CRS; pass --crs-in EPSG:2154 (or the CRS of the survey)")
+            crs = pyproj.CRS.from_user_input(crs_in)
+        count = header.point_count
+        if count == 0:
+            raise InputError(f"{path}: the file holds no points; remove it from the job")
+        coloured = "red" in header.point_format.dimension_names
+        cloud = PointCloud(xyz=np.empty((count, 3)), classification=np.empty(count, np.uint8),
+                           intensity=np.empty(count, np.uint16), return_number=np.empty(count, np.uint8),
+                           rgb=np.empty((count, 3), np.uint16) if coloured else None, crs=crs)
+        _read_points(reader, path, cloud)  # chunk by chunk: never the whole point record in memory
+    if not np.isfinite(cloud.xyz).all():
         raise InputError(f"{path}: some coordinates are NaN; check the header's scales and offsets")
-    rgb = None
-    if "red" in data.point_format.dimension_names:
-        colours = np.column_stack([data.points[c] for c in ("red", "green", "blue")])
-        rgb = (colours >> 8).astype(np.uint8) if colours.max() > 255 else colours.astype(np.uint8)
-    return PointCloud(xyz=xyz, classification=np.asarray(data.points["classification"], dtype=np.uint8),
-                      intensity=np.asarray(data.points["intensity"], dtype=np.uint16),
-                      return_number=np.asarray(data.points["return_number"], dtype=np.uint8), rgb=rgb, crs=crs)
+    if cloud.rgb is not None:  # LAS colours are 16-bit; 8-bit ones written as they are stay so
+        cloud.rgb = (cloud.rgb >> 8 if cloud.rgb.max() > 255 else cloud.rgb).astype(np.uint8)
+    return cloud
+
+
+def _read_points(reader: laspy.LasReader, path: Path, cloud: PointCloud) -> None:
+    header, start = reader.header, 0
+    try:
+        for chunk in reader.chunk_iterator(1_000_000):
+            end = start + len(chunk)
+            if end > len(cloud):
+                break
+            for axis, name in enumerate("XYZ"):
+                column = cloud.xyz[start:end, axis]
+                np.multiply(chunk[name], header.scales[axis], out=column)
+                column += header.offsets[axis]
+            for name in ATTRIBUTES:
+                getattr(cloud, name)[start:end] = chunk[name]
+            if cloud.rgb is not None:
+                for band, name in enumerate(("red", "green", "blue")):
+                    cloud.rgb[start:end, band] = chunk[name]
+            start = end
+    except (laspy.errors.LaspyException, ValueError, OSError, RuntimeError) as exc:
+        raise InputError(f"{path}: the point records cannot be read after {start} points ({exc}); "
+                         "the file is truncated or corrupt: re-download or re-export it") from None
+    if start != len(cloud):
+        raise InputError(f"{path}: the header announces {len(cloud)} points but the file holds another number; "
+                         "the file is truncated or its header is wrong: re-export it")
 
 
 # --- the octree -----------------------------------------------------------------------------------
@@ -147,7 +172,7 @@ def build_octree(local: np.ndarray, max_points: int) -> tuple[np.ndarray, np.nda
         codes |= _spread(cell) << np.uint64(axis)
     order = np.argsort(codes, kind="stable")
     codes = codes[order]
-    columns = np.empty((3, len(local)))  # one contiguous row per axis: fast extremes of a range
+    columns = np.empty((3, len(local)), dtype=local.dtype)  # one contiguous row per axis: fast range extremes
     for axis in range(3):
         np.take(local[:, axis], order, out=columns[axis])
     taken = np.zeros(len(codes), dtype=bool)
@@ -427,7 +452,7 @@ def tile_cloud(cloud: PointCloud, out: Path, placement: Placement, spec: str, ma
     x, y, z = (cloud.xyz[:, axis] if keep is None else cloud.xyz[keep, axis] for axis in range(3))
     bounds = (float(x.min()), float(y.min()), float(x.max()), float(y.max()))
     frame = placement.local_frame(bounds, height=float(np.median(z[:: max(1, len(z) // 1000)])))
-    local = placement.to_local(frame, x, y, z)
+    local = placement.to_local(frame, x, y, z, dtype=np.float32)  # 0.1 mm within 1 km of the frame's origin
     del x, y, z
     order, columns, root = build_octree(local, max_points)
     del local
@@ -441,7 +466,7 @@ def tile_cloud(cloud: PointCloud, out: Path, placement: Placement, spec: str, ma
 
     def write(node: Node) -> int:
         index = node.points
-        data = TileData(columns[:, index].T, {name: values[index] for name, values in attributes.items()},
+        data = TileData(columns[:, index].T.astype(np.float64), {name: values[index] for name, values in attributes.items()},
                         None if rgb is None else rgb[index])
         return write_content(data, node.mins, node.maxs, out / f"{node.name}{extension}", spec)
 

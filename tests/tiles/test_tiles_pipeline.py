@@ -133,3 +133,23 @@ def test_real_ign_tiles_through_the_shipped_pipeline(ign_tiles, tmp_path):
     glbs = sorted((output / "pointcloud_full").rglob("*.glb"))
     failing = [v for v in validate_gltf(glbs) if v["errors"]]
     assert not failing, failing[:3]
+
+
+def test_the_pipeline_refuses_before_any_work(district, tmp_path):
+    """A 3D Tiles writer among raster writers, a streets file that does not exist: refused, nothing written."""
+    from gis.errors import InputError
+    from pipelines.spec import parse_pipeline
+
+    mixed = parse_pipeline(f"""
+pipeline:
+  - {{type: readers.las, filename: {district / 'district.laz'}}}
+  - {{type: writers.3dtiles, tag: full}}
+  - {{type: writers.dsm, tag: dsm}}
+""")
+    with pytest.raises(InputError, match="cannot share a pipeline with other writers"):
+        is_tiles3d(build_plan(mixed))
+    output = tmp_path / "products"
+    plan = shipped([district / "district.laz"], output, tmp_path / "no-streets.gpkg")
+    with pytest.raises(InputError, match="no-streets.gpkg: no such file"):
+        run_tiles3d(plan)
+    assert not any(p.name.startswith("pointcloud") for p in output.iterdir())
