@@ -101,12 +101,22 @@ def base_resource(layer: Layer, version: Version) -> dict[str, Any]:
         "title": layer.title,
         "description": layer.description or layer.title,
         "keywords": list(layer.keywords) or [layer.theme or layer.kind],
-        "links": [],
+        "links": _licence_links(layer.licence),
         "extents": {"spatial": {"bbox": _bbox_crs84(version.extent or layer.extent, version.crs or layer.crs),
                                 "crs": CRS84}},
         "providers": [],
     }
     return resource
+
+
+def _licence_links(licence_id: str) -> list[dict]:
+    """The collection's ``license`` link (none for a licence without a public URI)."""
+    from gis.catalog.licences import LICENCES
+
+    licence = LICENCES.get(licence_id)
+    if licence is None or not licence.uri:
+        return []
+    return [{"type": "text/html", "rel": "license", "title": licence.title, "href": licence.uri}]
 
 
 def vector_resource(layer: Layer, version: Version, catalog, settings: dict) -> dict | None:
@@ -283,8 +293,8 @@ def raster_resource(layer: Layer, version: Version, catalog, settings: dict) -> 
 def tileset_resource(layer: Layer, version: Version, catalog, settings: dict) -> dict | None:
     """A 3D Tiles layer: listed here; its collection document and files are :mod:`server.routes.tiles3d`'s."""
     resource = base_resource(layer, version)
-    resource["links"] = [{"type": "application/json", "rel": "items", "title": "3D Tiles tileset",
-                          "href": f"{settings['url']}/collections/{layer.id}/3dtiles"}]
+    resource["links"].append({"type": "application/json", "rel": "items", "title": "3D Tiles tileset",
+                              "href": f"{settings['url']}/collections/{layer.id}/3dtiles"})
     resource["providers"] = [{"type": "3dtiles", "name": "none", "data": f"{layer.id}@{version.number}"}]
     return resource
 

@@ -151,6 +151,12 @@ def test_cql2_spatial_filter(client, buildings):
     assert found <= {i + 1 for i in np.flatnonzero(shapely.intersects(geometries, outer))}
 
 
+def test_collection_links_its_licence(client):
+    links = get_json(client, "/collections/buildings")["links"]
+    assert {"rel": "license", "href": "https://opendatacommons.org/licenses/odbl/1-0/"}.items() <= \
+        next(link for link in links if link["rel"] == "license").items()
+
+
 def test_item_queryables_and_schema(client, buildings):
     assert get_json(client, "/collections/buildings/items/99999", status=404)["code"] == "NotFound"
     assert get_json(client, "/collections/buildings/items/abc", status=404)["code"] == "NotFound"
