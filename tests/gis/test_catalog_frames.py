@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from catalog_products import assert_unchanged, write_product
+from catalog_products import assert_no_orphans, assert_unchanged, write_product
 from gis.checksums import sha256_frame
 from gis.errors import InputError, ProductError
 
@@ -29,7 +29,7 @@ def test_publish_a_geodataframe(catalog, cadastre):
     assert frame.geometry.geom_equals_exact(cadastre.geometry, 0).all()
     assert sha256_frame(frame) == version.checksum
     assert len(catalog.read("buildings", bbox=tuple(cadastre.iloc[0].geometry.bounds))) >= 1
-    assert catalog.gc().removed == 0
+    assert_no_orphans(catalog)
 
 
 def test_a_frame_and_its_geopackage_give_the_same_version(catalog, cadastre, tmp_path):
@@ -132,7 +132,7 @@ def test_an_empty_layer_published_again_is_unchanged(catalog, cadastre):
     catalog.publish(cadastre.iloc[:0], "buildings", allow_empty=True, **OPEN)
     again = catalog.publish(cadastre.iloc[:0], "buildings", allow_empty=True)
     assert (again.event, again.version.number, len(catalog.events())) == (None, 1, 1)
-    assert catalog.gc().removed == 0
+    assert_no_orphans(catalog)
     assert catalog.publish(cadastre.iloc[:0], "buildings", allow_empty=True, force=True).version.number == 2
 
 

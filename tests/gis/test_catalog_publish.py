@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 import rasterio
 
-from catalog_products import write_product
+from catalog_products import assert_no_orphans, write_product
 from gis.checksums import sha256_frame, sha256_tree
 from gis.errors import InputError, LayerNotFound, PublishConflict
 
@@ -63,7 +63,7 @@ def test_versions_rollback_and_retention(catalog, district_gpkg, tmp_path, cadas
     with pytest.raises(LayerNotFound, match="no version 1"):
         catalog.rollback("buildings", to=1)
     assert len(catalog.read("buildings", number=3)) == 50
-    assert catalog.gc().removed == 0
+    assert_no_orphans(catalog)
 
 
 def test_withdraw_and_reclassify(catalog, district_gpkg):
@@ -137,7 +137,7 @@ def test_the_expected_version_is_checked(catalog, district_gpkg):
     with pytest.raises(PublishConflict, match="not a new layer"):
         publish_cadastre(catalog, district_gpkg, expected_version=None)
     assert catalog.layer("buildings").current_version == 1 and len(catalog.events()) == 1
-    assert catalog.gc().removed == 0
+    assert_no_orphans(catalog)
 
 
 def test_unknown_layer_and_kind_change(catalog, district_gpkg, cog):
