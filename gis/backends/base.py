@@ -239,17 +239,20 @@ class SqlBackend(Backend):
     - :meth:`_run`, :attr:`PREFIX` (``lutece_`` or ``lutece.``), :attr:`ROW_LOCK`;
     - :meth:`_json` (a value for a JSON column), :meth:`_drop_table`, :meth:`_version_tables`;
     - optionally its locks (:meth:`_lock_layer`, :meth:`_lock_feed`,
-      :meth:`_hold_claim`, :meth:`_let_go`) and :meth:`_claim_alive`.
+      :meth:`_lock_claims`, :meth:`_hold_claim`, :meth:`_let_go`) and
+      :meth:`_claim_alive`.
 
-    ``DEFER_DROPS``: whether data is freed after the transaction that made it
-    unreferenced (PostGIS: a reader may hold an old table, so the switch never
-    waits for a drop) or inside it (GeoPackage: under the write lock that also
-    orders the claims, so a freed folder cannot be claimed meanwhile).
+    Data is freed only after the transaction that made it unreferenced has
+    committed (a folder's deletion cannot be rolled back with it, and on
+    PostGIS the switch never waits for a reader of an old table), in a
+    transaction of its own that reads the references again while no claim
+    can be recorded (:meth:`_lock_claims`), so that a folder a new
+    publication is claiming is never deleted under it. A kill in between
+    leaves unreferenced data, which gc removes.
     """
 
     PREFIX = "lutece_"
     ROW_LOCK = ""
-    DEFER_DROPS = False
     files: FileStore
 
     # -- what a backend gives ---------------------------------------------------------------------
@@ -282,6 +285,9 @@ class SqlBackend(Backend):
 
     def _lock_feed(self, cur) -> None:
         """Serialise the transactions that append to the change feed (beyond what :meth:`_writing` does)."""
+
+    def _lock_claims(self, cur) -> None:
+        """Keep claims from recording their storage until the transaction ends (beyond what :meth:`_writing` does)."""
 
     def _hold_claim(self, cur, publication: Publication) -> None:
         """Mark a new claim as held by this live process, in the claim's transaction."""
@@ -380,11 +386,8 @@ class SqlBackend(Backend):
             self._run(cur, f"DELETE FROM {pending} WHERE token=?", (publication.token,))
             event = self._append_event(cur, layer, "publish", before)
             expired = self._prune(cur, layer, retention)
-            if not self.DEFER_DROPS:
-                self._release(cur, expired)
         self._let_go(publication)
-        if self.DEFER_DROPS:
-            self._release_later(expired)  # after the switch, never in its transaction
+        self._release(expired)  # after the switch, never in its transaction
         return event
 
     def abort_publication(self, publication: Publication) -> None:
@@ -393,11 +396,8 @@ class SqlBackend(Backend):
             row = self._run(cur, f"SELECT storage FROM {pending} WHERE token=?", (publication.token,)).fetchone()
             self._run(cur, f"DELETE FROM {pending} WHERE token=?", (publication.token,))
             storages = [row[0]] if row and row[0] else []
-            if not self.DEFER_DROPS:
-                self._release(cur, storages)
         self._let_go(publication)
-        if self.DEFER_DROPS:
-            self._release_later(storages)
+        self._release(storages)
         self.files.remove_staged(publication.token)
 
     # -- other changes ----------------------------------------------------------------------------
@@ -421,25 +421,16 @@ class SqlBackend(Backend):
                 if not self._claim_alive(cur, token, pid, host, started):
                     self._run(cur, f"DELETE FROM {pending} WHERE token=?", (token,))
                     report.pending.append(token)
-            live = {token: storage for token, storage in self._run(cur, f"SELECT token, storage FROM {pending}"
-                                                                   ).fetchall()}
-            referenced = {row[0] for row in self._run(cur, f"SELECT storage FROM {self._table('versions')}"
-                                                      ).fetchall()}
-            referenced |= {storage for storage in live.values() if storage}
-            if not self.DEFER_DROPS:
-                self._sweep(cur, referenced, set(live), report)
-        if self.DEFER_DROPS:
-            with self._reading() as cur:
-                self._sweep(cur, referenced, set(live), report)
+        with self._writing() as cur:
+            self._lock_claims(cur)
+            live = {row[0] for row in self._run(cur, f"SELECT token FROM {pending}").fetchall()}
+            referenced = self._references(cur)
+            tables = {storage.removeprefix("table:") for storage in referenced if storage.startswith("table:")}
+            for table in sorted(self._version_tables(cur) - tables):
+                if self._drop_table(cur, table):
+                    report.tables.append(table)
+            report.files.extend(self.files.sweep(referenced, live))
         return report
-
-    def _sweep(self, cur, referenced: set[str], live_tokens: set[str], report: GcReport) -> None:
-        """Remove the data tables and file folders that ``referenced`` does not name."""
-        tables = {storage.removeprefix("table:") for storage in referenced if storage.startswith("table:")}
-        for table in sorted(self._version_tables(cur) - tables):
-            if self._drop_table(cur, table):
-                report.tables.append(table)
-        report.files.extend(self.files.sweep(referenced, live_tokens))
 
     # -- helpers ----------------------------------------------------------------------------------
     def _layer_row(self, cur, layer_id: str, lock: bool = False) -> Layer | None:
@@ -483,26 +474,27 @@ class SqlBackend(Backend):
             self._run(cur, f"DELETE FROM {versions} WHERE layer_id=? AND number=?", (layer.id, number))
         return [storage for _number, storage in expired]
 
-    def _release(self, cur, storages: list[str]) -> None:
-        """Remove the data of ``storages`` that no version or live claim still references."""
+    def _references(self, cur) -> set[str]:
+        """The storage that versions and claims reference."""
+        rows = self._run(cur, f"SELECT storage FROM {self._table('versions')} UNION "
+                              f"SELECT storage FROM {self._table('pending')} WHERE storage IS NOT NULL").fetchall()
+        return {row[0] for row in rows}
+
+    def _release(self, storages: list[str]) -> None:
+        """Remove the data of ``storages`` that no version or claim references (see the class's note)."""
         if not storages:
             return
-        referenced = {row[0] for row in self._run(
-            cur, f"SELECT storage FROM {self._table('versions')} UNION "
-                 f"SELECT storage FROM {self._table('pending')} WHERE storage IS NOT NULL").fetchall()}
-        keys = {FileStore.key(storage) for storage in referenced if storage.startswith("files:")}
-        for storage in storages:
-            if storage in referenced:
-                continue
-            if storage.startswith("table:"):
-                self._drop_table(cur, storage.removeprefix("table:"))
-            elif storage.startswith("files:") and FileStore.key(storage) not in keys:
-                self.files.remove(FileStore.key(storage), uuid.uuid4().hex)
-
-    def _release_later(self, storages: list[str]) -> None:
-        if storages:
-            with self._reading() as cur:
-                self._release(cur, storages)
+        with self._writing() as cur:
+            self._lock_claims(cur)
+            referenced = self._references(cur)
+            keys = {FileStore.key(storage) for storage in referenced if storage.startswith("files:")}
+            for storage in storages:
+                if storage in referenced:
+                    continue
+                if storage.startswith("table:"):
+                    self._drop_table(cur, storage.removeprefix("table:"))
+                elif storage.startswith("files:") and FileStore.key(storage) not in keys:
+                    self.files.remove(FileStore.key(storage), uuid.uuid4().hex)
 
 
 def _decoded(value: Any) -> Any:

@@ -177,7 +177,6 @@ class PostGISBackend(SqlBackend):
     name = "postgis"
     PREFIX = f"{CATALOG_SCHEMA}."
     ROW_LOCK = " FOR UPDATE"
-    DEFER_DROPS = True  # the switch never waits for a reader of an old table
 
     def __init__(self, store: dict[str, Any], create: bool = True) -> None:
         try:
@@ -291,7 +290,7 @@ class PostGISBackend(SqlBackend):
         return Jsonb(value)
 
     def _drop_table(self, cur, table: str) -> bool:
-        return self._drop(table)  # in a transaction of its own, under a lock timeout
+        return self._drop(table)  # a savepoint under a lock timeout: a table a reader holds stays for gc
 
     def _version_tables(self, cur) -> set[str]:
         cur.execute("SELECT tablename FROM pg_tables WHERE schemaname=%s", (DATA_SCHEMA,))
@@ -303,6 +302,9 @@ class PostGISBackend(SqlBackend):
     def _lock_feed(self, cur) -> None:
         """Sequence numbers become visible in increasing order (readers still read the feed)."""
         cur.execute(f"LOCK TABLE {CATALOG_SCHEMA}.changes IN EXCLUSIVE MODE")
+
+    def _lock_claims(self, cur) -> None:
+        cur.execute(f"LOCK TABLE {CATALOG_SCHEMA}.pending IN SHARE ROW EXCLUSIVE MODE")
 
     def _hold_claim(self, cur, publication: Publication) -> None:
         # Held by this connection until commit/abort, released by the server if the publisher dies.

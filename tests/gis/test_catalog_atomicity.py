@@ -1,29 +1,41 @@
-"""Concurrency and crash safety of publication: separate processes, killed with SIGKILL at random moments."""
+"""Concurrency and crash safety of publication: separate processes, killed with SIGKILL at named phases and at random.
+
+Each crash test kills publications of one kind (vector, raster, 3D Tiles) on
+one backend at every named phase of :mod:`kill_harness` three times, and a
+gc three times, and then at random moments drawn from a seed that changes
+every run (printed; ``LUTECE_KILL_SEED`` replays one). The child reports the
+phase it reached; the test asserts how many kills landed in each. After each
+kill the current version is the previous one (or the new one, once the
+switch is committed), every version it may be is read back and compared
+with the product that was published as it (not with the checksum the
+publication computed), and after ``gc`` the store holds no table, folder,
+staged copy or claim that no version references (read from the store).
+"""
 
 from __future__ import annotations
 
-import multiprocessing
+import filecmp
 import os
 import random
-import signal
+import shutil
 import sqlite3
-import time
-from collections.abc import Callable
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from catalog_products import tiled, write_product
-from gis.backends import open_backend
-from gis.checksums import sha256_file, sha256_frame, sha256_tree
-from gis.catalog.service import Catalog
+from catalog_products import assert_no_orphans, tiled, write_product
 from conftest import store_yaml
+from gis.backends import open_backend
+from gis.catalog.service import Catalog
 from gis.cli import cli
 from gis.errors import PublishConflict
+from kill_harness import FORK, PUBLICATION_PHASES, kill_at
 
-FORK = multiprocessing.get_context("fork")  # children start at once, without re-importing GDAL and geopandas
-KILLS = 20
+NAMED_KILLS = 3  # per phase
+RANDOM_KILLS = 5
+LAYER = "crash"
 
 
 def _open(store: dict) -> Catalog:
@@ -70,7 +82,7 @@ def test_two_publishers_on_the_same_layer_one_conflicts(store, district_gpkg, mi
         assert [v.number for v in catalog.history("buildings")] == [1, 2]
         assert len(catalog.read("buildings", 1)) == 107 and len(catalog.read("buildings")) > 6000
         assert [e.version for e in catalog.events()] == [1, 2]
-        assert catalog.gc().removed == 0
+        assert_no_orphans(catalog)
 
 
 def test_two_publishers_on_different_layers_both_succeed(store, midsize):
@@ -79,149 +91,183 @@ def test_two_publishers_on_different_layers_both_succeed(store, midsize):
     with _open(store) as catalog:
         assert [layer.id for layer in catalog.layers()] == ["buildings-a", "buildings-b"]
         assert all(len(catalog.read(layer_id)) > 6000 for layer_id in ("buildings-a", "buildings-b"))
+        assert_no_orphans(catalog)
 
 
-def _kill_at_random_moments(target, runs: list[tuple], longest: float, rng: random.Random,
-                            check: Callable[[int], int]) -> tuple[int, int]:
-    """Start ``target(*args)`` in a process for each of ``runs`` and kill -9 it after up to ``longest`` seconds.
-
-    ``check(previous)`` looks at the catalog after each kill and returns the
-    current version (``previous`` or the next). Returns the last current
-    version and how many kills came after the commit.
-    """
-    current, committed = 2, 0
-    for args in runs:
-        process = FORK.Process(target=target, args=args)
-        process.start()
-        time.sleep(rng.uniform(0.0, longest))
-        os.kill(process.pid, signal.SIGKILL)
-        process.join()
-        new = check(current)
-        committed += new != current
-        current = new
-    return current, committed
+def _seed() -> int:
+    """A seed that changes every run, unless LUTECE_KILL_SEED replays one."""
+    return int(os.environ.get("LUTECE_KILL_SEED") or int.from_bytes(os.urandom(4), "little"))
 
 
-def _publish_once(store, product) -> None:
-    _open(store).publish(product, "buildings", note="may be killed", force=True)  # a new version of the same data
+class Products:
+    """Products of one kind, each with other content (so each publication writes new data), made on demand."""
+
+    def __init__(self, kind: str, folder: Path, cadastre, cog: Path, tileset: Path) -> None:
+        self.kind, self.folder, self.tileset = kind, folder, tileset
+        self.made: dict[int, object] = {}
+        if kind == "vector":
+            self.base = tiled(cadastre, 8)  # 856 buildings
+        elif kind == "raster":
+            import rasterio
+            from rasterio.windows import Window
+
+            with rasterio.open(cog) as src:
+                window = Window(0, 0, 256, 256)
+                self.data = src.read(window=window)
+                self.profile = {**src.profile, "width": 256, "height": 256,
+                                "transform": src.window_transform(window), "driver": "GTiff", "tiled": False}
+            for key in ("blockxsize", "blockysize"):
+                self.profile.pop(key, None)
+
+    def __getitem__(self, index: int):
+        if index not in self.made:
+            self.made[index] = self._make(index)
+        return self.made[index]
+
+    def _make(self, index: int):
+        if self.kind == "vector":
+            frame = self.base.copy()
+            frame.insert(0, "variant", index)
+            frame["height_m"] = (frame.index % 17).astype("float64") + index / 4
+            return frame
+        if self.kind == "raster":
+            import numpy as np
+            import rasterio
+            from rasterio.shutil import copy as rio_copy
+
+            plain, product = self.folder / f"plain{index}.tif", self.folder / f"dtm{index}.tif"
+            with rasterio.open(plain, "w", **self.profile) as dst:
+                dst.write(self.data + np.float32(index) / 100)
+            rio_copy(plain, product, driver="COG")
+            return product
+        product = self.folder / f"tiles{index}"
+        shutil.copytree(self.tileset, product)
+        (product / "tiles" / "0.glb").write_bytes(b"glTF" + index.to_bytes(4, "little") + os.urandom(200_000))
+        return product
+
+    def assert_stored(self, catalog: Catalog, number: int, index: int) -> None:
+        """Version ``number`` holds product ``index``: values and geometries, or the files' bytes."""
+        if self.kind == "vector":
+            frame, source = catalog.read(LAYER, number), self[index]
+            attributes = [name for name in source.columns if name != "geometry"]
+            assert list(frame.columns) == [*attributes, "geometry"]
+            for name in attributes:
+                assert frame[name].tolist() == source[name].tolist(), (number, index, name)
+            assert frame.geometry.geom_equals_exact(source.geometry, 0).all(), (number, index)
+            return
+        stored = catalog.path(LAYER, number)
+        if self.kind == "raster":
+            assert filecmp.cmp(stored, self[index], shallow=False), (number, index)
+            return
+        folder, source = stored.parent, self[index]
+        files = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+        assert files == sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file())
+        assert all(filecmp.cmp(folder / f, source / f, shallow=False) for f in files), (number, index)
 
 
-def _check_intact(store: dict, previous: int) -> int:
-    with _open(store) as catalog:
-        layer = catalog.layer("buildings")
-        assert layer.current_version in (previous, previous + 1)
-        for number in {previous, layer.current_version}:
-            version = catalog.version("buildings", number)
-            assert sha256_frame(catalog.read("buildings", number)) == version.checksum
-    if store["backend"] == "geopackage":
-        con = sqlite3.connect(Path(store["path"]) / "catalog.gpkg")
-        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        con.close()
-    return layer.current_version
+class CrashRun:
+    """Publications of one kind on one store, killed one after another; what each version holds is kept."""
+
+    def __init__(self, store: dict, products: Products) -> None:
+        self.store, self.products = store, products
+        self.holds: dict[int, int] = {}  # version number -> index of the product it holds
+        self.next = 0
+
+    def open(self) -> Catalog:
+        return Catalog(open_backend(self.store), crs="EPSG:2154", retention=self.store["retention"])
+
+    def publish(self) -> None:
+        index, self.next = self.next, self.next + 1
+        with self.open() as catalog:
+            result = catalog.publish(self.products[index], LAYER, licence="etalab-2.0", access="open")
+        self.holds[result.version.number] = index
+
+    def kill_publication(self, phase: str | None, delay: float | None = None, collect: bool = True) -> str:
+        """Kill a publication of a new product at ``phase`` (or after ``delay``); check; return where it landed."""
+        index, self.next = self.next, self.next + 1
+        product = self.products[index]
+        with self.open() as catalog:
+            before = catalog.layer(LAYER)
+        markers, self.seconds = kill_at(lambda catalog: catalog.publish(product, LAYER, note="may be killed"),
+                                        self.open, phase, delay)
+        reached = markers[-1] if markers else "not started"
+        with self.open() as catalog:
+            current = catalog.layer(LAYER).current_version
+            if reached in ("after-switch", "release", "done") or (current != before.current_version
+                                                       and phase is None and reached == "before-switch"):
+                assert current == before.last_version + 1, (reached, markers)  # switched: the new version
+                self.holds[current] = index
+            else:
+                assert current == before.current_version, (reached, markers)
+            self.check(catalog, {before.current_version, current}, collect)
+        return reached
+
+    def kill_gc(self) -> str:
+        markers, _seconds = kill_at(lambda catalog: catalog.gc(), self.open, "gc")
+        with self.open() as catalog:
+            self.check(catalog, {catalog.layer(LAYER).current_version}, collect=True)
+        return markers[-1]
+
+    def check(self, catalog: Catalog, numbers: set[int], collect: bool) -> None:
+        """Each of ``numbers`` reads back as the product published as it; after gc, no orphan."""
+        for number in numbers:
+            self.products.assert_stored(catalog, number, self.holds[number])
+        if self.store["backend"] == "geopackage":
+            con = sqlite3.connect(Path(self.store["path"]) / "catalog.gpkg")
+            assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            con.close()
+        if collect:
+            catalog.gc()
+            assert_no_orphans(catalog)
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_moments_leaves_the_catalog_intact(store, midsize, tmp_path):
-    rng = random.Random(4)
-    with _open(store) as catalog:
-        first = catalog.publish(midsize, "buildings", licence="ODbL-1.0", access="open")
-        duration = catalog.publish(midsize, "buildings", force=True).seconds
-    current, committed = _kill_at_random_moments(
-        _publish_once, [(store, midsize)] * KILLS, duration * 1.6, rng,
-        lambda previous: _check_intact(store, previous))
-    assert committed < KILLS  # kills land before (and, depending on timing, after) the commit
-    config = tmp_path / "lutece.yml"
-    config.write_text(store_yaml({**store, "retention": 3}))
+@pytest.mark.parametrize("kind", ["vector", "raster", "3dtiles"])
+def test_kill_9_at_each_phase_and_at_random_moments(store, kind, cadastre, cog, tileset, tmp_path):
+    """Publications killed at every named phase (3 times each), gc killed 3 times, then at random moments."""
+    seed = _seed()
+    print(f"kill -9 {kind} on {store['backend']}: random moments from seed {seed} (LUTECE_KILL_SEED={seed} replays)")
+    run = CrashRun(store, Products(kind, tmp_path, cadastre, cog, tileset))
+    run.publish()
+    run.publish()
+    landed = Counter()
+    for phase in PUBLICATION_PHASES:
+        for _ in range(NAMED_KILLS):
+            landed[run.kill_publication(phase)] += 1
+    for _ in range(NAMED_KILLS):
+        landed[run.kill_publication("before-switch", collect=False)] += 1  # leaves a whole, unreferenced copy
+        landed[run.kill_gc()] += 1
+    assert landed == {"before-claim": 3, "data-write": 3, "before-switch": 6, "after-switch": 3, "release": 3,
+                      "gc": 3}, landed
+
+    run.kill_publication("done")  # a whole publication in a child, to scale the random delays
+    duration = run.seconds
+    rng = random.Random(seed)
+    at_random = Counter(run.kill_publication(None, delay=rng.uniform(0.0, duration)) for _ in range(RANDOM_KILLS))
+    print(f"  a publication takes {duration:.2f} s; random kills landed at {dict(at_random)}")
+    assert sum(at_random.values()) == RANDOM_KILLS
+
+    config = tmp_path / "lutece.yml"  # the operator's gc, then a publication takes over
+    config.write_text(store_yaml(store))
     result = CliRunner().invoke(cli, ["--config", str(config), "gc"])
     assert result.exit_code == 0, result.output
-    with _open(store) as catalog:
-        assert_no_orphans(catalog, store)
-        assert catalog.publish(midsize, "buildings", force=True).version.number > current  # dead claims taken over
-        assert catalog.version("buildings").checksum == first.version.checksum
-    print(f"{KILLS} kills over a {duration:.2f} s publication: {committed} after the commit")
-
-
-def _file_products(kind: str, cog: Path, tileset: Path, folder: Path, count: int) -> list[Path]:
-    """``count`` rasters or 3D Tiles folders, each with other content: each publication copies a new folder."""
-    import shutil
-
-    import numpy as np
-    import rasterio
-    from rasterio.shutil import copy as rio_copy
-
-    products = []
-    if kind == "raster":
-        with rasterio.open(cog) as src:
-            profile, data = src.profile, src.read()
-        profile.update(driver="GTiff", tiled=False, compress="deflate")
-        profile.pop("blockxsize", None), profile.pop("blockysize", None)
-        for index in range(count):
-            plain, product = folder / f"plain{index}.tif", folder / f"dtm{index}.tif"
-            with rasterio.open(plain, "w", **profile) as dst:
-                dst.write(data + np.float32(index) / 100)
-            rio_copy(plain, product, driver="COG")
-            products.append(product)
-        return products
-    payload = np.random.default_rng(0).bytes(4_000_000)  # a few MB to copy and flush
-    for index in range(count):
-        product = folder / f"tiles{index}"
-        shutil.copytree(tileset, product)
-        (product / "tiles" / "0.glb").write_bytes(b"glTF" + index.to_bytes(4, "little") + payload)
-        products.append(product)
-    return products
-
-
-def _publish_file(store, product) -> None:
-    _open(store).publish(product, "files", note="may be killed")
-
-
-def _check_files_intact(store: dict, kind: str, previous: int) -> int:
-    with _open(store) as catalog:
-        layer = catalog.layer("files")
-        assert layer.current_version in (previous, previous + 1)
-        for number in {previous, layer.current_version}:
-            version, path = catalog.version("files", number), catalog.path("files", number)
-            assert (sha256_file(path) if kind == "raster" else sha256_tree(path.parent)) == version.checksum
-    return layer.current_version
+    run.publish()
+    with run.open() as catalog:
+        assert_no_orphans(catalog)
+        run.products.assert_stored(catalog, catalog.layer(LAYER).current_version, run.next - 1)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["raster", "3dtiles"])
-def test_kill_9_during_file_publications_leaves_the_catalog_intact(store, kind, cog, tileset, tmp_path):
-    """Rasters and 3D Tiles folders: copied to a staging folder, flushed, renamed into place, then committed."""
-    rng = random.Random(5)
-    products = _file_products(kind, cog, tileset, tmp_path, KILLS + 2)
-    with _open(store) as catalog:
-        first = catalog.publish(products[0], "files", licence="etalab-2.0", access="open")
-    started = time.perf_counter()
-    process = FORK.Process(target=_publish_file, args=(store, products[1]))  # a whole run, as the killed ones
-    process.start()
-    process.join()
-    duration = time.perf_counter() - started
-    assert process.exitcode == 0
-    current, committed = _kill_at_random_moments(
-        _publish_file, [(store, product) for product in products[2:]], duration * 1.2, rng,
-        lambda previous: _check_files_intact(store, kind, previous))
-    assert committed < KILLS  # kills land before (and, depending on timing, after) the commit
-    with _open(store) as catalog:
+def test_a_killed_claim_is_taken_over_without_gc(store, cadastre, cog, tileset, tmp_path):
+    """A publication killed while its data is written does not block the next one; gc then clears its leftovers."""
+    run = CrashRun(store, Products("vector", tmp_path, cadastre, cog, tileset))
+    run.publish()
+    assert run.kill_publication("data-write", collect=False) == "data-write"
+    assert run.kill_publication("before-switch", collect=False) == "before-switch"
+    run.publish()
+    with run.open() as catalog:
+        assert catalog.layer(LAYER).current_version == 2  # the dead claims' number, their leftovers replaced
+        run.products.assert_stored(catalog, 2, run.next - 1)
+        run.products.assert_stored(catalog, 1, 0)
         catalog.gc()
-        assert_no_orphans(catalog, store)
-        again = catalog.publish(products[0], "files").version  # dead claims taken over
-        assert again.number > current and again.checksum == first.version.checksum
-    _check_files_intact(store, kind, again.number)
-    print(f"{kind}: {KILLS} kills over a {duration:.2f} s publication: {committed} after the commit")
-
-
-def assert_no_orphans(catalog: Catalog, store: dict) -> None:
-    assert catalog.gc().removed == 0
-    if store["backend"] != "geopackage":
-        return
-    from gis.backends.gpkg_schema import version_tables
-
-    con = sqlite3.connect(Path(store["path"]) / "catalog.gpkg")
-    referenced = {r[0].removeprefix("table:") for r in con.execute("SELECT storage FROM lutece_versions")
-                  if r[0].startswith("table:")}
-    assert version_tables(con) == referenced
-    assert con.execute("SELECT count(*) FROM lutece_pending").fetchone() == (0,)
-    con.close()
-    assert not list((Path(store["path"]) / "files").glob(".staging/*"))
+        assert_no_orphans(catalog)
