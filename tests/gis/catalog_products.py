@@ -8,6 +8,14 @@ from pathlib import Path
 import numpy as np
 
 
+def store_yaml(store: dict) -> str:
+    """The ``store:`` section of a lutece.yml for ``store`` (with ``dsn`` on PostGIS)."""
+    import json
+
+    lines = ["store:"] + [f"  {key}: {json.dumps(value)}" for key, value in store.items()]
+    return "\n".join(lines) + "\n"
+
+
 def assert_unchanged(catalog, events_before: int = 0) -> None:
     """Nothing was published: no new event, and nothing left behind (no table, file or claim; see :func:`orphans`)."""
     assert len(catalog.events()) == events_before

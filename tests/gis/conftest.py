@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from catalog_products import store_yaml  # noqa: F401 (imported from here by some tests)
 from gis.backends import open_backend
 from gis.catalog.service import Catalog
 from gis.testing.postgres import PostgresCluster, missing_binaries
@@ -24,10 +25,6 @@ CRS = "EPSG:2154"
 # lacks store.dsn (required by the schema). They run on PostGIS in test_postgis.py with store_yaml(store).
 
 
-def store_yaml(store: dict) -> str:
-    """The ``store:`` section of a lutece.yml for ``store`` (with ``dsn`` on PostGIS)."""
-    lines = ["store:"] + [f"  {key}: {json.dumps(value)}" for key, value in store.items()]
-    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture(scope="session")

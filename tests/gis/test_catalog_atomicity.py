@@ -25,8 +25,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from catalog_products import assert_no_orphans, tiled, write_product
-from conftest import store_yaml
+from catalog_products import assert_no_orphans, store_yaml, tiled, write_product
 from gis.backends import open_backend
 from gis.catalog.service import Catalog
 from gis.cli import cli

@@ -13,8 +13,7 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from catalog_products import assert_no_orphans
-from conftest import store_yaml
+from catalog_products import assert_no_orphans, store_yaml
 from gis.backends import open_backend
 from gis.backends.postgis import DATA_SCHEMA
 from gis.catalog.service import Catalog
