@@ -8,7 +8,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from conftest import store_yaml
+from catalog_products import store_yaml
 from gis.cli import cli
 
 

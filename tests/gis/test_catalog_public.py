@@ -8,7 +8,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from conftest import store_yaml
+from catalog_products import store_yaml
 from gis.catalog.public import file_name, public_layer, public_lineage, public_text, public_version
 from gis.cli import cli
 
