@@ -278,6 +278,9 @@ def bench_backend(backend: str, frame, args, folder: Path, cluster) -> list[dict
                 result = run_wrk(f"http://127.0.0.1:{port}", case, bounds, len(frame), args.duration,
                                  args.connections, folder, tile_query if case == "tile" else "")
                 rows.append({"backend": backend, "server": name, "case": case, **result})
+                # sync workers still answer the requests queued by wrk's closed connections: let them drain,
+                # or the next case measures the previous one's backlog
+                server.wait(f"/collections/{LAYER}/items/1?f=json", timeout=300)
         finally:
             server.stop()
     return rows

@@ -19,7 +19,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from server.providers import coverage
-from server.routes.http import CORS_HEADERS, BadRequest, Delivery, base_url, not_found
+from server.routes.http import CORS_HEADERS, BadRequest, Delivery, not_found
 
 KINDS = ("raster",)
 FORMATS = {"geotiff": "image/tiff; application=geotiff", "tif": "image/tiff; application=geotiff",
@@ -58,15 +58,6 @@ def handle(delivery: Delivery, request: Request, endpoint: str, collection: str)
     data, _, _ = coverage.read_window(path, box, out_shape=size)
     body = coverage.png(data, coverage.band_stats(path, version.checksum))
     return _response(request, body, "image/png", version.checksum)
-
-
-def collection_links(request: Request, layer) -> list[dict]:
-    """Links that a collection's document or listing adds to a raster layer."""
-    root = f"{base_url(request)}/collections/{layer.id}"
-    return [{"rel": "http://www.opengis.net/def/rel/ogc/1.0/coverage", "type": FORMATS["geotiff"],
-             "title": "Coverage (GeoTIFF)", "href": f"{root}/coverage"},
-            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/map", "type": "image/png", "title": "Map preview",
-             "href": f"{root}/map"}]
 
 
 def _box(args, native: str) -> coverage.Box | None:

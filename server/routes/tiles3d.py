@@ -70,9 +70,8 @@ def handle(delivery: Delivery, request: Request, endpoint: str, collection: str,
     if layer is None:
         return not_found()
     if endpoint == "entry":
-        response = Response(status=307, headers={"Location": tileset_url(delivery, request, layer),
-                                                  "Cache-Control": "no-cache", **CORS_HEADERS})
-        return response
+        return Response(status=307, headers={"Location": tileset_url(delivery, request, layer),
+                                              "Cache-Control": "no-cache", **CORS_HEADERS})
     return serve_file(delivery, request, layer, args["sha"], args["path"])
 
 
@@ -82,8 +81,8 @@ def tileset_url(delivery: Delivery, request: Request, layer) -> str:
     return f"{base_url(request)}/collections/{layer.id}/3dtiles/{version.checksum}/tileset.json"
 
 
-def collection_links(delivery: Delivery, request: Request, layer) -> list[dict[str, Any]]:
-    """Links that a collection listing adds to a 3D Tiles layer's entry."""
+def tileset_links(delivery: Delivery, request: Request, layer) -> list[dict[str, Any]]:
+    """The link of a 3D Tiles collection to its versioned tileset.json."""
     return [{"rel": "original", "type": "application/json+3dtiles", "title": "3D Tiles tileset (tileset.json)",
              "href": tileset_url(delivery, request, layer)}]
 
@@ -92,7 +91,7 @@ def collection_document(delivery: Delivery, request: Request, layer) -> dict[str
     """The collection of a tileset: metadata, CRS84 extent of its root tile, the link to its tileset.json."""
     version = delivery.version(layer)
     root = f"{base_url(request)}/collections/{layer.id}"
-    tileset = collection_links(delivery, request, layer)
+    tileset = tileset_links(delivery, request, layer)
     document: dict[str, Any] = {
         "id": layer.id, "title": layer.title, "description": layer.description,
         "keywords": list(layer.keywords), "collectionType": "3d-container", "itemType": "3dtiles",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import requests
 
 from delivery_routes import DELIVERY_ROUTES
 from delivery_support import write_tileset
