@@ -118,3 +118,92 @@ def tiled(frame, copies: int):
         part["cadastre_id"] = part["cadastre_id"] + f"-{index}"
         parts.append(part)
     return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=frame.crs)
+
+
+# -- stored data and checksums, checked independently of the code that wrote them ---------------------
+_STRUCT = {"bool": "?", "int8": "b", "int16": "h", "int32": "i", "int64": "q", "uint8": "B", "uint16": "H",
+           "uint32": "I", "uint64": "Q", "float32": "f", "float64": "d"}
+
+
+def reference_checksum(frame) -> str:
+    """A vector version's checksum as the README defines it, computed value by value in plain Python.
+
+    Attributes in order (numbers and booleans: ``name\\0dtype\\0`` and their
+    little-endian values; text: ``name\\0str\\0`` and the values joined by
+    ``\\x1f``, a missing one as ``\\x00``), then ``geometry\\0geometry\\0``,
+    each geometry's WKB length (32-bit) and the WKBs (little-endian, empty
+    for a null geometry). Written apart from :func:`gis.checksums.sha256_frame`
+    (struct and str instead of numpy buffers) for the columns the tests use.
+    """
+    import hashlib
+    import struct
+
+    digest = hashlib.sha256()
+    geometry = frame.geometry.name
+    for name in frame.columns:
+        if name == geometry:
+            continue
+        column = frame[name]
+        code = _STRUCT.get(str(column.dtype))
+        if code is not None:
+            digest.update(f"{name}\0{column.dtype}\0".encode("utf-8"))
+            digest.update(b"".join(struct.pack("<" + code, value) for value in column.tolist()))
+            continue
+        assert column.dtype.kind not in "mM", "reference_checksum does not cover times"
+        texts = ["\x00" if _missing(value) else str(value) for value in column.tolist()]
+        digest.update(f"{name}\0str\0".encode("utf-8") + "\x1f".join(texts).encode("utf-8"))
+    wkbs = [b"" if shape is None else shape.wkb for shape in frame.geometry]  # little-endian on this machine
+    digest.update(b"geometry\0geometry\0")
+    digest.update(b"".join(struct.pack("<I", len(wkb)) for wkb in wkbs))
+    digest.update(b"".join(wkbs))
+    return digest.hexdigest()
+
+
+def _missing(value) -> bool:
+    import pandas as pd
+
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def stored_table(catalog, version) -> tuple[list[str], dict[str, list], list[bytes | None]]:
+    """A vector version's table read straight from the store: column names, values, geometries' WKB.
+
+    GeoPackage: GDAL's own reading of the table (pyogrio's Arrow reader);
+    PostGIS: psycopg, the geometries as PostGIS' ``ST_AsBinary``.
+    """
+    table = version.storage.removeprefix("table:")
+    backend = catalog.backend
+    if backend.name == "geopackage":
+        import pyogrio
+
+        meta, data = pyogrio.read_arrow(backend.gpkg, layer=table)
+        wkb_column = meta["geometry_name"] or "wkb_geometry"
+        names = [name for name in data.column_names if name != wkb_column]
+        return names, {name: data[name].to_pylist() for name in names}, data[wkb_column].to_pylist()
+    import psycopg
+
+    with psycopg.connect(backend.dsn) as con:
+        columns = [row[0] for row in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema='lutece_data' "
+            "AND table_name=%s ORDER BY ordinal_position", (table,))]
+        names = [name for name in columns if name not in ("lutece_fid", "geometry")]
+        select = ", ".join(f'"{name}"' for name in names)
+        rows = con.execute(f'SELECT {select + ", " if names else ""}ST_AsBinary(geometry) '
+                           f'FROM lutece_data."{table}" ORDER BY lutece_fid').fetchall()
+    values = {name: [row[index] for row in rows] for index, name in enumerate(names)}
+    return names, values, [None if row[-1] is None else bytes(row[-1]) for row in rows]
+
+
+def assert_stored(catalog, version, source) -> None:
+    """The stored table of ``version`` holds ``source``'s attributes and geometries, in order."""
+    import shapely
+
+    names, values, wkbs = stored_table(catalog, version)
+    attributes = [name for name in source.columns if name != source.geometry.name]
+    assert names == attributes
+    for name in attributes:
+        expected = [None if _missing(value) else value for value in source[name].tolist()]
+        assert [None if _missing(value) else value for value in values[name]] == expected, name
+    stored = shapely.from_wkb(np.array(wkbs, dtype=object))
+    assert len(stored) == len(source)
+    assert shapely.equals_exact(stored, np.asarray(source.geometry.values), tolerance=0).all()

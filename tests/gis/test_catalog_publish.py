@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 
 import pytest
 import rasterio
 
-from catalog_products import assert_no_orphans, write_product
-from gis.checksums import sha256_frame, sha256_tree
+from catalog_products import assert_no_orphans, assert_stored, orphans, reference_checksum, write_product
+from gis.checksums import sha256_tree
 from gis.errors import InputError, LayerNotFound, PublishConflict
 
 
@@ -32,7 +33,8 @@ def test_publish_and_read_back_a_vector_layer(catalog, district_gpkg, cadastre):
     assert len(frame) == len(cadastre) and frame.crs == cadastre.crs
     assert sorted(frame["cadastre_id"]) == sorted(cadastre["cadastre_id"])
     assert frame.geometry.geom_equals_exact(cadastre.geometry, 0).all()
-    assert sha256_frame(frame) == version.checksum
+    assert_stored(catalog, version, cadastre)
+    assert version.checksum == reference_checksum(cadastre)
     assert len(catalog.read("buildings", bbox=tuple(cadastre.iloc[0].geometry.bounds))) >= 1
 
 
@@ -148,3 +150,31 @@ def test_unknown_layer_and_kind_change(catalog, district_gpkg, cog):
         catalog.publish(cog, "buildings")
     with pytest.raises(InputError, match="not a slug"):
         catalog.publish(cog, "Bad_Id", licence="etalab-2.0", access="open")
+
+
+def test_leftovers_are_found_in_the_store_itself(catalog, district_gpkg, cog, cadastre):
+    """The no-orphan check lists what the store holds (not what gc reports): it sees leftovers, and gc clears them."""
+    publish_cadastre(catalog, district_gpkg)
+    raster = catalog.publish(cog, "dtm", licence="etalab-2.0", access="open").version
+    assert_no_orphans(catalog)
+    backend = catalog.backend
+    if backend.name == "geopackage":
+        write_product(cadastre.iloc[:3], backend.gpkg, layer="buildings__v9")  # a killed publication's table
+    else:
+        import psycopg
+
+        with psycopg.connect(backend.dsn) as con:
+            con.execute('CREATE TABLE lutece_data."buildings__v9" (lutece_fid bigint PRIMARY KEY)')
+    stray = backend.files.root / ("0" * 64)
+    stray.mkdir()
+    (stray / "dtm.tif").write_bytes(b"II*\0")
+    staged = backend.files.root / ".staging" / "deadbeef"
+    staged.mkdir(parents=True)
+    (staged / "part").write_bytes(b"x")
+    found = orphans(catalog)
+    assert "buildings__v9" in found["tables"] and found["files"] == ["0" * 64] and found["staging"] == ["deadbeef"]
+    catalog.gc()
+    assert_no_orphans(catalog)
+    kept = catalog.path("dtm").parent
+    shutil.rmtree(kept)  # data a version references, gone
+    assert orphans(catalog)["missing"] == [raster.storage.removeprefix("files:").split("/")[0]]

@@ -66,8 +66,18 @@ def test_share_alike_follows_catalog_layers_named_in_the_lineage(catalog, distri
 
 
 def test_licence_rules_without_a_catalog():
-    check_licence_rules("x", "ODbL-1.0", "open", [{"path": "a", "licence": "ODbL-1.0"}, {"path": "b"}])
-    check_licence_rules("x", "restricted", "internal", [{"path": "a", "licence": "ODbL-1.0"}])
+    """Each rule decides alone: the same inputs pass or are refused by the licence and access level only."""
+    odbl_input = [{"path": "a", "licence": "ODbL-1.0"}, {"path": "b"}]  # b: licence unknown, not checked
+    assert check_licence_rules("x", "ODbL-1.0", "open", odbl_input) is None
+    with pytest.raises(LicenceError, match=r"layer x: derived from a, licensed ODbL-1.0 \(share-alike\), "
+                                           r"it must be published under ODbL-1.0, not etalab-2.0"):
+        check_licence_rules("x", "etalab-2.0", "open", odbl_input)
+    with pytest.raises(LicenceError, match="derived from a"):
+        check_licence_rules("x", "restricted", "shared", odbl_input)  # shared with partners: still public use
+    assert check_licence_rules("x", "restricted", "internal", odbl_input) is None  # never served: allowed
+    with pytest.raises(LicenceError, match="an open layer needs an open licence, not restricted"):
+        check_licence_rules("x", "restricted", "open")
+    assert check_licence_rules("x", "etalab-2.0", "open", [{"path": "b"}, {"layer": "c", "licence": None}]) is None
 
 
 @pytest.mark.filterwarnings("ignore:'crs' was not provided")
