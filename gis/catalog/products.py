@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gis.checksums import geometry_wkb, sha256_file, sha256_frame, sha256_tree, tree_files  # noqa: F401 (their old home)
+from gis.checksums import geometry_wkb, sha256_file, sha256_frame, sha256_tree, tree_files  # noqa: F401 (old home)
 from gis.errors import InputError
 
 VECTOR_SUFFIXES = (".gpkg",)
