@@ -78,6 +78,15 @@ class PublicFeed:
         self._read_up_to = 0  # the catalog seq read so far
         self._lock = threading.Lock()
 
+    @property
+    def read_up_to(self) -> int:
+        """The catalog's seq read so far (it moves on also for events the public is not told)."""
+        return self._read_up_to
+
+    def last_time(self) -> str | None:
+        """The time of the latest public event (None before the first)."""
+        return self._events[-1]["time"] if self._events else None
+
     def refresh(self, catalog) -> int:
         """Read the catalog's new events; return the last public seq."""
         with self._lock:

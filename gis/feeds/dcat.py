@@ -111,9 +111,10 @@ def catalog_graph(catalog, downloads: Downloads, base_url: str, visible: Callabl
     graph.add((root, DCAT.service, service))
     _data_service(graph, service, base_url, agent)
     layers = [layer for layer in catalog.layers() if visible(layer) and is_open_licence(layer)]
+    versions = [catalog.backend.get_version(layer.id, layer.current_version) for layer in layers]
+    downloads.prepare(versions)
     latest = None
-    for layer in layers:
-        version = catalog.backend.get_version(layer.id, layer.current_version)
+    for layer, version in zip(layers, versions):
         dataset = _dataset(graph, base_url, layer, version, downloads.all(version), agent, publisher, service)
         graph.add((root, DCAT.dataset, dataset))
         graph.add((service, DCAT.servesDataset, dataset))
@@ -141,7 +142,7 @@ def _agent(graph: Graph, base_url: str, publisher: Publisher) -> URIRef:
 
 
 def _contact(graph: Graph, publisher: Publisher) -> BNode:
-    contact = BNode()
+    contact = BNode("contact")
     graph.add((contact, RDF.type, VCARD.Organization))
     graph.add((contact, RDF.type, VCARD.Kind))
     graph.add((contact, VCARD.fn, Literal(publisher.name)))
@@ -195,8 +196,8 @@ def _dataset(graph: Graph, base_url: str, layer: Layer, version, files: list[Dow
     add((dataset, DCAT.landingPage, _typed(graph, f"{base_url}/collections/{layer.id}", FOAF.Document)))
     extent = crs84_extent(layer)
     if extent is not None:
-        add((dataset, DCTERMS.spatial, _location(graph, extent)))
-    add((dataset, DCTERMS.provenance, _provenance(graph, release["lineage"])))
+        add((dataset, DCTERMS.spatial, _location(graph, layer.id, extent)))
+    add((dataset, DCTERMS.provenance, _provenance(graph, layer.id, release["lineage"])))
     for download in files:
         add((dataset, DCAT.distribution, _file_distribution(graph, base_url, download, licence)))
     add((dataset, DCAT.distribution, _api_distribution(graph, base_url, layer, licence, service)))
@@ -215,7 +216,7 @@ def _file_distribution(graph: Graph, base_url: str, download: Download, licence:
     add((distribution, DCTERMS.format, _typed(graph, f"{EU}file-type/{FILE_TYPES[download.format]}",
                                               DCTERMS.MediaTypeOrExtent)))
     add((distribution, DCAT.byteSize, Literal(download.size, datatype=XSD.nonNegativeInteger)))
-    checksum = BNode()
+    checksum = BNode(f"checksum-{download.layer_id}-{download.format}")
     add((checksum, RDF.type, SPDX.Checksum))
     add((checksum, SPDX.algorithm, _typed(graph, str(SPDX.checksumAlgorithm_sha256), SPDX.ChecksumAlgorithm)))
     add((checksum, SPDX.checksumValue, Literal(download.sha256, datatype=XSD.hexBinary)))
@@ -244,21 +245,21 @@ def _licence(graph: Graph, licence_id: str) -> URIRef:
     return uri
 
 
-def _location(graph: Graph, extent: tuple[float, float, float, float]) -> BNode:
+def _location(graph: Graph, layer_id: str, extent: tuple[float, float, float, float]) -> BNode:
     west, south, east, north = extent
     wkt = (f"{CRS84}POLYGON(({west} {south}, {east} {south}, {east} {north}, {west} {north}, {west} {south}))")
-    location = BNode()
+    location = BNode(f"location-{layer_id}")
     graph.add((location, RDF.type, DCTERMS.Location))
     graph.add((location, DCAT.bbox, Literal(wkt, datatype=GSP.wktLiteral)))
-    geometry = BNode()
+    geometry = BNode(f"geometry-{layer_id}")
     graph.add((geometry, RDF.type, LOCN.Geometry))
     graph.add((geometry, GSP.asWKT, Literal(wkt, datatype=GSP.wktLiteral)))
     graph.add((location, LOCN.geometry, geometry))
     return location
 
 
-def _provenance(graph: Graph, lineage: dict[str, Any]) -> BNode:
-    statement = BNode()
+def _provenance(graph: Graph, layer_id: str, lineage: dict[str, Any]) -> BNode:
+    statement = BNode(f"provenance-{layer_id}")
     graph.add((statement, RDF.type, DCTERMS.ProvenanceStatement))
     graph.add((statement, RDFS.label, Literal(provenance_text(lineage), lang="fr")))
     return statement

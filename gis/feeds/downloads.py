@@ -106,6 +106,19 @@ class Downloads:
         """Every download file of ``version``, built when missing."""
         return [self.get(version, fmt) for fmt in formats_for(version.kind)]
 
+    def prepare(self, versions: list[Version]) -> None:
+        """Build the missing vector files of ``versions`` at once (one child process for all when isolated)."""
+        missing = [v for v in versions if v.kind == "vector" and any(
+            _read_sidecar(self._folder(v), file_name(v.layer_id, v.number, fmt)) is None for fmt in ("gpkg", "geojson"))]
+        if not missing or not self.isolate:
+            return
+        for version in missing:
+            self._folder(version).mkdir(parents=True, exist_ok=True)
+        _build_in_child(self.store, missing, self.folder)
+
+    def _folder(self, version: Version) -> Path:
+        return self.folder / version.layer_id / f"{version.number}-{version.checksum[:16]}"
+
     def get(self, version: Version, fmt: str) -> Download:
         """The download ``fmt`` of ``version``, built on first use.
 
@@ -125,7 +138,7 @@ class Downloads:
             path = self.catalog.backend.files_path(version)
             return Download(version.layer_id, version.number, fmt, name, FORMATS[fmt][1], path.stat().st_size,
                             version.checksum, path)
-        folder = self.folder / version.layer_id / f"{version.number}-{version.checksum[:16]}"
+        folder = self._folder(version)
         found = _read_sidecar(folder, name)
         if found is not None:
             return found
@@ -145,7 +158,7 @@ class Downloads:
                 _finish(folder, version, fmt, _zip_tileset(self.catalog.backend.files_path(version).parent,
                                                            folder, file_name(version.layer_id, version.number, fmt)))
             elif self.isolate:
-                _build_in_child(self.store, version, folder)
+                _build_in_child(self.store, [version], self.folder)
             else:
                 build_vector_files(self.catalog, version, folder)
         except LuteceError:
@@ -174,14 +187,16 @@ def build_vector_files(catalog, version: Version, folder: Path) -> None:
         _finish(folder, version, fmt, partial)
 
 
-def _build_in_child(store: dict, version: Version, folder: Path) -> None:
-    request = json.dumps({"store": store, "layer": version.layer_id, "number": version.number,
-                          "folder": str(folder)})
+def _build_in_child(store: dict, versions: list[Version], folder: Path) -> None:
+    """Build the vector files of ``versions`` in a child process (each under its folder's lock)."""
+    request = json.dumps({"store": store, "folder": str(folder),
+                          "versions": [[version.layer_id, version.number] for version in versions]})
     result = subprocess.run([sys.executable, "-m", "gis.feeds.downloads"], input=request, capture_output=True,
                             text=True, timeout=3600)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise StoreError(f"building the downloads of {version.layer_id} version {version.number} failed: {last}")
+        names = ", ".join(f"{v.layer_id} version {v.number}" for v in versions)
+        raise StoreError(f"building the downloads of {names} failed: {last}")
 
 
 def _zip_tileset(source: Path, folder: Path, name: str) -> Path:
@@ -247,8 +262,13 @@ def _main() -> int:
     request = json.loads(sys.stdin.read())
     try:
         with Catalog(open_backend(request["store"], create=False)) as catalog:
-            version = catalog.backend.get_version(request["layer"], int(request["number"]))
-            build_vector_files(catalog, version, Path(request["folder"]))
+            downloads = Downloads(catalog, Path(request["folder"]))
+            for layer_id, number in request["versions"]:
+                version = catalog.backend.get_version(layer_id, int(number))
+                folder = downloads._folder(version)
+                folder.mkdir(parents=True, exist_ok=True)
+                with _locked(folder / ".lock"):
+                    build_vector_files(catalog, version, folder)
     except LuteceError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
