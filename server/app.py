@@ -254,9 +254,9 @@ def create_app(config=None, settings: dict | None = None, follow: bool = True) -
 
     config = config if config is not None else load_config(None)
     logging.getLogger("pygeoapi").setLevel(logging.CRITICAL)  # its errors are answered as OGC exceptions
-    from server import speedups
+    from server import patches
 
-    speedups.install()
+    patches.install()
     state = ServerState(config, server_settings(config, settings), follow=follow)
     app = Flask(__name__, static_folder=None)
     app.url_map.strict_slashes = False

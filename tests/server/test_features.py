@@ -144,6 +144,8 @@ def test_cql2_spatial_filter(client, buildings):
     lon1, lat1 = TO_CRS84.transform(651300, 6861300)
     polygon = f"POLYGON(({lon0} {lat0},{lon1} {lat0},{lon1} {lat1},{lon0} {lat1},{lon0} {lat0}))"
     found = {f["id"] for f in all_items(client, "buildings", f"filter=INTERSECTS(geometry,{polygon})")}
+    cql2 = {f["id"] for f in all_items(client, "buildings", f"filter=S_INTERSECTS(geometry,{polygon})")}
+    assert cql2 == found  # CQL2 text's spelling, and ECQL's
     # the polygon's edges are straight in CRS84, curved a little in Lambert-93: compare away from the edges
     inner, outer = area.buffer(-0.5), area.buffer(0.5)
     geometries = buildings.geometry.values

@@ -1,10 +1,13 @@
-"""Two per-request costs of pygeoapi 0.21's Features handler, cached once per process.
+"""What the server changes in pygeoapi 0.21's Features handler, installed once per process by ``create_app``.
 
-pygeoapi builds a new pyproj ``Transformer`` for every ``bbox`` it takes to
-the storage CRS (25 ms, half of an items request) and parses the CRS URIs
-of every request again. Both depend only on the CRS URIs, so the same
-functions are wrapped with a cache keyed by them; what they return and raise
-is unchanged.
+- Speed: pygeoapi builds a new pyproj ``Transformer`` for every ``bbox`` it
+  takes to the storage CRS (25 ms, half of an items request) and parses the
+  CRS URIs of every request again. Both depend only on the CRS URIs, so the
+  same functions are wrapped with a cache keyed by them; what they return and
+  raise is unchanged.
+- CQL2 text: pygeoapi parses ``filter=`` with pygeofilter's ECQL parser,
+  which refuses CQL2 text's own spellings (``S_INTERSECTS``, ``T_AFTER``,
+  ``TIMESTAMP(...)``); a filter ECQL cannot read is parsed as CQL2 text.
 """
 
 from __future__ import annotations
@@ -29,6 +32,20 @@ def transform_bbox(bbox: list, from_crs: str, to_crs: str) -> list:
     return list(transform(*bbox[:n_dims]) + transform(*bbox[n_dims:]))
 
 
+def parse_filter_text(text: str):
+    """A ``filter=`` text as ECQL, else as CQL2 text (the ECQL error is raised when neither reads it)."""
+    from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
+    from pygeofilter.parsers.ecql import parse as parse_ecql
+
+    try:
+        return parse_ecql(text)
+    except Exception as ecql_error:
+        try:
+            return parse_cql2_text(text)
+        except Exception:
+            raise ecql_error from None
+
+
 def install() -> None:
     """Put the cached versions in place of pygeoapi's (idempotent)."""
     global _installed
@@ -49,5 +66,6 @@ def install() -> None:
         return cached_spec(config.get("storage_crs"), tuple(config.get("crs") or ()), query_crs_uri)
 
     itemtypes.transform_bbox = transform_bbox
+    itemtypes.parse_ecql_text = parse_filter_text
     itemtypes.create_crs_transform_spec = create_crs_transform_spec
     _installed = True
