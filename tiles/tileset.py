@@ -213,10 +213,8 @@ def _check_tile(tile: dict, folder: Path, transform: np.ndarray, parent, depth: 
 
 def _check_content(path: Path, volume: list[float], transform: np.ndarray, where: str, report: Report,
                    contents: list[Content] | None) -> None:
-    from tiles.pointcloud import read_content  # content formats live with the writer
-
     try:
-        local, attributes = read_content(path)
+        local, attributes = read_any_content(path)
     except Exception as exc:  # any decoding failure is a finding, not a crash of the check
         report.problems.append(f"{where}: content {path.name} cannot be decoded ({exc})")
         return
@@ -229,6 +227,17 @@ def _check_content(path: Path, volume: list[float], transform: np.ndarray, where
         report.problems.append(f"{where}: {int(outside.sum())} points of {path.name} outside its bounding volume")
     if contents is not None:
         contents.append(Content(path, _apply(transform, local), attributes, volume, transform))
+
+
+def read_any_content(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The vertices or points of a content file in its tile's frame (z-up) and their per-vertex attributes."""
+    from tiles.mesh import is_mesh_glb, read_glb  # content formats live with their writers
+    from tiles.pointcloud import read_content
+
+    if is_mesh_glb(path):
+        mesh = read_glb(Path(path).read_bytes())
+        return mesh.positions, {"feature_id": mesh.feature_ids}
+    return read_content(path)
 
 
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
