@@ -1,7 +1,8 @@
 """Running a pipeline whose writers are ``writers.3dtiles``: one subtree per lidar file, one root tileset.
 
-Each file is converted by a task on the pipeline's executor (in-process or
-Dask, :mod:`pipelines.executors`) into the work folder, under a key of the
+Each file is read once and converted for every writer by a task on the
+pipeline's executor (in-process or Dask, :mod:`pipelines.executors`) into
+the work folder, each writer's subtree under a key of the
 file's sha256, the writer's options, the geoid grid's sha256 and the
 software version: a rerun after one file changed converts only that file and
 writes the root again. The product folder is assembled from the subtrees
@@ -47,7 +48,7 @@ def is_tiles3d(plan: Plan) -> bool:
 def run_tiles3d(plan: Plan, workers: int = 0, scheduler: str | None = None,
                 progress: Progress | None = None) -> RunResult:
     """Run a plan whose writers are all ``writers.3dtiles``; see the module docstring."""
-    from tiles.job import check_file, street_corridors_reaching
+    from tiles.job import check_distinct_names, check_file, street_corridors_reaching
 
     progress = progress or (lambda *_: None)
     started = time.perf_counter()
@@ -56,6 +57,7 @@ def run_tiles3d(plan: Plan, workers: int = 0, scheduler: str | None = None,
     work.mkdir(parents=True, exist_ok=True)
     jobs = plan.reader.plan(plan.crs)  # every header checked: points, scales, CRS, the same CRS everywhere
     paths = [job.path for job in jobs]
+    check_distinct_names(paths)
     hashes = {path: file_sha256(path, output / WORK / "hashes.json") for path in paths}
     crs_in = plan.reader.options.crs_in
     tasks = []
@@ -67,21 +69,18 @@ def run_tiles3d(plan: Plan, workers: int = 0, scheduler: str | None = None,
         keys = {path: _digest({"file": hashes[path], "tiler": settings.describe(), "geoid": model.grid_sha256,
                                "lutece": __version__}) for path in paths}
         tasks.append((writer, settings, corridor, keys))
+    # One task per file that some writer still needs: the file is read once for all of them.
+    todo = [path for path in paths if any(not (work / keys[path] / "done.json").is_file() for *_, keys in tasks)]
     executor = executor_for(workers, scheduler)
     failures: list[str] = []
-    converted: set[Path] = set()
     try:
-        for writer, settings, corridor, keys in tasks:
-            todo = [path for path in paths if not (work / keys[path] / "done.json").is_file()]
-            converted.update(todo)
-            shared = executor.share((settings, corridor))
-            done = 0
-            for outcome in executor.map(convert_task, todo, shared, keys, work, task_threads=2 if len(todo) == 1 else 1,
-                                        key=lambda path, keys=keys: f"3dtiles-{keys[path]}"):
-                done += 1
-                progress("tiles", done, len(todo), writer.tag)
-                if outcome.error is not None:
-                    failures.append(f"{outcome.item}: {outcome.error}")
+        shared = executor.share([(settings, corridor, keys) for _, settings, corridor, keys in tasks])
+        for done, outcome in enumerate(executor.map(convert_task, todo, shared, work,
+                                                    task_threads=2 if len(todo) == 1 else 1,
+                                                    key=lambda path: f"3dtiles-{hashes[path]}"), start=1):
+            progress("tiles", done, len(todo))
+            if outcome.error is not None:
+                failures.append(f"{outcome.item}: {outcome.error}")
     finally:
         executor.close()
     if failures:
@@ -96,23 +95,28 @@ def run_tiles3d(plan: Plan, workers: int = 0, scheduler: str | None = None,
         if folder.name not in current:
             shutil.rmtree(folder, ignore_errors=True)
     total = sum(job.point_count for job in jobs)
-    return RunResult(products, len(paths), len(paths) - len(converted), total, time.perf_counter() - started, skipped)
+    return RunResult(products, len(paths), len(paths) - len(todo), total, time.perf_counter() - started, skipped)
 
 
-def convert_task(path: Path, shared: tuple, keys: dict[Path, str], work: Path, *, needed: dict,
-                 context: TaskContext) -> str:
-    """Convert one lidar file into ``work/<key>/`` and mark it done; returns the key."""
-    from tiles.job import convert_file, subtree_name
+def convert_task(path: Path, writers: list[tuple], work: Path, *, needed: dict, context: TaskContext) -> str:
+    """Convert one lidar file for every writer whose subtree is not done: into ``work/<key>/``, marked done."""
+    from tiles.job import convert_cloud, subtree_name
+    from tiles.pointcloud import read_cloud
 
-    settings, corridor = shared
-    folder = work / keys[path]
-    shutil.rmtree(folder, ignore_errors=True)  # leftovers of a run killed half-way
-    folder.mkdir(parents=True)
-    context.tell(path.name)
-    subtree = convert_file(path, settings, folder / subtree_name(path), corridor, threads=context.threads)
-    record = {"file": str(path), "subtree": None if subtree is None else asdict(subtree)}
-    (folder / "done.json").write_text(json.dumps(record), encoding="utf-8")
-    return keys[path]
+    cloud = None
+    for settings, corridor, keys in writers:
+        folder = work / keys[path]
+        if (folder / "done.json").is_file():
+            continue
+        shutil.rmtree(folder, ignore_errors=True)  # leftovers of a run killed half-way
+        folder.mkdir(parents=True)
+        context.tell(f"{path.name}: {settings.product.product}")
+        if cloud is None:
+            cloud = read_cloud(path, settings.crs_in)
+        subtree = convert_cloud(cloud, path.name, settings, folder / subtree_name(path), corridor, context.threads)
+        record = {"file": str(path), "subtree": None if subtree is None else asdict(subtree)}
+        (folder / "done.json").write_text(json.dumps(record), encoding="utf-8")
+    return path.name
 
 
 def assemble(plan: Plan, writer, settings, keys: dict[Path, str], hashes: dict[Path, str],

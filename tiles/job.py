@@ -28,7 +28,7 @@ import pyproj
 
 from gis.errors import InputError, OutputExistsError
 from tiles.geo import HeightModel, Placement, frame_at
-from tiles.pointcloud import read_cloud, tile_cloud
+from tiles.pointcloud import PointCloud, read_cloud, tile_cloud
 from tiles.products import ProductOptions, select, street_corridors
 from tiles.tileset import SPECS, Subtree, box_corners, join, write_json
 
@@ -73,7 +73,18 @@ def input_files(inputs: list[str]) -> list[Path]:
     files = list(dict.fromkeys(p.resolve() for p in found))
     if not files:
         raise InputError(f"no .las or .laz file in {', '.join(inputs)}")
+    check_distinct_names(files)
     return files
+
+
+def check_distinct_names(files: list[Path]) -> None:
+    """Refuse two files whose subtrees would share a folder (the same name in two folders)."""
+    seen: dict[str, Path] = {}
+    for path in files:
+        other = seen.setdefault(subtree_name(path), path)
+        if other != path:
+            raise InputError(f"{other} and {path} would make the same subtree '{subtree_name(path)}'; "
+                             "rename one of them")
 
 
 @dataclass(frozen=True)
@@ -112,14 +123,19 @@ def check_file(path: Path, settings: TilerSettings, model: HeightModel) -> FileH
 
 def convert_file(path: Path, settings: TilerSettings, folder: Path, corridor=None, threads: int = 2) -> Subtree | None:
     """One lidar file's subtree, written into ``folder`` (appearing whole); None when the product keeps no point."""
-    cloud = read_cloud(path, settings.crs_in)
+    return convert_cloud(read_cloud(path, settings.crs_in), path.name, settings, folder, corridor, threads)
+
+
+def convert_cloud(cloud: PointCloud, source: str, settings: TilerSettings, folder: Path, corridor=None,
+                  threads: int = 2) -> Subtree | None:
+    """The subtree of a lidar file already read (``source`` its name), as :func:`convert_file` writes it."""
     keep = select(cloud, settings.product, corridor)
     if len(keep) == 0:
         return None
     placement = Placement(cloud.crs, settings.model())
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    metadata = {"source": path.name, "crs": cloud.crs.to_string(), "product": settings.product.product,
+    metadata = {"source": source, "crs": cloud.crs.to_string(), "product": settings.product.product,
                 **{k: v for k, v in placement.model.describe().items() if v is not None}}
     try:
         subtree = tile_cloud(cloud, partial, placement, settings.spec, settings.max_points, metadata, threads,
