@@ -267,13 +267,22 @@ def create_app(config=None, settings: dict | None = None, follow: bool = True) -
     return app
 
 
+def tile_cache_folder(state: ServerState) -> Path | None:
+    """``server.tile_cache`` (null: memory only), by default ``cache/tiles`` in the store's folder."""
+    if "tile_cache" in state.settings:
+        folder = state.settings["tile_cache"]
+        return Path(folder) if folder else None
+    return Path(state.config.store.get("path", "city")) / "cache" / "tiles"
+
+
 def register_delivery(app: Flask, state: ServerState) -> None:
     """The delivery routes (:mod:`server.routes.delivery`), asked first, with the caller's visibility."""
     from server.routes.delivery import DeliveryRoutes
     from server.routes.http import Delivery
 
     routes = DeliveryRoutes(Delivery(catalog=state.request_catalog,
-                                     visible_layer=lambda _request, layer_id: current_view().layer(layer_id)))
+                                     visible_layer=lambda _request, layer_id: current_view().layer(layer_id),
+                                     tile_cache=tile_cache_folder(state)))
 
     @app.before_request
     def _delivery():

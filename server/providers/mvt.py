@@ -9,16 +9,21 @@ never hold the catalog in one process at once), their GeoPackage geometry
 blobs decoded, projected to Web Mercator, clipped and quantised with numpy
 and shapely, and encoded by the ``mapbox-vector-tile`` package.
 
-Tiles are cached per version (its number and sha256 are in the key): a new
-version is a new key, so nothing stale can be served. Feature ids are the
+Tiles are cached per version (its number and sha256 are in the key), in each
+worker's memory and in a folder all workers share: a new version is a new
+key, so nothing stale can be served. Feature ids are the
 features' numbers in the version (1..N on both backends), as in the features API.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import sqlite3
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +36,7 @@ BUFFER = 64  # pixels of geometry kept around a tile, so that strokes do not sto
 MAX_ZOOM = 24
 WEB_MERCATOR_HALF = 20037508.342789244
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,18 +75,56 @@ class TileId:
 
 
 class TileCache:
-    """Encoded tiles by (layer, version number, sha256, tile): immutable, so never stale."""
+    """Encoded tiles by (layer, version number, sha256, tile): immutable, so never stale.
 
-    def __init__(self, size: int = 2048) -> None:
+    Kept in this worker's memory (``size`` tiles) and, when ``folder`` is
+    given, on disk, shared by every worker and kept across restarts
+    (``FOLDER/LAYER/NUMBER-SHA256/Z/ROW/COL.mvt``, written whole then renamed
+    into place). A folder that cannot be written leaves the memory cache alone.
+    """
+
+    def __init__(self, size: int = 2048, folder: Path | None = None) -> None:
         self._tiles = LRU(size)
+        self.folder = Path(folder) if folder is not None else None
 
     def get_or_build(self, version: Version, tile: TileId, build) -> bytes:
         key = (version.layer_id, version.number, version.checksum, tile)
         data = self._tiles.get(key)
+        if data is not None:
+            return data
+        path = self._path(version, tile)
+        data = _read(path) if path is not None else None
         if data is None:
             data = build(version, tile)
-            self._tiles.put(key, data)
+            if path is not None:
+                _write(path, data)
+        self._tiles.put(key, data)
         return data
+
+    def _path(self, version: Version, tile: TileId) -> Path | None:
+        if self.folder is None:
+            return None
+        return (self.folder / version.layer_id / f"{version.number}-{version.checksum}" / str(tile.z) / str(tile.y)
+                / f"{tile.x}.mvt")
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write a tile whole, then rename it into place (a reader never sees half a tile)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    except OSError as error:  # a read-only or full disk: serve from memory only
+        log.warning("tile cache %s not written (%s)", path, error)
+        partial.unlink(missing_ok=True)
 
 
 # -- GeoPackage -------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Hashable
 
 from werkzeug.wrappers import Request, Response
@@ -108,10 +109,13 @@ class Delivery:
         ``(request, layer_id) -> Layer | None``: the layer as it is now when
         the caller of ``request`` may see it, else ``None`` (unknown, unseen,
         withdrawn). The app builds it from :func:`server.access.can_see`.
+    tile_cache
+        The folder of vector tiles shared by the workers (None: memory only).
     """
 
     catalog: Callable[[], Any]
     visible_layer: Callable[[Request, str], Layer | None]
+    tile_cache: Path | None = None
     _versions: LRU = field(default_factory=lambda: LRU(512))
     _caches: dict[str, Any] = field(default_factory=dict)
 

@@ -49,7 +49,7 @@ def handle(delivery: Delivery, request: Request, endpoint: str, collection: str,
         return json_response(tileset_document(request, layer))
     tile = mvt.TileId.parse(args["z"], args["y"], args["x"])
     version = delivery.version(layer)
-    data = delivery.cache("mvt", mvt.TileCache).get_or_build(version, tile, lambda v, t: build_tile(delivery, v, t))
+    data = delivery.cache("mvt", lambda: mvt.TileCache(folder=delivery.tile_cache)).get_or_build(version, tile, lambda v, t: build_tile(delivery, v, t))
     return tile_response(request, version, tile, data, delivery.cache("mvt-gzip", lambda: LRU(2048)))
 
 

@@ -168,3 +168,39 @@ def test_unseen_layers_answer_as_nonexistent_ones(served):
         unseen = raw_get(served["url"], path.format(id="arbres"))
         missing = raw_get(served["url"], path.format(id="inexistant"))
         assert unseen[0] == missing[0] == 404 and unseen[2] == missing[2]
+
+
+def test_tiles_are_shared_through_the_cache_folder_per_version(served, cadastre, tmp_path):
+    from server.routes.delivery import DeliveryRoutes
+    from server.routes.http import Delivery
+
+    from delivery_support import open_only
+
+    city = served["city"]
+    lon, lat = cadastre.to_crs("EPSG:4326").geometry.union_all().centroid.coords[0]
+    row, col = tile_of(lon, lat, 16)
+    path = f"/collections/batiments/tiles/WebMercatorQuad/16/{row}/{col}"
+
+    def worker():  # a worker of its own: an empty memory cache, the shared folder
+        return DeliveryRoutes(Delivery(lambda: city, open_only(city), tile_cache=tmp_path)).wsgi()
+
+    with LiveServer(worker()) as first:
+        built = requests.get(first.url + path).content
+    version = city.version("batiments")
+    cached = tmp_path / "batiments" / f"{version.number}-{version.checksum}" / "16" / str(row) / f"{col}.mvt"
+    assert cached.read_bytes() == built
+    cached.write_bytes(b"\x1a\x00")  # an empty layer message: only the cache can give this
+    with LiveServer(worker()) as second:
+        assert requests.get(second.url + path).content == b"\x1a\x00"
+    try:
+        city.publish(cadastre.iloc[::3], "batiments", note="a third")
+        with LiveServer(worker()) as third:
+            fresh = requests.get(third.url + path).content
+        assert fresh != b"\x1a\x00"
+        assert len(mapbox_vector_tile.decode(fresh)["batiments"]["features"]) < len(decoded_ids(built))
+    finally:
+        city.rollback("batiments")
+
+
+def decoded_ids(data: bytes) -> list[int]:
+    return [f["id"] for f in mapbox_vector_tile.decode(data)["batiments"]["features"]]
