@@ -74,3 +74,10 @@ class StoreError(LuteceError, OSError):
 
     http_status = 503
     ogc_code = "NoApplicableCode"
+
+
+# --- the open-data mirror -------------------------------------------------------------------------
+
+
+class SyncError(LuteceError, OSError):
+    """A mirror sync could not complete (source unreachable, bad download, disk full); the mirror is unchanged."""

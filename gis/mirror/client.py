@@ -1,0 +1,161 @@
+"""The mirror's HTTP side: the change feed, the DCAT catalogue, verified downloads.
+
+Every failure becomes a :class:`~gis.errors.SyncError` naming what failed;
+nothing here touches the mirror itself, only its staging folder.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from gis.errors import SyncError
+
+TIMEOUT = (10, 60)  # connect, read (seconds)
+_CHUNK = 1 << 20
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@dataclass
+class Counters:
+    """What a sync asked of the server: requests and bytes received."""
+
+    requests: int = 0
+    bytes: int = 0
+    downloads: int = 0
+
+
+@dataclass
+class Client:
+    """An HTTP client of one server's feeds (``source``: its root URL)."""
+
+    source: str
+    session: requests.Session = field(default_factory=requests.Session)
+    counters: Counters = field(default_factory=Counters)
+
+    def __post_init__(self) -> None:
+        self.source = self.source.rstrip("/")
+        self.session.headers["User-Agent"] = "lutece-mirror"
+
+    def _get(self, url: str, what: str, **kwargs) -> requests.Response:
+        self.counters.requests += 1
+        try:
+            response = self.session.get(url, timeout=TIMEOUT, **kwargs)
+        except requests.RequestException as error:
+            raise SyncError(f"{what}: {self.source} is unreachable ({type(error).__name__}); "
+                            f"the mirror is unchanged, the next run retries") from None
+        return response
+
+    def changes(self, since: int) -> tuple[list[dict[str, Any]], int]:
+        """The public events after ``since`` (every page) and the seq to ask from next time.
+
+        Raises
+        ------
+        SyncError
+            The server cannot be reached or refuses ``since`` (a catalog
+            that restarted from scratch: the caller syncs in full).
+        """
+        events: list[dict[str, Any]] = []
+        while True:
+            response = self._get(f"{self.source}/changes", "the change feed", params={"since": since, "limit": 1000})
+            if response.status_code == 400:
+                raise FeedReset(f"the change feed refuses since={since}")
+            _check(response, "the change feed")
+            page = response.json()
+            self.counters.bytes += len(response.content)
+            events += page["events"]
+            since = int(page["next"])
+            if not page.get("more"):
+                return events, since
+
+    def catalog(self, etag: str | None) -> tuple[bytes | None, str | None]:
+        """The catalogue as JSON-LD, or ``(None, etag)`` when unchanged since ``etag`` (304)."""
+        headers = {"Accept": "application/ld+json"}
+        if etag:
+            headers["If-None-Match"] = etag
+        response = self._get(f"{self.source}/catalog", "the catalogue", headers=headers)
+        if response.status_code == 304:
+            return None, etag
+        _check(response, "the catalogue")
+        self.counters.bytes += len(response.content)
+        return response.content, response.headers.get("ETag")
+
+    def download(self, url: str, sha256: str, size: int, staging: Path) -> Path:
+        """Download ``url`` into ``staging/<sha256>``, verified; resume a partial file left by an interruption.
+
+        Returns the verified file (already there from an earlier run: no request).
+
+        Raises
+        ------
+        SyncError
+            Unreachable, an HTTP error, a truncated or corrupted file (its
+            partial file is removed: the next run downloads it again), a full disk.
+        """
+        final = staging / sha256
+        if final.is_file() and final.stat().st_size == size:
+            return final
+        partial = staging / f"{sha256}.part"
+        offset = partial.stat().st_size if partial.is_file() else 0
+        if offset > size:
+            partial.unlink()
+            offset = 0
+        headers = {"Range": f"bytes={offset}-", "If-Range": f'"{sha256}"'} if 0 < offset < size else {}
+        name = url.rsplit("/", 1)[-1]
+        if offset < size:
+            self._fetch(url, name, partial, headers, offset)
+        self.counters.downloads += 1
+        got = _sha256(partial)
+        if partial.stat().st_size != size or got != sha256:
+            partial.unlink(missing_ok=True)
+            raise SyncError(f"{name}: the download does not match the catalogue's checksum (sha256 {got[:12]}..., "
+                            f"expected {sha256[:12]}...); it was discarded, the mirror is unchanged and the next "
+                            f"run downloads it again")
+        os.replace(partial, final)
+        return final
+
+    def _fetch(self, url: str, name: str, partial: Path, headers: dict, offset: int) -> None:
+        self.counters.requests += 1
+        try:
+            with self.session.get(url, headers=headers, stream=True, timeout=TIMEOUT) as response:
+                if response.status_code not in (200, 206):
+                    _check(response, name)
+                mode = "ab" if response.status_code == 206 and offset else "wb"
+                with open(partial, mode) as out:
+                    for chunk in response.iter_content(_CHUNK):
+                        out.write(chunk)
+                        self.counters.bytes += len(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+        except requests.RequestException as error:
+            raise SyncError(f"{name}: the download was interrupted ({type(error).__name__}); the mirror is "
+                            f"unchanged, the next run resumes it") from None
+        except OSError as error:
+            if error.errno in _DISK_FULL:
+                partial.unlink(missing_ok=True)
+                raise SyncError(f"{name}: no space left in {partial.parent} ({os.strerror(error.errno)}); the mirror "
+                                f"is unchanged, free some space and run again") from None
+            raise
+
+
+class FeedReset(SyncError):
+    """The server no longer knows the mirror's last seq (its catalog was rebuilt): sync in full."""
+
+
+def _check(response: requests.Response, what: str) -> None:
+    if response.status_code != 200:
+        raise SyncError(f"{what}: the server answered {response.status_code} {response.reason}; the mirror is "
+                        f"unchanged, the next run retries")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,233 @@
+"""One sync of the mirror, and the watch loop.
+
+A sync:
+
+1. finishes a commit a killed sync left (the journal, :mod:`gis.mirror.state`);
+2. asks the change feed for the events after its last seq: none, and the
+   mirror is current (one request in all);
+3. otherwise asks for the catalogue (conditional on its ETag), downloads into
+   the staging folder only the files whose sha256 it does not hold, each
+   verified against the catalogue's checksum;
+4. commits: moves the verified files into the datasets' folders, writes the
+   metadata, notices and index, archives (``grace_days``) or removes the
+   withdrawn datasets, and writes the new state, through the journal.
+
+Anything failing before the commit (server down, a truncated or corrupted
+download, a full disk, a kill) leaves the mirror as it was; verified files
+and partial downloads stay in the staging folder, so the next run resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from gis.errors import InputError, SyncError
+from gis.mirror import state as records
+from gis.mirror.client import Client, FeedReset
+from gis.mirror.dcat import Dataset, parse_catalog
+from gis.mirror.portal import index_document, index_html, notice
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncReport:
+    """What one sync did."""
+
+    datasets: int = 0
+    downloaded: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    unchanged: bool = False
+    seq: int | None = None
+    requests: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        if self.unchanged:
+            return f"mirror: up to date at change {self.seq} ({self.datasets} datasets, {self.requests} request(s))"
+        return (f"mirror: {self.datasets} datasets at change {self.seq}; {len(self.downloaded)} file(s) downloaded "
+                f"({self.bytes / 1e6:.1f} MB), {len(self.archived)} archived, {len(self.removed)} removed "
+                f"in {self.seconds:.1f} s ({self.requests} requests)")
+
+
+def check_source(source: str) -> str:
+    if not source.startswith(("http://", "https://")):
+        raise InputError(f"--source {source!r} is not an http(s) URL; give the server's root URL, "
+                         f"e.g. https://gis.city.fr")
+    return source.rstrip("/")
+
+
+def sync(source: str, target: Path, grace_days: int = 0, now: datetime | None = None,
+         client: Client | None = None) -> SyncReport:
+    """Bring the mirror in ``target`` up to date with the server at ``source``.
+
+    Raises
+    ------
+    SyncError
+        Something failed; the mirror is as it was and the next run completes it.
+    """
+    started = time.perf_counter()
+    source = check_source(source)
+    target = Path(target)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SyncError(f"--target {target}: cannot create the mirror's folder ({error.strerror})") from None
+    now = now or datetime.now(timezone.utc)
+    client = client or Client(source)
+    with records.locked(target):
+        if records.apply_journal(target):
+            log.info("finished the commit of an interrupted sync")
+        state = records.load_state(target, source)
+        report = _sync(client, target, state, grace_days, now)
+    report.requests, report.bytes = client.counters.requests, client.counters.bytes
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _sync(client: Client, target: Path, state: dict[str, Any], grace_days: int, now: datetime) -> SyncReport:
+    expired = _expired(state, grace_days, now)
+    if state["last_seq"] is not None:
+        try:
+            events, seq = client.changes(state["last_seq"])
+        except FeedReset:
+            state = {**records.empty_state(state["source"]), "datasets": state["datasets"],
+                     "archived": state["archived"]}
+            events, seq = client.changes(0)
+        if state["last_seq"] is not None and not events and not expired and _complete(target, state):
+            return SyncReport(datasets=len(state["datasets"]), unchanged=True, seq=seq)
+    else:
+        _events, seq = client.changes(0)
+    body, etag = client.catalog(state["catalog_etag"] if _complete(target, state) else None)
+    if body is None and not expired:  # the catalogue did not change
+        records.write_json(records.home(target) / "state.json", {**state, "last_seq": seq})
+        return SyncReport(datasets=len(state["datasets"]), unchanged=True, seq=seq)
+    if body is None:
+        body, etag = client.catalog(None)
+    datasets = parse_catalog(body, client.source)
+    staging = records.staging(target)
+    staging.mkdir(parents=True, exist_ok=True)
+    report = SyncReport(datasets=len(datasets), seq=seq)
+    staged = _download(client, target, state, datasets, staging, report)
+    steps, new_state = _plan(client.source, target, state, datasets, staged, grace_days, now, report)
+    new_state.update(last_seq=seq, catalog_etag=etag)
+    records.commit(target, steps, new_state)
+    _clean(staging)
+    return report
+
+
+def _complete(target: Path, state: dict[str, Any]) -> bool:
+    """Whether every file the state lists is in place with its size (else the catalogue is read again)."""
+    for layer_id, entry in state["datasets"].items():
+        for name, spec in entry["files"].items():
+            path = target / "datasets" / layer_id / name
+            if not path.is_file() or path.stat().st_size != spec["size"]:
+                return False
+    return (target / "index.json").is_file() or not state["datasets"]
+
+
+def _download(client: Client, target: Path, state: dict[str, Any], datasets: dict[str, Dataset], staging: Path,
+              report: SyncReport) -> dict[str, Path]:
+    """Download (verified) every file the mirror lacks; return the staged files by sha256."""
+    staged: dict[str, Path] = {}
+    for dataset in datasets.values():
+        held = state["datasets"].get(dataset.id, {}).get("files", {})
+        for spec in dataset.files:
+            path = target / "datasets" / dataset.id / spec.name
+            if held.get(spec.name, {}).get("sha256") == spec.sha256 and path.is_file() \
+                    and path.stat().st_size == spec.size:
+                continue
+            if spec.sha256 not in staged:
+                staged[spec.sha256] = client.download(spec.url, spec.sha256, spec.size, staging)
+                report.downloaded.append(f"{dataset.id}/{spec.name}")
+    return staged
+
+
+def _plan(source: str, target: Path, state: dict[str, Any], datasets: dict[str, Dataset], staged: dict[str, Path],
+          grace_days: int, now: datetime, report: SyncReport) -> tuple[list[dict], dict[str, Any]]:
+    """The commit's steps and the new state."""
+    staging = records.staging(target)
+    relative = lambda path: path.relative_to(target).as_posix()  # noqa: E731
+    steps: list[dict] = []
+    archived = dict(state["archived"])
+    for layer_id in list(archived):
+        if layer_id in datasets or _is_expired(archived[layer_id], grace_days, now):
+            steps.append({"do": "remove", "path": f"archive/{layer_id}"})
+            del archived[layer_id]
+    uses: dict[str, list[str]] = {}
+    for dataset in datasets.values():
+        folder = f"datasets/{dataset.id}"
+        held = state["datasets"].get(dataset.id, {}).get("files", {})
+        for spec in dataset.files:
+            if spec.sha256 in staged:
+                uses.setdefault(spec.sha256, []).append(f"{folder}/{spec.name}")
+        names = {spec.name for spec in dataset.files}
+        steps += [{"do": "remove", "path": f"{folder}/{name}"} for name in held if name not in names]
+        meta = staging / "meta" / dataset.id
+        meta.mkdir(parents=True, exist_ok=True)
+        (meta / "dcat.jsonld").write_bytes(dataset.metadata)
+        (meta / "LICENCE.txt").write_text(notice(dataset, source), encoding="utf-8")
+        steps += [{"do": "move", "from": relative(meta / name), "to": f"{folder}/{name}"}
+                  for name in ("dcat.jsonld", "LICENCE.txt")]
+    for sha, destinations in uses.items():  # copies first: the move takes the staged file away
+        steps += [{"do": "copy", "from": relative(staged[sha]), "to": to} for to in destinations[1:]]
+        steps.append({"do": "move", "from": relative(staged[sha]), "to": destinations[0]})
+    for layer_id, entry in state["datasets"].items():
+        if layer_id in datasets:
+            continue
+        if grace_days > 0:
+            steps.append({"do": "rename-dir", "from": f"datasets/{layer_id}", "to": f"archive/{layer_id}"})
+            archived[layer_id] = {"since": now.isoformat(timespec="seconds"), "title": entry.get("title"),
+                                  "version": entry.get("version")}
+            report.archived.append(layer_id)
+        else:
+            steps.append({"do": "remove", "path": f"datasets/{layer_id}"})
+            report.removed.append(layer_id)
+    index = index_document(source, now.isoformat(timespec="seconds"), datasets, archived, grace_days)
+    records.write_json(staging / "index.json", index)
+    (staging / "index.html").write_text(index_html(index), encoding="utf-8")
+    steps += [{"do": "move", "from": relative(staging / name), "to": name} for name in ("index.json", "index.html")]
+    new_state = {**state, "archived": archived, "datasets": {
+        d.id: {"version": d.version, "title": d.title,
+               "files": {f.name: {"sha256": f.sha256, "size": f.size} for f in d.files}} for d in datasets.values()}}
+    return steps, new_state
+
+
+def _expired(state: dict[str, Any], grace_days: int, now: datetime) -> bool:
+    return any(_is_expired(entry, grace_days, now) for entry in state["archived"].values())
+
+
+def _is_expired(entry: dict[str, Any], grace_days: int, now: datetime) -> bool:
+    return datetime.fromisoformat(entry["since"]) + timedelta(days=grace_days) <= now
+
+
+def _clean(staging: Path) -> None:
+    """After a commit: what is left in staging (files of runs that failed, now superseded) goes."""
+    for path in staging.iterdir():
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def watch(source: str, target: Path, interval: float, grace_days: int = 0,
+          report: Callable[[str], None] = log.info, stop: Callable[[], bool] = lambda: False) -> None:
+    """Sync, then follow the change feed every ``interval`` seconds; a failed sync is reported and retried."""
+    client = Client(check_source(source))
+    while not stop():
+        client.counters.requests = client.counters.bytes = 0
+        try:
+            result = sync(source, target, grace_days, client=client)
+            if not result.unchanged:
+                report(result.line())
+        except SyncError as error:
+            report(f"Error: {error}")
+        time.sleep(interval)
