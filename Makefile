@@ -30,6 +30,8 @@ CITY     := $(BIN)/lutece --config $(DEMO)/lutece.yml
 SERVE    ?= 1
 PORT     ?= 5000
 URL      := http://127.0.0.1:$(PORT)
+# the open-data portal's mirror, following the server in watch mode while `make demo` serves
+MIRROR   := $(DEMO)/mirror
 
 demo: $(STAMP) $(DISTRICT)
 	$(BIN)/lutece doctor
@@ -55,6 +57,10 @@ demo: $(STAMP) $(DISTRICT)
 	echo "  terrain (coverage)    $(URL)/collections/dtm/coverage?f=png"; \
 	echo "  OpenAPI document      $(URL)/openapi"; \
 	echo "  QGIS/GDAL             ogrinfo OAPIF:$(URL)"; \
+	echo "  DCAT-AP catalogue     $(URL)/catalog  (Turtle: $(URL)/catalog?f=ttl)"; \
+	echo "  change feed           $(URL)/changes?since=0"; \
+	echo "  open-data mirror      $(MIRROR)/index.html (lutece mirror --watch beside the server: a publication appears within seconds)"; \
+	(sleep 3; exec $(BIN)/lutece mirror --source $(URL) --target $(MIRROR) --watch --interval 2) & \
 	exec $(CITY) serve --host 127.0.0.1 --port $(PORT) --workers 2
 
 # The demo's district, generated again only when the generator changes.

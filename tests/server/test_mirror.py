@@ -295,3 +295,27 @@ def test_a_full_disk_leaves_the_mirror_as_it_was(big):
     result = run_mirror(server.url, target)
     assert result.returncode == 0, result.stderr
     assert mirrored_files(target) == served_files(server.url)
+
+
+def test_watch_mode_shows_a_new_open_publication_within_10_seconds(served, city, tmp_path):
+    target = tmp_path / "watched"
+    process = subprocess.Popen(mirror_command(served.url, target, "--watch", "--interval", "1"),
+                               env={**os.environ, "PYTHONPATH": os.getcwd()}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (target / "index.json").is_file():
+            assert time.monotonic() < deadline and process.poll() is None, "the first sync did not happen"
+            time.sleep(0.2)
+        with city.catalog() as catalog:
+            catalog.publish(make_product(tmp_path, "raster", 5), "nouvelle", licence="etalab-2.0", access="open",
+                            title="Nouvelle couche")
+        published = time.monotonic()
+        while "nouvelle" not in {d["id"] for d in json.loads((target / "index.json").read_text())["datasets"]}:
+            assert time.monotonic() - published < 10, "not in the mirror within 10 s"
+            time.sleep(0.2)
+        assert (target / "datasets" / "nouvelle" / "nouvelle-v1.tif").is_file()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert process.returncode == 0
