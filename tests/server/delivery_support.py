@@ -9,7 +9,6 @@ HTTP server on loopback (werkzeug's), reached with a real client.
 from __future__ import annotations
 
 import json
-import os
 import struct
 import threading
 import uuid
@@ -19,7 +18,6 @@ import pytest
 
 from gis.backends import open_backend
 from gis.catalog.service import Catalog
-from gis.testing.postgres import PostgresCluster, missing_binaries
 from server.routes.delivery import DeliveryRoutes
 from server.routes.http import Delivery
 
@@ -28,27 +26,10 @@ CRS = "EPSG:2154"
 ACCESS_LEVELS = {"open": "etalab-2.0", "shared": "restricted", "internal": "restricted"}
 
 
-@pytest.fixture(scope="session")
-def delivery_postgis():
-    """A throw-away PostgreSQL 15 + PostGIS cluster (skipped where absent, failed in CI)."""
-    missing = missing_binaries()
-    if missing:
-        message = f"PostgreSQL 15 + PostGIS 3 not installed ({missing}); run 'bash .ci/system-deps.sh' as root"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    cluster = PostgresCluster()
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
-
-
 def _store(request, folder: Path) -> dict:
     store = {"backend": request.param, "path": str(folder / "city"), "retention": 3}
     if request.param == "postgis":
-        server = request.getfixturevalue("delivery_postgis")
+        server = request.getfixturevalue("server_postgis")  # the server tests' cluster (conftest.py)
         database = f"t_{uuid.uuid4().hex[:16]}"
         server.create_database(database)
         request.addfinalizer(lambda: server.drop_database(database))
@@ -161,5 +142,5 @@ def raw_get(url: str, path: str, headers: dict | None = None) -> tuple[int, dict
         connection.close()
 
 
-__all__ = ["city", "delivery_postgis", "write_tileset", "publish_3dtiles", "open_only", "LiveServer",
+__all__ = ["city", "write_tileset", "publish_3dtiles", "open_only", "LiveServer",
            "delivery_app", "raw_get", "BACKENDS", "CRS", "ACCESS_LEVELS"]
