@@ -1,9 +1,10 @@
-"""Fixtures of the delivery routes' tests: a city on each backend, its layers, and a real HTTP server.
+"""Fixtures of the delivery routes' tests: an empty city on each backend, a 3D Tiles folder, a real HTTP server.
 
-Test modules take them with ``from delivery_support import *``. The city has,
-for every kind the delivery routes serve, an ``open`` layer, a ``shared``
-one and an ``internal`` one; the server in front of it is a real threaded
-HTTP server on loopback (werkzeug's), reached with a real client.
+Test modules take them with ``from delivery_support import *`` and publish
+the layers they need (open, shared, internal); the delivery routes run alone
+behind a real threaded HTTP server on loopback (werkzeug's), with anonymous
+visibility (:func:`open_only`), reached with a real client. The routes inside
+the whole app, with keys, are tested in ``test_delivery_leaks.py``.
 """
 
 from __future__ import annotations
