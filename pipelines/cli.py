@@ -69,9 +69,11 @@ def run(ctx: click.Context, file: str, validate: bool, inputs: tuple[str, ...], 
         spec = type(spec)(spec.name, spec.stages, output, spec.source)
     config = env.config
     plan = build_plan(spec, crs=config.crs)
+    from pipelines.buildings import is_buildings, run_buildings
     from pipelines.tiles3d import is_tiles3d, run_tiles3d
 
-    runner = run_tiles3d if is_tiles3d(plan) else run_pipeline  # refuses a 3D Tiles writer among others
+    # each refuses its writers mixed with others
+    runner = run_buildings if is_buildings(plan) else run_tiles3d if is_tiles3d(plan) else run_pipeline
     if validate:
         click.echo(f"{spec.source}: valid ({len(plan.stages)} stages: "
                    + ", ".join(f"{s.tag} ({s.spec.type})" for s in plan.stages) + ")")

@@ -25,6 +25,10 @@ STAGES: dict[str, str] = {
     "writers.trees": "pipelines.stages.vectors:TreesWriter",
     "writers.canopy": "pipelines.stages.vectors:CanopyWriter",
     "writers.3dtiles": "pipelines.stages.tiles3d:Tiles3dWriter",
+    "filters.buildings": "pipelines.stages.buildings:BuildingsFilter",
+    "writers.buildings3d": "pipelines.stages.buildings:Buildings3dWriter",
+    "writers.cityjson": "pipelines.stages.buildings:CityJsonWriter",
+    "writers.buildings2d": "pipelines.stages.buildings:Buildings2dWriter",
 }
 
 

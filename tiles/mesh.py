@@ -196,7 +196,8 @@ def _property_table(builder: _GltfBuilder, properties: pd.DataFrame, class_name:
             encoded = [("" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).encode() for v in values]
             offsets = np.concatenate([[0], np.cumsum([len(v) for v in encoded])]).astype(np.uint32)
             definitions[name] = {"type": "STRING"}
-            columns[name] = {"values": builder.view(b"".join(encoded)), "stringOffsets": builder.view(offsets.tobytes()),
+            text = b"".join(encoded) or b"\0"  # a buffer view is never empty, even for a column of empty strings
+            columns[name] = {"values": builder.view(text), "stringOffsets": builder.view(offsets.tobytes()),
                              "stringOffsetType": "UINT32"}
     schema = {"id": f"lutece_{class_name}", "classes": {class_name: {"properties": definitions}}}
     return schema, {"class": class_name, "count": int(len(properties)), "properties": columns}

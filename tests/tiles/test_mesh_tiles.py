@@ -36,7 +36,7 @@ def boxes() -> FeatureMeshes:
     rmse[::7] = np.nan  # not computed for some
     properties = pd.DataFrame({"id": [f"75105000AB{i:04d}-é" for i in range(COUNT)], "height": sizes[:, 2],
                                "points": rng.integers(0, 10_000, COUNT), "rmse": rmse,
-                               "roof_type": rng.choice(["flat", "gable", ""], COUNT)})
+                               "roof_type": rng.choice(["flat", "gable", ""], COUNT), "date": ""})
     return FeatureMeshes(vertices, faces, np.repeat(np.arange(COUNT), 12), properties)
 
 

@@ -1,0 +1,250 @@
+"""Building shells from footprints and classified lidar: LoD1.2 prisms and LoD1.3 height parts.
+
+For each footprint:
+
+- ground: a plane fitted to the ground and water points within ``ground_radius`` of the footprint (outside
+  it: the lidar sees no ground under a roof), evaluated at the footprint's centroid, i.e. the terrain
+  under the building as a DTM would give it;
+- roof points: the building-class points inside the footprint shrunk by ``edge_margin`` (walls and eaves
+  of neighbours left out); roof heights min/median/max are their 2nd, 50th and 98th percentiles (robust
+  to a stray echo);
+- LoD1.2: one prism from the ground to the ``roof_percentile`` of the roof points (3DBAG's choice: 70);
+- LoD1.3: the footprint split where the roof steps: the roof points' heights on a grid of ``cell``
+  metres, neighbouring cells joined while their heights differ by less than ``step``; parts smaller than
+  ``min_part_area`` go to the nearest large one; each part a prism at its own percentile.
+
+A footprint with fewer than ``min_points`` roof points stays at LoD0 with the reason; a footprint whose
+inner cells hold roof points for less than ``min_coverage`` of its area is reported as disagreeing with
+the lidar (``footprint_check``), not moved. LoD2.2 is not built yet: every building says so in
+``lod_reason``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry import Polygon
+from shapely.geometry.polygon import orient
+
+from gis.asprs import BUILDING, TERRAIN
+from gis.errors import InputError
+
+NO_LOD22 = "LoD2.2 (roof planes) is not implemented yet"
+
+
+@dataclass(frozen=True)
+class RoofOptions:
+    """The reconstruction's parameters (each a ``filters.buildings`` option)."""
+
+    roof_percentile: float = 70.0  # LoD1.2/1.3 roof height: this percentile of the roof points
+    ground_radius: float = 15.0  # metres around the footprint where ground points are taken
+    edge_margin: float = 0.5  # metres: the footprint shrunk by this before taking roof points
+    min_points: int = 10  # fewer roof points: the building stays at LoD0
+    step: float = 2.0  # metres: a roof height step this large splits the footprint (LoD1.3)
+    cell: float = 1.0  # metres: the grid on which roof steps are found
+    min_part_area: float = 20.0  # m2: smaller LoD1.3 parts join their nearest large neighbour
+    min_coverage: float = 0.8  # share of the footprint's inner cells with roof points, below which it is reported
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.roof_percentile <= 100:
+            raise ValueError(f"option 'roof_percentile' must be within 0..100, not {self.roof_percentile}")
+        for name in ("ground_radius", "step", "cell", "min_part_area"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"option '{name}' must be > 0, not {getattr(self, name)}")
+        if self.edge_margin < 0 or self.min_points < 1 or not 0 <= self.min_coverage <= 1:
+            raise ValueError("options 'edge_margin' >= 0, 'min_points' >= 1 and 'min_coverage' within 0..1")
+
+
+@dataclass
+class Prism:
+    """A vertical prism: a polygon (holes allowed) extruded from ``base`` to ``top``."""
+
+    polygon: Polygon
+    base: float
+    top: float
+
+    @property
+    def volume(self) -> float:
+        return self.polygon.area * (self.top - self.base)
+
+
+@dataclass
+class Building:
+    """One reconstructed building: its attributes and its shells per LoD."""
+
+    attributes: dict
+    footprint: Polygon
+    lod12: list[Prism] = field(default_factory=list)  # one per polygon of the footprint
+    lod13: list[Prism] = field(default_factory=list)  # one per height part
+
+
+def reconstruct(footprints: gpd.GeoDataFrame, xyz: np.ndarray, classification: np.ndarray, id_column: str | None,
+                options: RoofOptions, survey_date: str | None = None) -> list[Building]:
+    """Reconstruct every footprint (already in the points' CRS and valid) from the classified points."""
+    points = _PointIndex(xyz, classification)
+    buildings = []
+    for row, footprint in enumerate(footprints.geometry):
+        identifier = str(footprints[id_column].iloc[row]) if id_column else f"building-{row}"
+        buildings.append(_one(identifier, footprint, points, options, survey_date))
+    return buildings
+
+
+class _PointIndex:
+    """Points sorted by x, so that a footprint's candidates are one slice."""
+
+    def __init__(self, xyz: np.ndarray, classification: np.ndarray) -> None:
+        order = np.argsort(xyz[:, 0], kind="stable")
+        self.xyz, self.classification = xyz[order], classification[order]
+
+    def within(self, polygon, classes) -> np.ndarray:
+        xmin, ymin, xmax, ymax = polygon.bounds
+        lo, hi = np.searchsorted(self.xyz[:, 0], [xmin, xmax])
+        xyz, kind = self.xyz[lo:hi], self.classification[lo:hi]
+        candidates = np.isin(kind, classes) & (xyz[:, 1] >= ymin) & (xyz[:, 1] <= ymax)
+        xyz = xyz[candidates]
+        return xyz[shapely.contains_xy(polygon, xyz[:, 0], xyz[:, 1])]
+
+
+def _one(identifier: str, footprint, points: _PointIndex, options: RoofOptions, survey_date: str | None) -> Building:
+    polygons = [orient(p, 1.0) for p in getattr(footprint, "geoms", [footprint])]
+    footprint = shapely.MultiPolygon(polygons) if len(polygons) > 1 else polygons[0]
+    attributes = {"id": identifier, "footprint_area": footprint.area, "lidar_date": survey_date or ""}
+    ring = footprint.buffer(options.ground_radius).difference(footprint)
+    ground_points = points.within(ring, TERRAIN)
+    inner = footprint.buffer(-options.edge_margin)
+    roof = points.within(inner, (BUILDING,)) if not inner.is_empty else np.empty((0, 3))
+    ground = _ground_at(ground_points, footprint.centroid)
+    area_inner = max(inner.area, 1e-9)
+    attributes.update(ground=ground, point_count=len(roof), point_density=len(roof) / area_inner)
+    building = Building(attributes, footprint)
+    if len(roof) < options.min_points or np.isnan(ground):
+        why = (f"{len(roof)} roof points in the footprint (at least {options.min_points} needed)"
+               if len(roof) < options.min_points else f"no ground point within {options.ground_radius} m")
+        attributes.update(lod="0", lod_reason=f"LoD0: {why}", roof_min=np.nan, roof_median=np.nan, roof_max=np.nan,
+                          height=np.nan, volume=np.nan, roof_type="unknown", rmse=np.nan, parts=0,
+                          footprint_check="no roof points")
+        return building
+    z = roof[:, 2]
+    roof_min, roof_median, roof_max = np.percentile(z, [2, 50, 98])
+    top = float(np.percentile(z, options.roof_percentile))
+    building.lod12 = [Prism(p, ground, top) for p in polygons]
+    building.lod13 = _height_parts(polygons, roof, ground, options)
+    coverage = _coverage(inner, roof, options.cell)
+    check = "ok" if coverage >= options.min_coverage else \
+        f"roof points cover {coverage:.0%} of the footprint: the footprint is shifted or the building changed"
+    attributes.update(lod="1.3", lod_reason=NO_LOD22, roof_min=roof_min, roof_median=roof_median, roof_max=roof_max,
+                      height=top - ground, volume=sum(p.volume for p in building.lod13), roof_type="unknown",
+                      rmse=np.nan, parts=len(building.lod13), footprint_check=check)
+    return building
+
+
+def _ground_at(ground: np.ndarray, centroid) -> float:
+    """A plane through the ground points, at the centroid (their median when too few for a plane)."""
+    if len(ground) == 0:
+        return float("nan")
+    if len(ground) < 10:
+        return float(np.median(ground[:, 2]))
+    dx, dy = ground[:, 0] - centroid.x, ground[:, 1] - centroid.y
+    design = np.column_stack([np.ones_like(dx), dx, dy])
+    coefficients = np.linalg.lstsq(design, ground[:, 2], rcond=None)[0]
+    residual = ground[:, 2] - design @ coefficients
+    keep = np.abs(residual) < 3 * max(np.median(np.abs(residual)), 0.05)  # kerbs and walls' feet left out
+    coefficients = np.linalg.lstsq(design[keep], ground[keep, 2], rcond=None)[0]
+    return float(coefficients[0])
+
+
+def _coverage(inner, roof: np.ndarray, cell: float) -> float:
+    """The share of the footprint's cells (centres inside it) that hold at least one roof point."""
+    xmin, ymin, xmax, ymax = inner.bounds
+    xs, ys = np.arange(xmin + cell / 2, xmax, cell), np.arange(ymin + cell / 2, ymax, cell)
+    gx, gy = np.meshgrid(xs, ys)
+    inside = shapely.contains_xy(inner, gx.ravel(), gy.ravel())
+    if not inside.any():
+        return 1.0
+    col = np.clip(((roof[:, 0] - xmin) / cell).astype(int), 0, len(xs) - 1)
+    row = np.clip(((roof[:, 1] - ymin) / cell).astype(int), 0, len(ys) - 1)
+    hit = np.zeros((len(ys), len(xs)), dtype=bool)
+    hit[row, col] = True
+    return float(hit.ravel()[inside].mean())
+
+
+def _height_parts(polygons: list[Polygon], roof: np.ndarray, ground: float, options: RoofOptions) -> list[Prism]:
+    """LoD1.3: the footprint cut where the roof steps by ``step`` or more; one prism per part."""
+    from rasterio import features, transform
+    from scipy import ndimage
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    footprint = shapely.MultiPolygon(polygons) if len(polygons) > 1 else polygons[0]
+    cell = options.cell
+    xmin, ymin, xmax, ymax = footprint.bounds
+    width, height = int(np.ceil((xmax - xmin) / cell)) + 1, int(np.ceil((ymax - ymin) / cell)) + 1
+    col = np.clip(((roof[:, 0] - xmin) / cell).astype(int), 0, width - 1)
+    row = np.clip(((ymax - roof[:, 1]) / cell).astype(int), 0, height - 1)
+    flat = row * width + col
+    sums = np.bincount(flat, roof[:, 2], width * height)
+    counts = np.bincount(flat, minlength=width * height)
+    surface = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan).reshape(height, width)
+    filled = ~np.isnan(surface)
+    # cells joined to their right and lower neighbours when both hold points within `step` of each other
+    index = np.arange(width * height).reshape(height, width)
+    edges = []
+    for a, b, za, zb in ((index[:, :-1], index[:, 1:], surface[:, :-1], surface[:, 1:]),
+                         (index[:-1], index[1:], surface[:-1], surface[1:])):
+        joined = ~np.isnan(za) & ~np.isnan(zb) & (np.abs(za - zb) < options.step)
+        edges.append((a[joined], b[joined]))
+    source = np.concatenate([e[0] for e in edges])
+    target = np.concatenate([e[1] for e in edges])
+    graph = coo_matrix((np.ones(len(source)), (source, target)), shape=(width * height,) * 2)
+    _, labels = connected_components(graph, directed=False)
+    labels = labels.reshape(height, width)
+    sizes = np.bincount(labels[filled], minlength=labels.max() + 1) * cell * cell
+    large = filled & (sizes[labels] >= options.min_part_area)
+    if not large.any():
+        return [Prism(p, ground, float(np.percentile(roof[:, 2], options.roof_percentile))) for p in polygons]
+    # every other cell takes the label of the nearest cell of a large part
+    _, (near_row, near_col) = ndimage.distance_transform_edt(~large, return_indices=True)
+    labels = labels[near_row, near_col].astype(np.int32)
+    if len(np.unique(labels)) == 1:
+        return [Prism(p, ground, float(np.percentile(roof[:, 2], options.roof_percentile))) for p in polygons]
+    affine = transform.from_origin(xmin, ymax, cell, cell)
+    point_label = labels[row, col]
+    prisms = []
+    for shape, value in features.shapes(labels, transform=affine):
+        part = shapely.geometry.shape(shape).intersection(footprint)
+        z = roof[point_label == value, 2]
+        top = float(np.percentile(z, options.roof_percentile)) if len(z) else float(np.percentile(roof[:, 2], 50))
+        for piece in getattr(part, "geoms", [part]):
+            if isinstance(piece, Polygon) and piece.area > 0.5:
+                prisms.append(Prism(orient(shapely.remove_repeated_points(piece, 1e-3), 1.0), ground, top))
+    return prisms
+
+
+def attribute_frame(buildings: list[Building], crs) -> gpd.GeoDataFrame:
+    """The 2D layer: one footprint per building with every attribute."""
+    rows = [b.attributes for b in buildings]
+    return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=[b.footprint for b in buildings], crs=crs)
+
+
+def check_footprints(footprints: gpd.GeoDataFrame, points_crs, source: str) -> gpd.GeoDataFrame:
+    """Footprints in the points' CRS, refusing an empty layer, a layer without CRS and invalid polygons."""
+    if len(footprints) == 0:
+        raise InputError(f"{source}: the footprints layer is empty; give a layer with building footprints")
+    if footprints.crs is None:
+        raise InputError(f"{source}: the footprints layer has no CRS; assign one (e.g. ogr2ogr -a_srs EPSG:2154)")
+    if not footprints.crs.equals(points_crs):
+        footprints = footprints.to_crs(points_crs)
+    kinds = set(footprints.geom_type)
+    if not kinds <= {"Polygon", "MultiPolygon"}:
+        raise InputError(f"{source}: footprints must be polygons, not {', '.join(sorted(kinds - {'Polygon', 'MultiPolygon'}))}")
+    invalid = ~footprints.is_valid
+    if invalid.any():
+        first = footprints.index[invalid][0]
+        reason = shapely.is_valid_reason(footprints.geometry[invalid].iloc[0])
+        raise InputError(f"{source}: {int(invalid.sum())} footprint(s) are invalid, the first (feature {first}): "
+                         f"{reason}; repair them (e.g. ST_MakeValid, QGIS 'Fix geometries') and run again")
+    return footprints

@@ -1,0 +1,139 @@
+"""Closed shells of prisms: triangle meshes (for glTF) and CityJSON 2.0 solids with semantic surfaces.
+
+A prism's exterior ring is counter-clockwise and its holes clockwise seen from above (shapely's
+``orient(polygon, 1.0)``), so that every face is counter-clockwise seen from outside: the floor is the
+polygon reversed, the roof the polygon, each wall the quad (a, b, b', a') of a ring edge a -> b.
+Floor, roof and walls share their vertices: each prism is a closed 2-manifold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+
+from pipelines.algorithms.roofs import Building, Prism
+
+GROUND, ROOF, WALL = 0, 1, 2  # semantic surfaces, as CityJSON's semantics' values index them
+
+
+def _rings(prism: Prism) -> list[np.ndarray]:
+    """The prism's rings (exterior first), each (n, 2) without the closing vertex."""
+    polygon = prism.polygon
+    return [np.asarray(ring.coords)[:-1, :2] for ring in (polygon.exterior, *polygon.interiors)]
+
+
+def prism_mesh(prism: Prism) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (2n, 3) and triangles (counter-clockwise from outside) of a closed prism."""
+    rings = _rings(prism)
+    flat = np.concatenate(rings)
+    count = len(flat)
+    vertices = np.concatenate([np.column_stack([flat, np.full(count, prism.base)]),
+                               np.column_stack([flat, np.full(count, prism.top)])])
+    roof = triangulate(prism.polygon, flat)
+    walls = []
+    start = 0
+    for ring in rings:
+        a = start + np.arange(len(ring))
+        b = start + (np.arange(len(ring)) + 1) % len(ring)
+        walls += [np.column_stack([a, b, b + count]), np.column_stack([a, b + count, a + count])]
+        start += len(ring)
+    faces = np.concatenate([roof[:, ::-1], roof + count, *walls])
+    return vertices, faces
+
+
+def triangulate(polygon, flat: np.ndarray) -> np.ndarray:
+    """Triangles (k, 3) of a polygon as indices into ``flat`` (its rings' vertices), counter-clockwise.
+
+    GEOS's constrained Delaunay triangulation uses the polygon's own vertices only, so each corner of a
+    triangle is found among them; holes stay open.
+    """
+    index = {(float(x), float(y)): i for i, (x, y) in enumerate(flat)}
+    triangles = shapely.get_parts(shapely.constrained_delaunay_triangles(polygon))
+    corners = shapely.get_coordinates(triangles).reshape(len(triangles), 4, 2)[:, :3]
+    faces = np.array([[index[(float(x), float(y))] for x, y in corner] for corner in corners], dtype=np.int64)
+    a, b, c = (flat[faces[:, i]] for i in range(3))
+    clockwise = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]) < 0
+    faces[clockwise] = faces[clockwise][:, ::-1]
+    return faces
+
+
+def building_mesh(prisms: list[Prism]) -> tuple[np.ndarray, np.ndarray]:
+    """The prisms of a building as one mesh of closed shells (vertices, faces)."""
+    vertices, faces, offset = [], [], 0
+    for prism in prisms:
+        v, f = prism_mesh(prism)
+        vertices.append(v)
+        faces.append(f + offset)
+        offset += len(v)
+    return np.concatenate(vertices), np.concatenate(faces)
+
+
+# --- CityJSON ------------------------------------------------------------------------------------
+
+
+class CityJsonVertices:
+    """CityJSON's shared vertex list: integers of ``scale`` metres from ``translate``, each stored once."""
+
+    def __init__(self, translate: np.ndarray, scale: float = 0.001) -> None:
+        self.translate, self.scale = translate, scale
+        self.index: dict[tuple[int, int, int], int] = {}
+
+    def add(self, points: np.ndarray) -> list[int]:
+        integers = np.rint((points - self.translate) / self.scale).astype(np.int64)
+        return [self.index.setdefault(tuple(map(int, p)), len(self.index)) for p in integers]
+
+    def document(self) -> list[list[int]]:
+        return [list(p) for p in self.index]
+
+
+def prism_solid(prism: Prism, vertices: CityJsonVertices) -> tuple[list, list[int]]:
+    """One solid's shell as CityJSON boundaries (faces of rings of vertex indices) and its semantics' values."""
+    rings = _rings(prism)
+    bottom = [vertices.add(np.column_stack([r, np.full(len(r), prism.base)])) for r in rings]
+    top = [vertices.add(np.column_stack([r, np.full(len(r), prism.top)])) for r in rings]
+    faces = [[ring[::-1] for ring in bottom], top]
+    values = [GROUND, ROOF]
+    for low, high in zip(bottom, top):
+        for i in range(len(low)):
+            j = (i + 1) % len(low)
+            faces.append([[low[i], low[j], high[j], high[i]]])
+            values.append(WALL)
+    return [faces], values
+
+
+def building_object(building: Building, vertices: CityJsonVertices) -> dict:
+    """A CityJSON ``Building`` with the LoDs it reached (0: the footprint at ground height)."""
+    attributes = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in building.attributes.items()}
+    surfaces = [{"type": "GroundSurface"}, {"type": "RoofSurface"}, {"type": "WallSurface"}]
+    geometry = []
+    if building.lod12:
+        for lod, prisms in (("1.2", building.lod12), ("1.3", building.lod13)):
+            solids = [prism_solid(p, vertices) for p in prisms]
+            if len(solids) == 1:  # CityJSON's Building takes a Solid or a CompositeSolid (parts sharing walls)
+                geometry.append({"type": "Solid", "lod": lod, "boundaries": solids[0][0],
+                                 "semantics": {"surfaces": surfaces, "values": [solids[0][1]]}})
+            else:
+                geometry.append({"type": "CompositeSolid", "lod": lod, "boundaries": [s[0] for s in solids],
+                                 "semantics": {"surfaces": surfaces, "values": [[s[1]] for s in solids]}})
+    else:
+        ground = building.attributes["ground"]
+        z = 0.0 if np.isnan(ground) else ground
+        polygons = getattr(building.footprint, "geoms", [building.footprint])
+        boundaries = [[vertices.add(np.column_stack([np.asarray(r.coords)[:-1, :2], np.full(len(r.coords) - 1, z)]))
+                       for r in (p.exterior, *p.interiors)] for p in polygons]
+        geometry.append({"type": "MultiSurface", "lod": "0", "boundaries": boundaries})
+    return {"type": "Building", "attributes": attributes, "geometry": geometry}
+
+
+def cityjson_document(buildings: list[Building], crs_epsg: int | None) -> dict:
+    """A CityJSON 2.0 document of the buildings (ids as the CityObjects' keys)."""
+    corners = np.array([b.footprint.bounds for b in buildings])
+    grounds = np.array([b.attributes["ground"] for b in buildings], dtype=float)
+    translate = np.array([corners[:, 0].min(), corners[:, 1].min(), float(np.nanmin(grounds)) if
+                          np.isfinite(grounds).any() else 0.0])
+    vertices = CityJsonVertices(translate)
+    objects = {b.attributes["id"]: building_object(b, vertices) for b in buildings}
+    metadata = {"referenceSystem": f"https://www.opengis.net/def/crs/EPSG/0/{crs_epsg}"} if crs_epsg else {}
+    return {"type": "CityJSON", "version": "2.0",
+            "transform": {"scale": [vertices.scale] * 3, "translate": translate.tolist()},
+            "metadata": metadata, "CityObjects": objects, "vertices": vertices.document()}
