@@ -15,8 +15,9 @@ For each footprint:
 
 A footprint with fewer than ``min_points`` roof points stays at LoD0 with the reason; a footprint whose
 inner cells hold roof points for less than ``min_coverage`` of its area is reported as disagreeing with
-the lidar (``footprint_check``), not moved. LoD2.2 is not built yet: every building says so in
-``lod_reason``.
+the lidar (``footprint_check``), not moved. Roof planes are found (:mod:`roof_planes`) for the roof
+type and the RMSE of the roof points to the planar roof they make, but the LoD2.2 geometry is not built
+yet: every building says so in ``lod_reason``.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from shapely.geometry.polygon import orient
 
 from gis.asprs import BUILDING, TERRAIN
 from gis.errors import InputError
+from pipelines.algorithms.roof_planes import fit_roof
 
-NO_LOD22 = "LoD2.2 (roof planes) is not implemented yet"
+NO_LOD22 = "LoD2.2 geometry is not built yet"
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def _one(identifier: str, footprint, points: _PointIndex, options: RoofOptions, 
         why = (f"{len(roof)} roof points in the footprint (at least {options.min_points} needed)"
                if len(roof) < options.min_points else f"no ground point within {options.ground_radius} m")
         attributes.update(lod="0", lod_reason=f"LoD0: {why}", roof_min=np.nan, roof_median=np.nan, roof_max=np.nan,
-                          height=np.nan, volume=np.nan, roof_type="unknown", rmse=np.nan, parts=0,
+                          height=np.nan, volume=np.nan, roof_type="unknown", rmse=np.nan, roof_planes=0, parts=0,
                           footprint_check="no roof points")
         return building
     z = roof[:, 2]
@@ -133,12 +135,16 @@ def _one(identifier: str, footprint, points: _PointIndex, options: RoofOptions, 
     top = float(np.percentile(z, options.roof_percentile))
     building.lod12 = [Prism(p, ground, top) for p in polygons]
     building.lod13 = _height_parts(polygons, roof, ground, options)
+    fit = fit_roof(roof)
     coverage = _coverage(inner, roof, options.cell)
     check = "ok" if coverage >= options.min_coverage else \
         f"roof points cover {coverage:.0%} of the footprint: the footprint is shifted or the building changed"
-    attributes.update(lod="1.3", lod_reason=NO_LOD22, roof_min=roof_min, roof_median=roof_median, roof_max=roof_max,
-                      height=top - ground, volume=sum(p.volume for p in building.lod13), roof_type="unknown",
-                      rmse=np.nan, parts=len(building.lod13), footprint_check=check)
+    found = "no roof plane found" if fit is None else f"{len(fit.planes)} roof planes found, {fit.roof_type}"
+    attributes.update(lod="1.3", lod_reason=f"{NO_LOD22} ({found})", roof_min=roof_min, roof_median=roof_median,
+                      roof_max=roof_max, height=top - ground, volume=sum(p.volume for p in building.lod13),
+                      roof_type="unknown" if fit is None else fit.roof_type, rmse=np.nan if fit is None else fit.rmse,
+                      roof_planes=0 if fit is None else len(fit.planes), parts=len(building.lod13),
+                      footprint_check=check)
     return building
 
 
