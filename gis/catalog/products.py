@@ -1,4 +1,4 @@
-"""Products as pipelines leave them: what kind, which lineage, which checksum.
+"""Products as pipelines leave them: what kind, which lineage.
 
 A product is a GeoPackage (one layer of it), a Cloud-Optimised GeoTIFF, or a
 3D Tiles folder (``tileset.json`` and its content), with an optional sidecar
@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gis.checksums import geometry_wkb, sha256_file, sha256_frame, sha256_tree, tree_files  # noqa: F401 (old home)
 from gis.errors import InputError
 
 VECTOR_SUFFIXES = (".gpkg",)

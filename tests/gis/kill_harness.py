@@ -168,7 +168,7 @@ def _mid_write_hooks(backend, mark: Callable[[str], None]) -> None:
             yield piece
 
     postgis.copy_data = copy_in_pieces
-    copyfile, rmtree = shutil.copyfile, shutil.rmtree
+    rmtree = shutil.rmtree
 
     def copy_half_then_mark(source, target, **kwargs):  # the file store's copy of a file, half done
         with open(source, "rb") as stream:
