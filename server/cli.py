@@ -37,6 +37,7 @@ def serve(env: Env, host, port, workers, url, dev) -> None:
     config = env.config
     settings = server_settings(config, {"host": host, "port": port, "workers": workers, "url": url})
     _catalog(env).close()  # fail now, in one line, if the store is missing or unreachable
+    _check_port(settings["host"], int(settings["port"]))
     logging.getLogger("lutece.access").setLevel(logging.INFO)
     if dev:
         _serve_dev(config, settings)
@@ -44,6 +45,22 @@ def serve(env: Env, host, port, workers, url, dev) -> None:
         from server.wsgi import GunicornServer
 
         GunicornServer(config, settings).run()
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail in one line when the address cannot be listened on (gunicorn would retry, then log a traceback)."""
+    import socket
+
+    from gis.errors import InputError
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port "
+                         f"or --host, or stop what uses it") from None
 
 
 def _serve_dev(config, settings: dict) -> None:

@@ -195,3 +195,21 @@ def test_temporal_extent_and_bad_datetime(client):
     assert extent[0].startswith("2024-05-01T00:00:00") and extent[1].startswith("2025-01-01T23:59:59")
     assert get_json(client, "/collections/events/items?datetime=1990-01-01", status=400)["code"]
     assert get_json(client, "/collections/events/items?datetime=yesterday", status=400)["code"]
+
+
+def test_serve_refuses_a_busy_port_in_one_line(city):
+    import socket
+
+    from click.testing import CliRunner
+
+    from gis.cli import cli
+    from server.cli import serve
+
+    cli.add_command(serve)  # as the lutece.commands entry point does once installed
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(cli, ["--config", str(city.config_path), "serve", "--port", str(port)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot listen on 127.0.0.1:") and "Traceback" not in result.output
