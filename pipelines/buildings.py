@@ -157,14 +157,13 @@ def _write(writer, buildings, layer, partial: Path, placement, plan: Plan) -> No
 def feature_meshes(buildings, layer):
     """The shells of the buildings that have one (their highest LoD), with their attributes; None if none."""
     from tiles.mesh import FeatureMeshes
-    from pipelines.algorithms.shells import building_mesh
 
     shelled = [i for i, b in enumerate(buildings) if b.lod13]
     if not shelled:
         return None
     vertices, faces, owner, offset = [], [], [], 0
     for feature, index in enumerate(shelled):
-        v, f = building_mesh(buildings[index].lod13)
+        v, f = buildings[index].shell()
         vertices.append(v)
         faces.append(f + offset)
         owner.append(np.full(len(f), feature))

@@ -15,9 +15,10 @@ For each footprint:
 
 A footprint with fewer than ``min_points`` roof points stays at LoD0 with the reason; a footprint whose
 inner cells hold roof points for less than ``min_coverage`` of its area is reported as disagreeing with
-the lidar (``footprint_check``), not moved. Roof planes are found (:mod:`roof_planes`) for the roof
-type and the RMSE of the roof points to the planar roof they make, but the LoD2.2 geometry is not built
-yet: every building says so in ``lod_reason``.
+the lidar (``footprint_check``), not moved. LoD2.2: roof planes (:mod:`roof_planes`) give the roof type
+and the RMSE of the roof points to the planar roof they make, and :mod:`lod22` fits them to the footprint
+with walls down to the ground; a shell that is not closed and oriented outwards, or a roof below the
+ground, leaves the building at LoD1.3 with the reason.
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ from gis.asprs import BUILDING, TERRAIN
 from gis.errors import InputError
 from pipelines.algorithms.roof_planes import fit_roof
 
-NO_LOD22 = "LoD2.2 geometry is not built yet"
-
 
 @dataclass(frozen=True)
 class RoofOptions:
@@ -50,11 +49,12 @@ class RoofOptions:
     cell: float = 1.0  # metres: the grid on which roof steps are found
     min_part_area: float = 20.0  # m2: smaller LoD1.3 parts join their nearest large neighbour
     min_coverage: float = 0.8  # share of the footprint's inner cells with roof points, below which it is reported
+    max_rmse: float = 0.5  # metres: roof planes fitting the roof points worse than this give no LoD2.2
 
     def __post_init__(self) -> None:
         if not 0 <= self.roof_percentile <= 100:
             raise ValueError(f"option 'roof_percentile' must be within 0..100, not {self.roof_percentile}")
-        for name in ("ground_radius", "step", "cell", "min_part_area"):
+        for name in ("ground_radius", "step", "cell", "min_part_area", "max_rmse"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"option '{name}' must be > 0, not {getattr(self, name)}")
         if self.edge_margin < 0 or self.min_points < 1 or not 0 <= self.min_coverage <= 1:
@@ -82,6 +82,15 @@ class Building:
     footprint: Polygon
     lod12: list[Prism] = field(default_factory=list)  # one per polygon of the footprint
     lod13: list[Prism] = field(default_factory=list)  # one per height part
+    lod22: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # vertices, triangles, surface of each
+
+    def shell(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The highest LoD's closed mesh (vertices, triangles), None at LoD0."""
+        from pipelines.algorithms.shells import building_mesh
+
+        if self.lod22 is not None:
+            return self.lod22[0], self.lod22[1]
+        return building_mesh(self.lod13) if self.lod13 else None
 
 
 def reconstruct(footprints: gpd.GeoDataFrame, xyz: np.ndarray, classification: np.ndarray, id_column: str | None,
@@ -139,13 +148,68 @@ def _one(identifier: str, footprint, points: _PointIndex, options: RoofOptions, 
     coverage = _coverage(inner, roof, options.cell)
     check = "ok" if coverage >= options.min_coverage else \
         f"roof points cover {coverage:.0%} of the footprint: the footprint is shifted or the building changed"
-    found = "no roof plane found" if fit is None else f"{len(fit.planes)} roof planes found, {fit.roof_type}"
-    attributes.update(lod="1.3", lod_reason=f"{NO_LOD22} ({found})", roof_min=roof_min, roof_median=roof_median,
-                      roof_max=roof_max, height=top - ground, volume=sum(p.volume for p in building.lod13),
+    if fit is not None and fit.rmse > options.max_rmse:
+        building.lod22, why_not = None, (f"the roof planes fit the roof points with an RMSE of {fit.rmse:.2f} m, "
+                                         f"above max_rmse {options.max_rmse} m (a roof shape they do not model)")
+    else:
+        building.lod22, why_not = _lod22(polygons, fit, ground)
+    if building.lod22 is not None:
+        lod, reason, volume = "2.2", "LoD2.2 is the highest LoD built", closed_volume(*building.lod22[:2])
+    else:
+        lod, reason, volume = "1.3", f"LoD2.2 failed: {why_not}", sum(p.volume for p in building.lod13)
+    attributes.update(lod=lod, lod_reason=reason, roof_min=roof_min, roof_median=roof_median,
+                      roof_max=roof_max, height=top - ground, volume=volume,
                       roof_type="unknown" if fit is None else fit.roof_type, rmse=np.nan if fit is None else fit.rmse,
                       roof_planes=0 if fit is None else len(fit.planes), parts=len(building.lod13),
                       footprint_check=check)
     return building
+
+
+def _lod22(polygons: list[Polygon], fit, ground: float):
+    """The LoD2.2 shell of every polygon of the footprint joined, or (None, why not)."""
+    from pipelines.algorithms.lod22 import lod22_shell
+
+    if fit is None:
+        return None, "no roof plane holds enough roof points"
+    vertices, faces, kinds, offset = [], [], [], 0
+    for polygon in polygons:
+        try:
+            v, f, k = lod22_shell(polygon, fit, ground)
+        except (ValueError, KeyError, IndexError, shapely.errors.GEOSException) as exc:
+            return None, f"the roof planes cannot be fitted to the footprint ({exc})"
+        problem = shell_problem(v, f)
+        if problem is None and v[:, 2].min() < ground:
+            problem = "the roof planes dip below the ground"
+        if problem is not None:
+            return None, problem
+        vertices.append(v)
+        faces.append(f + offset)
+        kinds.append(k)
+        offset += len(v)
+    return (np.concatenate(vertices), np.concatenate(faces), np.concatenate(kinds)), None
+
+
+def shell_problem(vertices: np.ndarray, faces: np.ndarray) -> str | None:
+    """Why a triangle mesh is not a closed shell oriented outwards (each edge once each way, volume > 0)."""
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    if (edges[:, 0] == edges[:, 1]).any():
+        return "a degenerate triangle"
+    directed, counts = np.unique(edges, axis=0, return_counts=True)
+    if (counts > 1).any():
+        return "an edge used twice in one direction (inconsistent winding or non-manifold)"
+    reverse = np.unique(edges[:, ::-1], axis=0)
+    if len(directed) != len(reverse) or not np.array_equal(directed, np.unique(np.concatenate([directed, reverse]), axis=0)):
+        return "an open edge (the shell is not closed)"
+    if closed_volume(vertices, faces) <= 0:
+        return "the shell is oriented inwards"
+    return None
+
+
+def closed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """The signed volume of a closed triangle mesh (divergence theorem), positive when oriented outwards."""
+    centred = vertices - vertices.mean(axis=0)
+    a, b, c = (centred[faces[:, i]] for i in range(3))
+    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6)
 
 
 def _ground_at(ground: np.ndarray, centroid) -> float:

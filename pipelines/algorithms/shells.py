@@ -115,6 +115,8 @@ def building_object(building: Building, vertices: CityJsonVertices) -> dict:
             else:
                 geometry.append({"type": "CompositeSolid", "lod": lod, "boundaries": [s[0] for s in solids],
                                  "semantics": {"surfaces": surfaces, "values": [[s[1]] for s in solids]}})
+        if building.lod22 is not None:
+            geometry.append(_lod22_solid(building.lod22, vertices, surfaces))
     else:
         ground = building.attributes["ground"]
         z = 0.0 if np.isnan(ground) else ground
@@ -123,6 +125,14 @@ def building_object(building: Building, vertices: CityJsonVertices) -> dict:
                        for r in (p.exterior, *p.interiors)] for p in polygons]
         geometry.append({"type": "MultiSurface", "lod": "0", "boundaries": boundaries})
     return {"type": "Building", "attributes": attributes, "geometry": geometry}
+
+
+def _lod22_solid(shell, vertices: CityJsonVertices, surfaces: list[dict]) -> dict:
+    """The LoD2.2 shell as a CityJSON Solid of triangles, each with its semantic surface."""
+    points, triangles, kinds = shell
+    index = np.array(vertices.add(points))
+    return {"type": "Solid", "lod": "2.2", "boundaries": [[[list(map(int, index[t]))] for t in triangles]],
+            "semantics": {"surfaces": surfaces, "values": [[int(k) for k in kinds]]}}
 
 
 def cityjson_document(buildings: list[Building], crs_epsg: int | None) -> dict:

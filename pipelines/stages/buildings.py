@@ -25,6 +25,7 @@ class BuildingsOptions:
     cell: float = 1.0
     min_part_area: float = 20.0
     min_coverage: float = 0.8
+    max_rmse: float = 0.5
     lidar_date: str | None = None  # the survey's date, written on every building
 
     def __post_init__(self) -> None:
