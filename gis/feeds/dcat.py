@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable
 
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
@@ -125,7 +126,7 @@ def catalog_graph(catalog, downloads: Downloads, base_url: str, visible: Callabl
 
 
 def _new_graph() -> Graph:
-    graph = Graph()
+    graph = Graph(bind_namespaces="core")  # only our prefixes in the context, not every one rdflib knows
     for prefix, namespace in (("dcat", DCAT), ("dct", DCTERMS), ("foaf", FOAF), ("locn", LOCN), ("gsp", GSP),
                               ("spdx", SPDX), ("vcard", VCARD), ("skos", SKOS), ("adms", ADMS), ("rdfs", RDFS)):
         graph.bind(prefix, namespace)
@@ -293,14 +294,19 @@ def crs84_extent(layer: Layer) -> tuple[float, float, float, float] | None:
     """The layer's extent in CRS84 (longitude, latitude), or None."""
     if layer.extent is None or not layer.crs:
         return None
-    from pyproj import Transformer
-
     try:
-        bounds = Transformer.from_crs(layer.crs, "OGC:CRS84", always_xy=True).transform_bounds(*layer.extent,
-                                                                                               densify_pts=21)
+        bounds = _to_crs84(layer.crs).transform_bounds(*layer.extent, densify_pts=21)
     except Exception:  # a CRS pyproj cannot place on the globe
         return None
     return tuple(round(v, 7) for v in bounds) if all(math.isfinite(v) for v in bounds) else None
+
+
+@lru_cache(maxsize=16)
+def _to_crs84(crs: str):
+    """A transformer to CRS84, made once per CRS (making one costs tens of milliseconds)."""
+    from pyproj import Transformer
+
+    return Transformer.from_crs(crs, "OGC:CRS84", always_xy=True)
 
 
 def _typed(graph: Graph, uri: str, kind: URIRef, label: str | None = None) -> URIRef:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,15 +37,30 @@ class Client:
     """An HTTP client of one server's feeds (``source``: its root URL)."""
 
     source: str
-    session: requests.Session = field(default_factory=requests.Session)
     counters: Counters = field(default_factory=Counters)
+    _local: threading.local = field(default_factory=threading.local)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.source = self.source.rstrip("/")
-        self.session.headers["User-Agent"] = "lutece-mirror"
+
+    @property
+    def session(self) -> requests.Session:
+        """This thread's session (downloads run in a few threads; a session is not shared between them)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers["User-Agent"] = "lutece-mirror"
+        return session
+
+    def count(self, requests_: int = 0, bytes_: int = 0, downloads: int = 0) -> None:
+        with self._lock:
+            self.counters.requests += requests_
+            self.counters.bytes += bytes_
+            self.counters.downloads += downloads
 
     def _get(self, url: str, what: str, **kwargs) -> requests.Response:
-        self.counters.requests += 1
+        self.count(requests_=1)
         try:
             response = self.session.get(url, timeout=TIMEOUT, **kwargs)
         except requests.RequestException as error:
@@ -68,7 +84,7 @@ class Client:
                 raise FeedReset(f"the change feed refuses since={since}")
             _check(response, "the change feed")
             page = response.json()
-            self.counters.bytes += len(response.content)
+            self.count(bytes_=len(response.content))
             events += page["events"]
             since = int(page["next"])
             if not page.get("more"):
@@ -83,7 +99,7 @@ class Client:
         if response.status_code == 304:
             return None, etag
         _check(response, "the catalogue")
-        self.counters.bytes += len(response.content)
+        self.count(bytes_=len(response.content))
         return response.content, response.headers.get("ETag")
 
     def download(self, url: str, sha256: str, size: int, staging: Path) -> Path:
@@ -107,10 +123,13 @@ class Client:
             offset = 0
         headers = {"Range": f"bytes={offset}-", "If-Range": f'"{sha256}"'} if 0 < offset < size else {}
         name = url.rsplit("/", 1)[-1]
+        digest = hashlib.sha256()
         if offset < size:
-            self._fetch(url, name, partial, headers, offset)
-        self.counters.downloads += 1
-        got = _sha256(partial)
+            self._fetch(url, name, partial, headers, offset, digest)
+        else:  # complete before an interruption: only its check is left
+            _hash_into(digest, partial)
+        self.count(downloads=1)
+        got = digest.hexdigest()
         if partial.stat().st_size != size or got != sha256:
             partial.unlink(missing_ok=True)
             raise SyncError(f"{name}: the download does not match the catalogue's checksum (sha256 {got[:12]}..., "
@@ -119,17 +138,21 @@ class Client:
         os.replace(partial, final)
         return final
 
-    def _fetch(self, url: str, name: str, partial: Path, headers: dict, offset: int) -> None:
-        self.counters.requests += 1
+    def _fetch(self, url: str, name: str, partial: Path, headers: dict, offset: int, digest) -> None:
+        """Stream ``url`` into ``partial`` (appending to a resumed one), hashing as it is written."""
+        self.count(requests_=1)
         try:
             with self.session.get(url, headers=headers, stream=True, timeout=TIMEOUT) as response:
                 if response.status_code not in (200, 206):
                     _check(response, name)
-                mode = "ab" if response.status_code == 206 and offset else "wb"
-                with open(partial, mode) as out:
+                resumed = response.status_code == 206 and offset > 0
+                if resumed:
+                    _hash_into(digest, partial)
+                with open(partial, "ab" if resumed else "wb") as out:
                     for chunk in response.iter_content(_CHUNK):
+                        digest.update(chunk)
                         out.write(chunk)
-                        self.counters.bytes += len(chunk)
+                        self.count(bytes_=len(chunk))
                     out.flush()
                     os.fsync(out.fileno())
         except requests.RequestException as error:
@@ -153,9 +176,7 @@ def _check(response: requests.Response, what: str) -> None:
                         f"unchanged, the next run retries")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _hash_into(digest, path: Path) -> None:
     with open(path, "rb") as stream:
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()

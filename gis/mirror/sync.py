@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -34,6 +35,8 @@ from gis.mirror.dcat import Dataset, parse_catalog
 from gis.mirror.portal import index_document, index_html, notice
 
 log = logging.getLogger(__name__)
+
+DOWNLOADS_AT_ONCE = 4  # files downloaded in parallel (small files cost a round trip each, not bandwidth)
 
 
 @dataclass
@@ -136,8 +139,12 @@ def _complete(target: Path, state: dict[str, Any]) -> bool:
 
 def _download(client: Client, target: Path, state: dict[str, Any], datasets: dict[str, Dataset], staging: Path,
               report: SyncReport) -> dict[str, Path]:
-    """Download (verified) every file the mirror lacks; return the staged files by sha256."""
-    staged: dict[str, Path] = {}
+    """Download (verified) every file the mirror lacks, a few at a time; return the staged files by sha256.
+
+    A failure stops the sync once the downloads under way have ended; what
+    they fetched stays in the staging folder for the next run.
+    """
+    wanted: dict[str, tuple[str, Any]] = {}
     for dataset in datasets.values():
         held = state["datasets"].get(dataset.id, {}).get("files", {})
         for spec in dataset.files:
@@ -145,9 +152,12 @@ def _download(client: Client, target: Path, state: dict[str, Any], datasets: dic
             if held.get(spec.name, {}).get("sha256") == spec.sha256 and path.is_file() \
                     and path.stat().st_size == spec.size:
                 continue
-            if spec.sha256 not in staged:
-                staged[spec.sha256] = client.download(spec.url, spec.sha256, spec.size, staging)
-                report.downloaded.append(f"{dataset.id}/{spec.name}")
+            wanted.setdefault(spec.sha256, (f"{dataset.id}/{spec.name}", spec))
+    with ThreadPoolExecutor(DOWNLOADS_AT_ONCE, thread_name_prefix="lutece-mirror") as pool:
+        futures = {sha: pool.submit(client.download, spec.url, sha, spec.size, staging)
+                   for sha, (_name, spec) in wanted.items()}
+        staged = {sha: future.result() for sha, future in futures.items()}
+    report.downloaded += [name for name, _spec in wanted.values()]
     return staged
 
 
@@ -223,7 +233,7 @@ def watch(source: str, target: Path, interval: float, grace_days: int = 0,
     """Sync, then follow the change feed every ``interval`` seconds; a failed sync is reported and retried."""
     client = Client(check_source(source))
     while not stop():
-        client.counters.requests = client.counters.bytes = 0
+        client.counters = type(client.counters)()
         try:
             result = sync(source, target, grace_days, client=client)
             if not result.unchanged:

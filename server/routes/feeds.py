@@ -80,8 +80,10 @@ def catalogue(delivery: Delivery, feeds: _Feeds, request: Request) -> Response:
     with feeds.lock:
         if feeds.built is None or feeds.built[0] != key:
             graph = catalog_graph(catalog, feeds.downloads, base_url(request), visible=PUBLIC)
-            feeds.built = (key, {name: serialize(graph, name) for name in MEDIA}, feeds.feed.last_time())
-        _key, bodies, modified = feeds.built
+            feeds.built = (key, graph, {}, feeds.feed.last_time())
+        _key, graph, bodies, modified = feeds.built
+        if fmt not in bodies:  # each syntax serialised on first demand
+            bodies[fmt] = serialize(graph, fmt)
     return _conditional(request, bodies[fmt], MEDIA[fmt], modified)
 
 

@@ -1,0 +1,152 @@
+"""Benchmark of ``lutece mirror``: the first sync of 50 layers against a plain download, then one change.
+
+Publishes the sample district's products under ``--layers`` ids (default 50:
+the truth DTM as a COG, the truth footprints and the truth trees, in turn;
+each copy made distinct, a tag of the COG or a column of the features, so
+that no two files are the same bytes), serves them with ``lutece serve`` on
+loopback (gunicorn, 2 workers), warms the server's download cache (one
+``/catalog``), then, in each of ``--rounds`` rounds, in turn:
+
+- plain: a sequential download of every file of the catalogue with one
+  ``requests.Session`` into a fresh folder (no checksum, no staging);
+- mirror: ``lutece mirror``'s first sync into a fresh folder (the change
+  feed, the catalogue, each file downloaded, verified by sha256, committed).
+
+It prints MB/s of each (best round) and their ratio, then publishes a new
+version of one layer and prints the requests, bytes and time of the next
+sync (with the change feed), and of a sync when nothing changed.
+Targets (issue 13): first sync >= 0.8x the plain download; one changed layer
+costs one download plus at most one conditional request per other dataset
+(one request in all when the change feed is used).
+
+Usage: .venv/bin/python benchmarks/bench_mirror.py [--layers 50] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from gis.backends import open_backend
+from gis.catalog.service import Catalog
+from gis.mirror.dcat import parse_catalog
+from gis.mirror.sync import sync
+from gis.testing.postgres import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+DISTRICT = ROOT / "sample_data" / "district"
+
+
+def publish(catalog: Catalog, folder: Path, count: int) -> None:
+    import geopandas as gpd
+    import rasterio
+    from rasterio.shutil import copy
+
+    footprints = gpd.read_file(DISTRICT / "truth.gpkg", layer="footprints", engine="pyogrio")
+    trees = gpd.read_file(DISTRICT / "truth.gpkg", layer="trees", engine="pyogrio")
+    for index in range(count):
+        layer = f"couche-{index:02d}"
+        if index % 3 == 0:
+            path = folder / f"{layer}.tif"
+            shutil.copyfile(DISTRICT / "truth-dtm.tif", path)
+            with rasterio.open(path, "r+") as raster:  # distinct bytes
+                raster.update_tags(COPY=str(index))
+            copy(path, folder / f"{layer}-cog.tif", driver="COG")
+            catalog.publish(folder / f"{layer}-cog.tif", layer, licence="etalab-2.0", access="open", title=layer)
+        else:
+            frame = (footprints if index % 3 == 1 else trees).assign(copy=index)
+            catalog.publish(frame, layer, licence="ODbL-1.0", access="open", title=layer)
+
+
+def start_server(config: Path, port: int) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "server.cli", "--config", str(config), "serve", "--port",
+                                str(port), "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    for _ in range(300):
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return process
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the server did not start")
+
+
+def plain_download(urls: list[str], folder: Path) -> float:
+    folder.mkdir(parents=True)
+    session = requests.Session()
+    started = time.perf_counter()
+    for url in urls:
+        with session.get(url, stream=True, timeout=60) as response, open(folder / url.rsplit("/", 1)[1], "wb") as out:
+            response.raise_for_status()
+            for chunk in response.iter_content(1 << 20):
+                out.write(chunk)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-mirror-"))
+    server = None
+    try:
+        store = {"backend": "geopackage", "path": str(work / "city")}
+        config = work / "lutece.yml"
+        config.write_text(f"store:\n  path: {store['path']}\n", encoding="utf-8")
+        started = time.perf_counter()
+        with Catalog(open_backend(store)) as catalog:
+            publish(catalog, work, args.layers)
+        print(f"published {args.layers} layers in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        port = free_port()
+        source = f"http://127.0.0.1:{port}"
+        server = start_server(config, port)
+        started = time.perf_counter()
+        body = requests.get(f"{source}/catalog", timeout=600).content  # builds the downloads once
+        print(f"first /catalog (downloads built) in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        files = [spec for dataset in parse_catalog(body, source).values() for spec in dataset.files]
+        total = sum(spec.size for spec in files)
+        plain, mirrored = [], []
+        for round_ in range(args.rounds):
+            plain.append(plain_download([spec.url for spec in files], work / f"plain-{round_}"))
+            report = sync(source, work / f"mirror-{round_}")
+            mirrored.append(report.seconds)
+            assert len(report.downloaded) == len(files)
+        print(f"\n{len(files)} files, {total / 1e6:.1f} MB, best of {args.rounds} rounds\n")
+        print(f"{'case':<28}{'seconds':>10}{'MB/s':>10}{'ratio':>10}")
+        best_plain, best_mirror = min(plain), min(mirrored)
+        print(f"{'plain sequential download':<28}{best_plain:>10.2f}{total / 1e6 / best_plain:>10.1f}{1.0:>10.2f}")
+        print(f"{'lutece mirror, first sync':<28}{best_mirror:>10.2f}{total / 1e6 / best_mirror:>10.1f}"
+              f"{best_plain / best_mirror:>10.2f}")
+        target = work / "mirror-0"
+        idle = sync(source, target)
+        with Catalog(open_backend(store)) as catalog:
+            import geopandas as gpd
+
+            trees = gpd.read_file(DISTRICT / "truth.gpkg", layer="trees", engine="pyogrio")
+            catalog.publish(trees.assign(copy=-1), "couche-02")
+        changed = sync(source, target)
+        print(f"\n{'sync':<28}{'requests':>10}{'downloads':>10}{'bytes':>12}{'seconds':>10}")
+        for name, report in (("nothing changed", idle), ("one layer changed", changed)):
+            print(f"{name:<28}{report.requests:>10}{len(report.downloaded):>10}{report.bytes:>12}"
+                  f"{report.seconds:>10.2f}")
+        print(f"\nchanged files: {', '.join(changed.downloaded)}")
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
