@@ -50,6 +50,7 @@ class RoofOptions:
     min_part_area: float = 20.0  # m2: smaller LoD1.3 parts join their nearest large neighbour
     min_coverage: float = 0.8  # share of the footprint's inner cells with roof points, below which it is reported
     max_rmse: float = 0.5  # metres: roof planes fitting the roof points worse than this give no LoD2.2
+    lod: str | float = "2.2"  # the highest LoD to build: 1.2, 1.3 or 2.2
 
     def __post_init__(self) -> None:
         if not 0 <= self.roof_percentile <= 100:
@@ -57,6 +58,9 @@ class RoofOptions:
         for name in ("ground_radius", "step", "cell", "min_part_area", "max_rmse"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"option '{name}' must be > 0, not {getattr(self, name)}")
+        object.__setattr__(self, "lod", str(self.lod))  # 1.2 written as a number in YAML
+        if self.lod not in ("1.2", "1.3", "2.2"):
+            raise ValueError(f"option 'lod' must be 1.2, 1.3 or 2.2, not {self.lod}")
         if self.edge_margin < 0 or self.min_points < 1 or not 0 <= self.min_coverage <= 1:
             raise ValueError("options 'edge_margin' >= 0, 'min_points' >= 1 and 'min_coverage' within 0..1")
 
@@ -143,18 +147,25 @@ def _one(identifier: str, footprint, points: _PointIndex, options: RoofOptions, 
     roof_min, roof_median, roof_max = np.percentile(z, [2, 50, 98])
     top = float(np.percentile(z, options.roof_percentile))
     building.lod12 = [Prism(p, ground, top) for p in polygons]
-    building.lod13 = _height_parts(polygons, roof, ground, options)
-    fit = fit_roof(roof)
+    if options.lod == "1.2":  # asked for prisms only: LoD1.3 is the same prism, no roof plane is looked for
+        building.lod13, fit = building.lod12, None
+    else:
+        building.lod13 = _height_parts(polygons, roof, ground, options)
+        fit = fit_roof(roof) if options.lod == "2.2" else None
     coverage = _coverage(inner, roof, options.cell)
     check = "ok" if coverage >= options.min_coverage else \
         f"roof points cover {coverage:.0%} of the footprint: the footprint is shifted or the building changed"
-    if fit is not None and fit.rmse > options.max_rmse:
+    if options.lod != "2.2":
+        building.lod22, why_not = None, f"not asked for (option lod: {options.lod})"
+    elif fit is not None and fit.rmse > options.max_rmse:
         building.lod22, why_not = None, (f"the roof planes fit the roof points with an RMSE of {fit.rmse:.2f} m, "
                                          f"above max_rmse {options.max_rmse} m (a roof shape they do not model)")
     else:
         building.lod22, why_not = _lod22(polygons, fit, ground)
     if building.lod22 is not None:
         lod, reason, volume = "2.2", "LoD2.2 is the highest LoD built", closed_volume(*building.lod22[:2])
+    elif options.lod == "1.2":
+        lod, reason, volume = "1.2", f"LoD1.3 and LoD2.2 {why_not}", sum(p.volume for p in building.lod12)
     else:
         lod, reason, volume = "1.3", f"LoD2.2 failed: {why_not}", sum(p.volume for p in building.lod13)
     attributes.update(lod=lod, lod_reason=reason, roof_min=roof_min, roof_median=roof_median,

@@ -26,6 +26,7 @@ class BuildingsOptions:
     min_part_area: float = 20.0
     min_coverage: float = 0.8
     max_rmse: float = 0.5
+    lod: str | float = "2.2"  # the highest LoD to build: 1.2, 1.3 or 2.2 (a number in YAML is read as one)
     lidar_date: str | None = None  # the survey's date, written on every building
 
     def __post_init__(self) -> None:

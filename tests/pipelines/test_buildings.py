@@ -296,7 +296,7 @@ def test_reprojected_footprints_give_the_same_buildings_and_an_empty_one_stays_a
     assert tileset_ids["asset"]["extras"]["lutece"]["features"] == 6  # the LoD0 footprint has no shell to tile
 
 
-def synthetic_building(roof_height, size=(20.0, 12.0), seed=2):
+def synthetic_building(roof_height, size=(20.0, 12.0), seed=2, options=RoofOptions()):
     """Roof points (10 per m2, 3 cm noise) of a roof ``roof_height(x, y)`` above ground at 35 m, and ground around."""
     rng = np.random.default_rng(seed)
     width, depth = size
@@ -308,7 +308,7 @@ def synthetic_building(roof_height, size=(20.0, 12.0), seed=2):
     xyz = np.concatenate([np.column_stack([roof, z]), np.column_stack([ground, np.full(len(ground), 35.0)])])
     classes = np.concatenate([np.full(len(roof), 6), np.full(len(ground), 2)]).astype(np.uint8)
     footprints = gpd.GeoDataFrame({"id": ["S"]}, geometry=[shapely.box(0, 0, width, depth)], crs="EPSG:2154")
-    (building,) = reconstruct(footprints, xyz, classes, "id", RoofOptions())
+    (building,) = reconstruct(footprints, xyz, classes, "id", options)
     return building
 
 
@@ -327,3 +327,13 @@ def test_lod22_shed_and_hip_roofs(kind, roof_height):
     x, y = np.meshgrid(np.linspace(0, 20, 801)[:-1] + 0.0125, np.linspace(0, 12, 481)[:-1] + 0.0125)
     expected = 240.0 * roof_height(x, y).mean()  # the true volume above the ground, by a fine grid
     assert mesh.volume == pytest.approx(expected, rel=0.01)
+
+
+def test_the_lod_option_stops_at_lod12():
+    roof = lambda x, y: 10.0 + 0.6 * np.minimum(np.minimum(x, 20 - x), np.minimum(y, 12 - y))  # noqa: E731
+    building = synthetic_building(roof, options=RoofOptions(lod=1.2))  # a number, as YAML reads 1.2
+    assert building.attributes["lod"] == "1.2" and "not asked for" in building.attributes["lod_reason"]
+    assert building.attributes["roof_type"] == "unknown" and building.lod22 is None
+    assert building.attributes["volume"] == pytest.approx(240.0 * building.attributes["height"])
+    with pytest.raises(ValueError, match="'lod'"):
+        RoofOptions(lod="2.1")
