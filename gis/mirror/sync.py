@@ -80,17 +80,24 @@ def sync(source: str, target: Path, grace_days: int = 0, now: datetime | None = 
     started = time.perf_counter()
     source = check_source(source)
     target = Path(target)
+    created = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise SyncError(f"--target {target}: cannot create the mirror's folder ({error.strerror})") from None
     now = now or datetime.now(timezone.utc)
     client = client or Client(source)
-    with records.locked(target):
-        if records.apply_journal(target):
-            log.info("finished the commit of an interrupted sync")
-        state = records.load_state(target, source)
-        report = _sync(client, target, state, grace_days, now)
+    try:
+        with records.locked(target):
+            if records.apply_journal(target):
+                log.info("finished the commit of an interrupted sync")
+            state = records.load_state(target, source)
+            report = _sync(client, target, state, grace_days, now)
+    except SyncError:
+        staged = records.staging(target)
+        if created and not (target / "index.json").exists() and not (staged.is_dir() and any(staged.iterdir())):
+            shutil.rmtree(target, ignore_errors=True)  # a first sync that got nothing leaves nothing
+        raise
     report.requests, report.bytes = client.counters.requests, client.counters.bytes
     report.seconds = time.perf_counter() - started
     return report

@@ -131,6 +131,7 @@ def test_bad_source_and_unreachable_server_give_one_error_line(tmp_path):
     result = run_mirror(f"http://127.0.0.1:{free_port()}", tmp_path / "m")
     assert result.returncode == 1 and "unreachable" in result.stderr and "next run retries" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists()  # a first sync that got nothing leaves no folder behind
 
 
 # -- the randomised sequence ------------------------------------------------------------------------
