@@ -69,6 +69,16 @@ def json_type(sql_type: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class _BoxIds:
+    """A bbox whose matching ids are computed when the GeoPackage read starts (see ``_box_ids``)."""
+
+    minx: float
+    miny: float
+    maxx: float
+    maxy: float
+
+
+@dataclass(frozen=True)
 class _Page:
     rows: list[tuple]
     matched: int
@@ -184,16 +194,35 @@ class LuteceFeatures(BaseProvider):
             params.extend([minx, miny, maxx, maxy] * 2)
             envelope = f"ST_MakeEnvelope(%s, %s, %s, %s, {self.srid})"
             return f"({quote(self.geometry)} && {envelope} AND ST_Intersects({quote(self.geometry)}, {envelope}))"
-        rtree = self.source.get("rtree")
-        params.extend([maxx, minx, maxy, miny, minx, maxx, miny, maxy, minx, miny, maxx, maxy])
-        inside = "r.minx >= ? AND r.maxx <= ? AND r.miny >= ? AND r.maxy <= ?"
-        if rtree is None:
+        if self.source.get("rtree") is None:
             raise ProviderQueryError(user_msg="the layer's spatial index is missing")
-        # the R-tree finds the envelopes meeting the box; those wholly inside need no exact test
-        return (f"{quote(self.pk)} IN (SELECT r.id FROM {quote(rtree)} r WHERE r.minx <= ? AND r.maxx >= ? "
-                f"AND r.miny <= ? AND r.maxy >= ? AND (({inside}) OR lutece_box("
-                f"(SELECT {quote(self.geometry)} FROM {quote(self.source['table'])} WHERE {quote(self.pk)} = r.id), "
-                f"?, ?, ?, ?)))")
+        params.append(_BoxIds(minx, miny, maxx, maxy))  # the ids, found in the read's own snapshot
+        return f"{quote(self.pk)} IN (SELECT value FROM json_each(?))"
+
+    def _box_ids(self, con, box: "_BoxIds") -> str:
+        """The ids of the features meeting ``box``, as a JSON array: R-tree envelopes, then shapely where needed.
+
+        Envelopes wholly inside the box need no exact test; the others are
+        decoded and tested at once (vectorised), never row by row in SQL.
+        """
+        import shapely
+
+        rows = con.execute(f"SELECT id, minx >= ? AND maxx <= ? AND miny >= ? AND maxy <= ? "
+                           f"FROM {quote(self.source['rtree'])} WHERE minx <= ? AND maxx >= ? AND miny <= ? "
+                           f"AND maxy >= ?", (box.minx, box.maxx, box.miny, box.maxy,
+                                              box.maxx, box.minx, box.maxy, box.miny)).fetchall()
+        ids = [fid for fid, inside in rows if inside]
+        edge = [fid for fid, inside in rows if not inside]
+        for chunk in range(0, len(edge), 5000):
+            part = edge[chunk:chunk + 5000]
+            found = con.execute(f"SELECT {quote(self.pk)}, {quote(self.geometry)} FROM {quote(self.source['table'])} "
+                                f"WHERE {quote(self.pk)} IN (SELECT value FROM json_each(?))",
+                                (json.dumps(part),)).fetchall()
+            if found:
+                meets = shapely.intersects(gpkg.geometries([blob for _fid, blob in found]),
+                                           shapely.box(box.minx, box.miny, box.maxx, box.maxy))
+                ids += [fid for (fid, _blob), hit in zip(found, meets) if hit]
+        return json.dumps(ids)
 
     def _order(self, sortby: list) -> list[str]:
         order = []
@@ -225,6 +254,7 @@ class LuteceFeatures(BaseProvider):
         ordering = ", ".join([*order, quote(self.pk)])
         try:
             with gpkg.snapshot(self.source["path"]) as con:
+                params = [self._box_ids(con, p) if isinstance(p, _BoxIds) else p for p in params]
                 matched = con.execute(f"SELECT count(*) FROM {table}{clause}", params).fetchone()[0] if count else 1
                 rows = [] if hits else con.execute(
                     f"SELECT {fields} FROM {table}{clause} ORDER BY {ordering} LIMIT ? OFFSET ?",
@@ -284,7 +314,6 @@ class LuteceFeatures(BaseProvider):
 
         if not rows:
             return []
-        geometries = None
         if not skip_geometry:
             blobs = [row[-1] for row in rows]
             if self.postgis:
@@ -296,13 +325,14 @@ class LuteceFeatures(BaseProvider):
                     geometries = _transform(geometries, crs_transform_spec.source_crs_wkt,
                                             crs_transform_spec.target_crs_wkt)
             texts = shapely.to_geojson(geometries)
+            # one parse of the page's geometries (an array), not one per feature
+            parsed = json.loads("[" + ",".join("null" if text is None else text for text in texts) + "]")
+        else:
+            parsed = [None] * len(rows)
         features = []
-        for index, row in enumerate(rows):
+        for row, geometry in zip(rows, parsed):
             properties = {name: value if type(value) in _PLAIN else _json_value(value)
                           for name, value in zip(columns, row[1:1 + len(columns)])}
-            geometry = None
-            if geometries is not None and texts[index] is not None:
-                geometry = json.loads(texts[index])
             features.append({"type": "Feature", "id": row[0], "geometry": geometry, "properties": properties})
         return features
 

@@ -38,7 +38,10 @@ def keys(city, server):
         rooms, _record = store.create("Plans SA", ["rooms"])
         revoked, record = store.create("Ancien", ["trees", "rooms"])
         store.revoke(record.key_id)
-    wait_until(lambda: server.get("/collections/trees", key=trees).status_code == 200)
+    # every worker has the new keys: several answers in a row (each worker follows on its own)
+    wait_until(lambda: all(server.get(f"/collections/{layer}", key=key).status_code == 200
+                           for layer, key in (("trees", trees), ("rooms", rooms)) for _ in range(4)))
+    wait_until(lambda: all(server.get("/collections/trees", key=revoked).status_code == 404 for _ in range(4)))
     return {"trees": trees, "rooms": rooms, "revoked": revoked, "wrong": "lutece_00000000_" + "x" * 32}
 
 
@@ -154,14 +157,21 @@ def test_no_hidden_layer_answers_unlike_a_missing_one(server, keys):
                                                                                 keys["rooms"])
 
 
+def after_5_seconds(since: float) -> None:
+    """Wait until 5 s after ``since``: by then every worker must have followed (each polls on its own)."""
+    time.sleep(max(0.0, since + 5.0 - time.monotonic()))
+
+
 def test_reclassified_layer_disappears_within_5_seconds(server, city):
     before = answer(server, "/collections/streets/items?limit=1", None)
     assert before[0] == 200
     with city.catalog() as catalog:
         catalog.reclassify("streets", "shared")
+    changed = time.monotonic()
     try:
         took = wait_until(lambda: all(server.get("/collections/streets").status_code == 404 for _ in range(4)))
-        sweep(server, {"anonymous": None}, ["streets"])
+        after_5_seconds(changed)
+        sweep(server, {"anonymous": None}, ["streets"])  # hundreds of requests: every worker answers
     finally:
         with city.catalog() as catalog:
             catalog.reclassify("streets", "open")
@@ -179,8 +189,11 @@ def test_revocation_within_5_seconds(server, city):
     record = next(item for item in listed if item["partner"] == "Éphémère")
     assert key not in json.dumps(listed)
     city.lutece("keys", "revoke", record["id"])
+    revoked = time.monotonic()
     took = wait_until(lambda: all(server.get("/collections/trees", key=key).status_code == 404 for _ in range(4)))
     assert took < 5
+    after_5_seconds(revoked)
+    assert all(server.get("/collections/trees/items/1", key=key).status_code == 404 for _ in range(12))
     log = server.log.read_text(errors="replace")
     assert key not in log and key[-24:] not in log  # the access log never holds a key
 
@@ -219,9 +232,12 @@ def test_publication_reaches_every_worker_and_readers_see_one_version_whole(serv
                 catalog.publish(version("alpha", 7), "notes", note=f"alpha {round_}")
                 time.sleep(0.3)
                 catalog.publish(version("beta", 23), "notes", note=f"beta {round_}")
+                published = time.monotonic()
                 time.sleep(0.3)
         took = wait_until(lambda: all(server.get("/collections/notes/items?limit=1").json()["numberMatched"] == 23
-                                      for _ in range(6)))
+                                      for _ in range(6)), timeout=5 - (time.monotonic() - published))
+        after_5_seconds(published)
+        assert all(server.get("/collections/notes/items?limit=1").json()["numberMatched"] == 23 for _ in range(12))
     finally:
         stop.set()
         for thread in readers:
