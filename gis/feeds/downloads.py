@@ -38,7 +38,7 @@ from typing import Iterator
 
 from gis.checksums import sha256_file, tree_files
 from gis.errors import LuteceError, StoreError
-from gis.records import Layer, Version
+from gis.records import Version
 
 FORMATS = {  # format -> (file suffix, media type, title)
     "gpkg": (".gpkg", "application/geopackage+sqlite3", "GeoPackage"),
