@@ -2,9 +2,9 @@
 
 For each footprint:
 
-- ground: a plane fitted to the ground and water points within ``ground_radius`` of the footprint (outside
-  it: the lidar sees no ground under a roof), evaluated at the footprint's centroid, i.e. the terrain
-  under the building as a DTM would give it;
+- ground: a plane fitted to the ground and water points of the box ``ground_radius`` around the footprint
+  (the lidar sees no ground under a roof), evaluated at the footprint's centroid, i.e. the terrain under
+  the building as a DTM would give it;
 - roof points: the building-class points inside the footprint shrunk by ``edge_margin`` (walls and eaves
   of neighbours left out); roof heights min/median/max are their 2nd, 50th and 98th percentiles (robust
   to a stray echo);
@@ -109,29 +109,58 @@ def reconstruct(footprints: gpd.GeoDataFrame, xyz: np.ndarray, classification: n
 
 
 class _PointIndex:
-    """Points sorted by x, so that a footprint's candidates are one slice."""
+    """The ground and the building points, each sorted by a 25 m grid cell: a footprint's candidates are a
+    few slices (one per cell row its box crosses)."""
+
+    CELL = 25.0
 
     def __init__(self, xyz: np.ndarray, classification: np.ndarray) -> None:
-        order = np.argsort(xyz[:, 0], kind="stable")
-        self.xyz, self.classification = xyz[order], classification[order]
+        self.origin = xyz[:, :2].min(axis=0) if len(xyz) else np.zeros(2)
+        span = (xyz[:, :2].max(axis=0) - self.origin) if len(xyz) else np.zeros(2)
+        self.columns = int(span[0] // self.CELL) + 1
+        self.groups = {}
+        for name, classes in (("terrain", TERRAIN), ("building", (BUILDING,))):
+            points = xyz[np.isin(classification, classes)]
+            keys = self._keys(points[:, 0], points[:, 1])
+            order = np.argsort(keys, kind="stable")
+            self.groups[name] = (points[order], keys[order])
 
-    def within(self, polygon, classes) -> np.ndarray:
-        xmin, ymin, xmax, ymax = polygon.bounds
-        lo, hi = np.searchsorted(self.xyz[:, 0], [xmin, xmax])
-        xyz, kind = self.xyz[lo:hi], self.classification[lo:hi]
-        candidates = np.isin(kind, classes) & (xyz[:, 1] >= ymin) & (xyz[:, 1] <= ymax)
-        xyz = xyz[candidates]
-        return xyz[shapely.contains_xy(polygon, xyz[:, 0], xyz[:, 1])]
+    def _cell(self, x, y) -> tuple[np.ndarray, np.ndarray]:
+        column = np.clip(((np.asarray(x) - self.origin[0]) // self.CELL).astype(np.int64), 0, self.columns - 1)
+        row = np.maximum(((np.asarray(y) - self.origin[1]) // self.CELL).astype(np.int64), 0)
+        return column, row
+
+    def _keys(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        column, row = self._cell(x, y)
+        return row * self.columns + column
+
+    def within(self, polygon, group: str) -> np.ndarray:
+        """The points of ``group`` (terrain or building) inside ``polygon``."""
+        candidates = self.in_box(polygon.bounds, group)
+        return candidates[shapely.contains_xy(polygon, candidates[:, 0], candidates[:, 1])]
+
+    def in_box(self, bounds, group: str) -> np.ndarray:
+        """The points of ``group`` inside the box (xmin, ymin, xmax, ymax)."""
+        points, keys = self.groups[group]
+        xmin, ymin, xmax, ymax = bounds
+        (c0, c1), (r0, r1) = self._cell([xmin, xmax], [ymin, ymax])
+        starts = np.searchsorted(keys, np.arange(r0, r1 + 1) * self.columns + c0, side="left")
+        stops = np.searchsorted(keys, np.arange(r0, r1 + 1) * self.columns + c1, side="right")
+        candidates = np.concatenate([points[a:b] for a, b in zip(starts, stops)]) if len(starts) else points[:0]
+        x, y = candidates[:, 0], candidates[:, 1]
+        return candidates[(x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)]
 
 
 def _one(identifier: str, footprint, points: _PointIndex, options: RoofOptions, survey_date: str | None) -> Building:
     polygons = [orient(p, 1.0) for p in getattr(footprint, "geoms", [footprint])]
     footprint = shapely.MultiPolygon(polygons) if len(polygons) > 1 else polygons[0]
     attributes = {"id": identifier, "footprint_area": footprint.area, "lidar_date": survey_date or ""}
-    ring = footprint.buffer(options.ground_radius).difference(footprint)
-    ground_points = points.within(ring, TERRAIN)
+    # the ground points of the box ground_radius around the footprint (none lie under the roof)
+    xmin, ymin, xmax, ymax = footprint.bounds
+    radius = options.ground_radius
+    ground_points = points.in_box((xmin - radius, ymin - radius, xmax + radius, ymax + radius), "terrain")
     inner = footprint.buffer(-options.edge_margin)
-    roof = points.within(inner, (BUILDING,)) if not inner.is_empty else np.empty((0, 3))
+    roof = points.within(inner, "building") if not inner.is_empty else np.empty((0, 3))
     ground = _ground_at(ground_points, footprint.centroid)
     area_inner = max(inner.area, 1e-9)
     attributes.update(ground=ground, point_count=len(roof), point_density=len(roof) / area_inner)
@@ -166,6 +195,8 @@ def _one(identifier: str, footprint, points: _PointIndex, options: RoofOptions, 
         lod, reason, volume = "2.2", "LoD2.2 is the highest LoD built", closed_volume(*building.lod22[:2])
     elif options.lod == "1.2":
         lod, reason, volume = "1.2", f"LoD1.3 and LoD2.2 {why_not}", sum(p.volume for p in building.lod12)
+    elif options.lod == "1.3":
+        lod, reason, volume = "1.3", f"LoD2.2 {why_not}", sum(p.volume for p in building.lod13)
     else:
         lod, reason, volume = "1.3", f"LoD2.2 failed: {why_not}", sum(p.volume for p in building.lod13)
     attributes.update(lod=lod, lod_reason=reason, roof_min=roof_min, roof_median=roof_median,

@@ -1,0 +1,143 @@
+"""Benchmark of the building reconstruction and mesh tiling, beside a plain trimesh export (the floor).
+
+A synthetic district is generated here: ``--buildings`` rectangular buildings on a grid (30 m apart,
+12-20 m x 8-14 m), each with a flat, gable, hip or mansard roof, its roof points at ``--density`` per m2
+with 3 cm of noise, and ground points around at a tenth of that. Each case runs in a fresh process (its
+peak RSS is that process's own) on the same data:
+
+- ``floor``: the LoD1.2 prisms of the true heights extruded by trimesh (``extrude_polygon``), joined and
+  exported as one glb: the least any LoD1.2 writer has to do;
+- ``lod1.2``: ``reconstruct`` with ``lod=1.2`` (ground plane, roof percentile), then the quadtree tileset
+  (``tiles.mesh.write_mesh_tileset``, EGM96 applied);
+- ``lod2.2``: the same with roof planes and LoD2.2 shells (the default).
+
+The table gives each case's wall time split into reconstruction and tiling, buildings/s and peak RSS,
+and the ratio of the LoD1.2 case to the floor (issue 14's targets: LoD1.2 under 3x the floor, LoD2.2 at
+least 50 buildings/s on 2 cores).
+
+Usage: .venv/bin/python benchmarks/bench_buildings.py [--buildings 10000] [--density 4] [--keep DIR]
+       [--cases floor,lod1.2,lod2.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PITCH = 30.0
+ROOFS = ("flat", "gable", "hip", "mansard")
+
+
+def generate(folder: Path, count: int, density: float, seed: int = 7) -> None:
+    """The district's points (npz) and footprints (GeoPackage) in Lambert-93 around Paris."""
+    import geopandas as gpd
+    import shapely
+
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(count)))
+    col, row = np.arange(count) % side, np.arange(count) // side
+    x0, y0 = 650000 + col * PITCH, 6860000 + row * PITCH
+    width, depth = rng.uniform(12, 20, count), rng.uniform(8, 14, count)
+    ground, height = rng.uniform(30, 40, count), rng.uniform(8, 25, count)
+    kinds = rng.integers(0, len(ROOFS), count)
+    xyz, classes = [], []
+    for i in range(count):
+        n = int(density * width[i] * depth[i])
+        u, v = rng.uniform(0, width[i], n), rng.uniform(0, depth[i], n)
+        edge = np.minimum(np.minimum(u, width[i] - u), np.minimum(v, depth[i] - v))
+        rise = {"flat": np.zeros(n), "gable": 0.6 * np.minimum(v, depth[i] - v), "hip": 0.6 * edge,
+                "mansard": np.minimum(2.0 * edge, 3.0)}[ROOFS[kinds[i]]]
+        xyz.append(np.column_stack([x0[i] + u, y0[i] + v, ground[i] + height[i] + rise + rng.normal(0, 0.03, n)]))
+        classes.append(np.full(n, 6, np.uint8))
+        g = rng.uniform(-5, PITCH - 5, (int(density / 10 * PITCH * PITCH), 2))
+        away = (g[:, 0] < -0.3) | (g[:, 0] > width[i] + 0.3) | (g[:, 1] < -0.3) | (g[:, 1] > depth[i] + 0.3)
+        g = g[away]
+        xyz.append(np.column_stack([x0[i] + g[:, 0], y0[i] + g[:, 1], np.full(len(g), ground[i])]))
+        classes.append(np.full(len(g), 2, np.uint8))
+    np.savez(folder / "points.npz", xyz=np.concatenate(xyz), classification=np.concatenate(classes))
+    boxes = shapely.box(x0, y0, x0 + width, y0 + depth)
+    gpd.GeoDataFrame({"id": [f"B{i:06d}" for i in range(count)], "ground": ground, "height": height},
+                     geometry=boxes, crs="EPSG:2154").to_file(folder / "footprints.gpkg", layer="footprints")
+
+
+def run_case(case: str, folder: Path) -> dict:
+    """One case in this process; its timings and this process's peak RSS."""
+    import geopandas as gpd
+
+    footprints = gpd.read_file(folder / "footprints.gpkg", layer="footprints")
+    out = Path(tempfile.mkdtemp(dir=folder))
+    if case == "floor":
+        import trimesh
+
+        started = time.perf_counter()
+        meshes = [trimesh.creation.extrude_polygon(polygon, height).apply_translation([0, 0, base])
+                  for polygon, base, height in zip(footprints.geometry, footprints["ground"], footprints["height"])]
+        trimesh.util.concatenate(meshes).export(out / "floor.glb")
+        return {"case": case, "reconstruct": 0.0, "tiling": time.perf_counter() - started,
+                "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    import pyproj
+
+    from pipelines.algorithms.roofs import RoofOptions, attribute_frame, reconstruct
+    from pipelines.buildings import feature_meshes
+    from tiles.geo import HeightModel, Placement
+    from tiles.mesh import write_mesh_tileset
+
+    points = np.load(folder / "points.npz")
+    xyz, classification = points["xyz"], points["classification"]
+    started = time.perf_counter()  # after the imports and the reading, as for the floor
+    buildings = reconstruct(footprints, xyz, classification, "id",
+                            RoofOptions(lod=case.removeprefix("lod")))
+    built = time.perf_counter()
+    layer = attribute_frame(buildings, footprints.crs)
+    placement = Placement(pyproj.CRS("EPSG:2154"), HeightModel.resolve())
+    write_mesh_tileset(feature_meshes(buildings, layer), placement, out / "tiles")
+    lods = layer["lod"].value_counts().to_dict()
+    return {"case": case, "reconstruct": built - started, "tiling": time.perf_counter() - built,
+            "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "lods": lods}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--buildings", type=int, default=10_000)
+    parser.add_argument("--density", type=float, default=4.0)
+    parser.add_argument("--keep", type=Path, help="folder keeping the generated district between runs")
+    parser.add_argument("--cases", default="floor,lod1.2,lod2.2", help="the cases to run, in turn")
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:  # a child: one case, its figures as JSON
+        print(json.dumps(run_case(args.case, args.keep)))
+        return
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-buildings-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "footprints.gpkg").is_file():
+        started = time.perf_counter()
+        generate(folder, args.buildings, args.density)
+        print(f"generated {args.buildings:,} buildings in {time.perf_counter() - started:.1f} s", flush=True)
+    count = args.buildings
+    results = {}
+    for case in args.cases.split(","):
+        run = subprocess.run([sys.executable, __file__, "--case", case, "--keep", str(folder)], check=True,
+                             capture_output=True, text=True)
+        results[case] = json.loads(run.stdout.splitlines()[-1])
+        r = results[case]
+        print(f"{case:<8} reconstruct {r['reconstruct']:7.1f} s  tiling {r['tiling']:6.1f} s  "
+              f"peak RSS {r['rss'] / 2**20:6.0f} MiB  {r.get('lods', '')}", flush=True)
+    print()
+    print(f"{'case':<10}{'buildings/s':>14}{'tiling s':>10}{'total s':>10}{'peak RSS MiB':>14}{'x floor':>9}")
+    floor = results["floor"]["tiling"] if "floor" in results else float("nan")
+    for case, r in results.items():
+        total = r["reconstruct"] + r["tiling"]
+        print(f"{case:<10}{count / total:>14,.0f}{r['tiling']:>10.1f}{total:>10.1f}{r['rss'] / 2**20:>14.0f}"
+              f"{total / floor:>9.2f}")
+
+
+if __name__ == "__main__":
+    main()
