@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml .ci/system-deps.sh $(GLTF_VALIDATOR)/package-lock.json
 DEMO     := build/demo
 PRODUCTS := $(DEMO)/products
 TILESETS := $(DEMO)/tilesets
+BUILDINGS := $(DEMO)/buildings
 DISTRICT := $(DEMO)/district/manifest.json
 CITY     := $(BIN)/lutece --config $(DEMO)/lutece.yml
 # `make demo` ends serving the city in the foreground; `SERVE=0 make demo` stops after publishing.
@@ -47,8 +48,11 @@ demo: $(STAMP) $(DISTRICT)
 	$(BIN)/lutece pipeline run lidar-to-3dtiles --input $(DEMO)/district/district.laz --output $(TILESETS) --stage.streets.streets=$(DEMO)/district/district.gpkg
 	$(CITY) publish $(TILESETS)/pointcloud_streets --layer streets-3d --kind pointcloud-3dtiles --licence etalab-2.0 --access open --theme streets --title "Rues en 3D (nuage de points lidar)"
 	$(CITY) publish $(TILESETS)/pointcloud_terrain --layer terrain-3d --kind pointcloud-3dtiles --licence etalab-2.0 --access open --theme elevation --title "Terrain en 3D (sol et eau, 1 point par m2)"
+	$(BIN)/lutece pipeline run lidar-to-buildings --input $(DEMO)/district/district.laz --output $(BUILDINGS) --stage.buildings.footprints=$(DEMO)/district/district.gpkg
+	$(CITY) publish $(BUILDINGS)/buildings_3dtiles --layer buildings-3d --kind mesh-3dtiles --licence etalab-2.0 --access open --theme buildings --title "Bâtiments en 3D (LoD2.2, attributs par bâtiment)"
+	$(CITY) publish $(BUILDINGS)/buildings.gpkg --source-layer buildings --layer buildings-lod --licence etalab-2.0 --access open --theme buildings --title "Bâtiments reconstruits : hauteurs, toits, LoD"
 	$(CITY) layers list
-	@echo "Products and run report: $(PRODUCTS)/report.html; 3D Tiles: $(TILESETS); the city GIS: $(DEMO)/city"
+	@echo "Products and run report: $(PRODUCTS)/report.html; 3D Tiles: $(TILESETS); buildings (3D Tiles, CityJSON, layer): $(BUILDINGS); the city GIS: $(DEMO)/city"
 	@if [ "$(SERVE)" = "0" ]; then exit 0; fi; \
 	echo ""; \
 	echo "Serving the demo city (Ctrl-C stops it):"; \

@@ -5,11 +5,13 @@ cached in the work folder), their core points gathered, and ``filters.buildings`
 footprint at once. Everything that can be refused is refused before anything is written (the footprints
 file, its CRS, invalid or empty footprints, a geoid grid that does not cover them); each product is
 written under a ``.partial`` name and renamed into place only once all of them are written, so a failed
-run leaves no partial tileset.
+run leaves no partial tileset. Each product's lineage records a key of the inputs' checksums and the stages'
+options: a rerun with the same ones reads no point and leaves the products as they are.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gis import __version__
 from gis.errors import InputError
 from pipelines.cache import WORK
 from pipelines.lineage import file_sha256, software_versions
@@ -60,7 +63,18 @@ def run_buildings(plan: Plan, workers: int = 0, scheduler: str | None = None,
                          f"'{options.id_field}'; its columns are {', '.join(map(str, footprints.columns[:-1]))}")
     placements = {writer.tag: _placement(writer, plan, footprints.total_bounds) for writer in plan.writers
                   if writer.spec.type == "writers.buildings3d"}
-    xyz, classification, hashes, jobs = _points(plan, progress)
+    work = plan.spec.output / WORK
+    (work / "points").mkdir(parents=True, exist_ok=True)
+    jobs = plan.reader.plan(plan.crs)  # every header checked before any point is read
+    hashes = {job.path: file_sha256(job.path, work / "hashes.json") for job in jobs}
+    job_key = _digest({"lidar": sorted(hashes.values()), "footprints": file_sha256(Path(options.footprints)),
+                       "stages": [s.describe() for s in plan.stages[1:]], "crs": plan.crs.to_wkt(),
+                       "lutece": __version__})
+    targets = [plan.spec.output / writer.filename() for writer in plan.writers]
+    if all(_made_by(target, job_key) for target in targets):  # the same inputs and options made them
+        return RunResult([], len(jobs), len(jobs), sum(job.point_count for job in jobs),
+                         time.perf_counter() - started, targets)
+    xyz, classification = _points(plan, jobs, hashes, work, progress)
     buildings = reconstruct(footprints, xyz, classification, options.id_field, options.roof_options(),
                             options.lidar_date)
     progress("buildings", len(buildings), len(buildings))
@@ -86,8 +100,8 @@ def run_buildings(plan: Plan, workers: int = 0, scheduler: str | None = None,
         _remove(target)
         os.replace(partial, target)
         sidecar = target.with_name(target.name + ".lineage.json")
-        sidecar.write_text(json.dumps({"product": target.name, "layers": {target.stem: lineage}}, indent=1),
-                           encoding="utf-8")
+        sidecar.write_text(json.dumps({"job_key": job_key, "product": target.name, "layers": {target.stem: lineage}},
+                                      indent=1), encoding="utf-8")
     return RunResult([target for _, target in partials], len(jobs), 0, len(xyz), time.perf_counter() - started, [])
 
 
@@ -114,14 +128,22 @@ def _placement(writer, plan: Plan, bounds: np.ndarray):
     return placement
 
 
-def _points(plan: Plan, progress: Progress):
+def _made_by(target: Path, job_key: str) -> bool:
+    sidecar = target.with_name(target.name + ".lineage.json")
+    try:
+        return target.exists() and json.loads(sidecar.read_text(encoding="utf-8")).get("job_key") == job_key
+    except (OSError, ValueError):
+        return False
+
+
+def _digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _points(plan: Plan, jobs, hashes: dict[Path, str], work: Path, progress: Progress):
     """Every file's core points (working CRS): coordinates and classes, decoded through the reader's cache."""
     from pipelines.tasks import decode_file
 
-    work = plan.spec.output / WORK
-    (work / "points").mkdir(parents=True, exist_ok=True)
-    jobs = plan.reader.plan(plan.crs)
-    hashes = {job.path: file_sha256(job.path, work / "hashes.json") for job in jobs}
     decoded = {}
     for done, job in enumerate(jobs, 1):
         decoded[job.path] = decode_file(plan, job, hashes, work)
@@ -132,7 +154,7 @@ def _points(plan: Plan, progress: Progress):
         core = tile.in_core()
         xyz.append(tile.xyz[core])
         classes.append(tile.classification[core])
-    return np.concatenate(xyz), np.concatenate(classes), hashes, jobs
+    return np.concatenate(xyz), np.concatenate(classes)
 
 
 def _write(writer, buildings, layer, partial: Path, placement, plan: Plan) -> None:

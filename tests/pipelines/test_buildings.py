@@ -192,6 +192,13 @@ def test_cityjson_validates_against_the_2_0_schema(products):
     assert surfaces == {"GroundSurface", "RoofSurface", "WallSurface"}
 
 
+def test_a_rerun_with_the_same_inputs_does_nothing(district, products):
+    before = {path: path.stat().st_mtime_ns for path in products.glob("buildings*")}
+    result = run_buildings(district, products, district / "district.gpkg")
+    assert result.exit_code == 0 and "nothing to do" in result.output, result.output
+    assert {path: path.stat().st_mtime_ns for path in products.glob("buildings*")} == before
+
+
 def test_tiles_are_valid_and_carry_the_layers_attributes(products, layer):
     from tiles.mesh import read_glb
     from tiles.tileset import check_tileset
