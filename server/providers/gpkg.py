@@ -9,7 +9,8 @@ thread, kept open; every request reads inside one transaction, so it sees
 one state of the file (WAL snapshot) whatever is published meanwhile.
 
 bbox queries go through the table's R-tree (``rtree_<table>_<column>``);
-single items through the primary key.
+single items through the primary key; CQL2's spatial tests call
+``lutece_spatial`` (shapely) registered on each connection.
 """
 
 from __future__ import annotations
@@ -59,16 +60,6 @@ def _spatial(op: str, blob: bytes | None, wkb: bytes) -> int:
     return int(bool(getattr(shapely, op)(shapely.from_wkb(data), _cached_geometry(wkb))))
 
 
-def _box(blob: bytes | None, minx: float, miny: float, maxx: float, maxy: float) -> int:
-    """``lutece_box(geometry, ...)``: the geometry meets the box (after the R-tree's envelope test)."""
-    import shapely
-
-    data = wkb_of(blob)
-    if data is None:
-        return 0
-    return int(shapely.intersects(shapely.from_wkb(data), shapely.box(minx, miny, maxx, maxy)))
-
-
 _GEOMETRY_CACHE: dict[bytes, object] = {}
 
 
@@ -98,7 +89,6 @@ def connection(path: Path | str) -> sqlite3.Connection:
         con = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=True)
         con.execute("PRAGMA query_only=1")
         con.create_function("lutece_spatial", 3, _spatial, deterministic=True)
-        con.create_function("lutece_box", 5, _box, deterministic=True)
         cache[key] = con
     return con
 
