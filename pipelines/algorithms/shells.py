@@ -13,7 +13,7 @@ import shapely
 
 from pipelines.algorithms.roofs import Building, Prism
 
-GROUND, ROOF, WALL = 0, 1, 2  # semantic surfaces, as CityJSON's semantics' values index them
+GROUND_SURFACE, ROOF_SURFACE, WALL_SURFACE = 0, 1, 2  # semantic surfaces, as CityJSON's semantics' values index them
 
 
 def _rings(prism: Prism) -> list[np.ndarray]:
@@ -92,12 +92,12 @@ def prism_solid(prism: Prism, vertices: CityJsonVertices) -> tuple[list, list[in
     bottom = [vertices.add(np.column_stack([r, np.full(len(r), prism.base)])) for r in rings]
     top = [vertices.add(np.column_stack([r, np.full(len(r), prism.top)])) for r in rings]
     faces = [[ring[::-1] for ring in bottom], top]
-    values = [GROUND, ROOF]
+    values = [GROUND_SURFACE, ROOF_SURFACE]
     for low, high in zip(bottom, top):
         for i in range(len(low)):
             j = (i + 1) % len(low)
             faces.append([[low[i], low[j], high[j], high[i]]])
-            values.append(WALL)
+            values.append(WALL_SURFACE)
     return [faces], values
 
 
