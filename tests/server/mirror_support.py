@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import ROOT, City, RunningServer, free_port
+from live_city import ROOT, City, RunningServer, free_port
 
 KINDS = ("vector", "raster", "mesh-3dtiles")
 OPEN_LICENCES = ("ODbL-1.0", "etalab-2.0", "CC-BY-4.0")

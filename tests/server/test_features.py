@@ -13,7 +13,7 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from conftest import EVENT_TIMES, LAYERS, source_frame
+from live_city import EVENT_TIMES, LAYERS, source_frame
 
 TO_CRS84 = Transformer.from_crs("EPSG:2154", "OGC:CRS84", always_xy=True)
 TO_3857 = Transformer.from_crs("EPSG:2154", "EPSG:3857", always_xy=True)

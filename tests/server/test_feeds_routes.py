@@ -13,7 +13,7 @@ import hashlib
 import pytest
 
 
-from conftest import LAYERS
+from live_city import LAYERS
 
 pytestmark = pytest.mark.slow
 

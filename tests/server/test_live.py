@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import HOSTILE, LAYERS, source_frame
+from live_city import HOSTILE, LAYERS, source_frame
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ROOT, City, _write_config
+from live_city import ROOT, City, _write_config
 from mirror_support import (KINDS, OPEN_LICENCES, free_port, kill_group, make_product, mirror_command, run_mirror,
                             snapshot, start_on)
 from gis.mirror.sync import sync

@@ -21,7 +21,7 @@ import geopandas as gpd
 import pytest
 from shapely.geometry import Point
 
-from conftest import start_server
+from live_city import start_server
 
 USER, HOST = "zoe-private", "atelier-sig-42"
 SECRET_FOLDER = "/srv/chantiers/zoe-private/lidar-2026"
