@@ -23,7 +23,7 @@ ground, leaves the building at LoD1.3 with the reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -35,6 +35,7 @@ from shapely.geometry.polygon import orient
 from gis.asprs import BUILDING, TERRAIN
 from gis.errors import InputError
 from pipelines.algorithms.roof_planes import fit_roof
+from pipelines.algorithms.shells import Building, Prism
 
 
 @dataclass(frozen=True)
@@ -63,38 +64,6 @@ class RoofOptions:
             raise ValueError(f"option 'lod' must be 1.2, 1.3 or 2.2, not {self.lod}")
         if self.edge_margin < 0 or self.min_points < 1 or not 0 <= self.min_coverage <= 1:
             raise ValueError("options 'edge_margin' >= 0, 'min_points' >= 1 and 'min_coverage' within 0..1")
-
-
-@dataclass
-class Prism:
-    """A vertical prism: a polygon (holes allowed) extruded from ``base`` to ``top``."""
-
-    polygon: Polygon
-    base: float
-    top: float
-
-    @property
-    def volume(self) -> float:
-        return self.polygon.area * (self.top - self.base)
-
-
-@dataclass
-class Building:
-    """One reconstructed building: its attributes and its shells per LoD."""
-
-    attributes: dict
-    footprint: Polygon
-    lod12: list[Prism] = field(default_factory=list)  # one per polygon of the footprint
-    lod13: list[Prism] = field(default_factory=list)  # one per height part
-    lod22: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # vertices, triangles, surface of each
-
-    def shell(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The highest LoD's closed mesh (vertices, triangles), None at LoD0."""
-        from pipelines.algorithms.shells import building_mesh
-
-        if self.lod22 is not None:
-            return self.lod22[0], self.lod22[1]
-        return building_mesh(self.lod13) if self.lod13 else None
 
 
 def reconstruct(footprints: gpd.GeoDataFrame, xyz: np.ndarray, classification: np.ndarray, id_column: str | None,

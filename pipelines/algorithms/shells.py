@@ -8,12 +8,43 @@ Floor, roof and walls share their vertices: each prism is a closed 2-manifold.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import shapely
-
-from pipelines.algorithms.roofs import Building, Prism
+from shapely.geometry import Polygon
 
 GROUND_SURFACE, ROOF_SURFACE, WALL_SURFACE = 0, 1, 2  # semantic surfaces, as CityJSON's semantics' values index them
+
+
+@dataclass
+class Prism:
+    """A vertical prism: a polygon (holes allowed) extruded from ``base`` to ``top``."""
+
+    polygon: Polygon
+    base: float
+    top: float
+
+    @property
+    def volume(self) -> float:
+        return self.polygon.area * (self.top - self.base)
+
+
+@dataclass
+class Building:
+    """One reconstructed building: its attributes and its shells per LoD."""
+
+    attributes: dict
+    footprint: Polygon
+    lod12: list[Prism] = field(default_factory=list)  # one per polygon of the footprint
+    lod13: list[Prism] = field(default_factory=list)  # one per height part
+    lod22: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # vertices, triangles, surface of each
+
+    def shell(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The highest LoD's closed mesh (vertices, triangles), None at LoD0."""
+        if self.lod22 is not None:
+            return self.lod22[0], self.lod22[1]
+        return building_mesh(self.lod13) if self.lod13 else None
 
 
 def _rings(prism: Prism) -> list[np.ndarray]:
