@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from gis.errors import InputError
 from gis.feeds.changes import PublicFeed
 from gis.feeds.dcat import catalog_graph, serialize
 from gis.feeds.downloads import Downloads
@@ -186,5 +187,5 @@ def test_the_change_feed_tells_only_what_concerns_open_layers(catalog, cadastre)
     catalog.reclassify("i", "open", licence="etalab-2.0")
     later = feed.page(catalog, since=9)
     assert [(e["seq"], e["layer"], e["action"]) for e in later["events"]] == [(10, "i", "publish")]
-    with pytest.raises(Exception, match="since must be between 0 and 10"):
+    with pytest.raises(InputError, match="since must be between 0 and 10"):
         feed.page(catalog, since=11)
