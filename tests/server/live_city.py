@@ -7,6 +7,7 @@ that no other test folder uses; ``conftest.py`` holds the fixtures.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -129,16 +130,22 @@ class RunningServer:
         return self.process.returncode
 
 
-def start_server(city: City, folder: Path, workers: int = 2) -> RunningServer:
+def start_server(city: City, folder: Path, workers: int = 2, port: int | None = None,
+                 own_group: bool = False) -> RunningServer:
+    """A real ``lutece serve`` on ``port`` (default: a free one), once its /healthz answers.
+
+    ``own_group`` starts it in a process group of its own, so that a test can
+    kill the server and its workers at once (a crash, not a clean stop).
+    """
     import requests
 
-    port = free_port()
-    log = folder / f"server-{port}.log"
+    port = port or free_port()
+    log = folder / f"server-{port}-{time.monotonic_ns()}.log"
     command = [sys.executable, "-m", "server.cli", "--config", str(city.config_path), "serve",
                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder,
-                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                   start_new_session=own_group, env={**os.environ, "PYTHONPATH": str(ROOT)})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -150,7 +157,10 @@ def start_server(city: City, folder: Path, workers: int = 2) -> RunningServer:
         except requests.RequestException:
             pass
         time.sleep(0.2)
-    process.kill()
+    if own_group:
+        os.killpg(process.pid, signal.SIGKILL)  # its workers too
+    else:
+        process.kill()
     raise AssertionError(f"the server did not start: {log.read_text(errors='replace')}")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from live_city import ROOT, City, RunningServer, free_port
+from live_city import ROOT, City, RunningServer, free_port, start_server
 
 KINDS = ("vector", "raster", "mesh-3dtiles")
 OPEN_LICENCES = ("ODbL-1.0", "etalab-2.0", "CC-BY-4.0")
@@ -57,27 +57,7 @@ def make_product(folder: Path, kind: str, seed: int, big: bool = False):
 def start_on(city: City, folder: Path, port: int, workers: int = 2) -> RunningServer:
     """A real ``lutece serve`` on ``port`` (so that a restarted server has the mirror's source URL),
     in a process group of its own (so that a test can kill it and its workers at once)."""
-    import requests
-
-    log = folder / f"server-{port}-{time.monotonic_ns()}.log"
-    command = [sys.executable, "-m", "server.cli", "--config", str(city.config_path), "serve",
-               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True,
-                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited: {log.read_text(errors='replace')}")
-        try:
-            if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                return RunningServer(url, process, log, city)
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    kill_group(process)
-    raise AssertionError(f"the server did not start: {log.read_text(errors='replace')}")
+    return start_server(city, folder, workers, port=port, own_group=True)
 
 
 def kill_group(process: subprocess.Popen) -> None:
