@@ -11,7 +11,6 @@ The output appears whole, in one rename, or not at all.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import shutil
@@ -27,6 +26,7 @@ import numpy as np
 import pyproj
 
 from gis.errors import InputError, OutputExistsError
+from gis.lidar_files import lidar_files
 from tiles.geo import HeightModel, Placement, frame_at
 from tiles.pointcloud import PointCloud, read_cloud, tile_cloud
 from tiles.products import ProductOptions, select, street_corridors
@@ -58,21 +58,8 @@ class TilerSettings:
 
 
 def input_files(inputs: list[str]) -> list[Path]:
-    """LAS/LAZ files of files, folders and glob patterns, each once, sorted within a folder."""
-    found: list[Path] = []
-    for entry in inputs:
-        path = Path(entry)
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in (".las", ".laz"))
-        elif path.is_file():
-            found.append(path)
-        elif any(ch in entry for ch in "*?["):
-            found += sorted(Path(p) for p in glob.glob(entry))
-        else:
-            raise InputError(f"{path}: no such lidar file or folder")
-    files = list(dict.fromkeys(p.resolve() for p in found))
-    if not files:
-        raise InputError(f"no .las or .laz file in {', '.join(inputs)}")
+    """LAS/LAZ files of files, folders and glob patterns, each once, whose subtrees do not collide."""
+    files = lidar_files(inputs)
     check_distinct_names(files)
     return files
 

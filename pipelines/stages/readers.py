@@ -11,7 +11,6 @@ the points of its neighbours that fall within ``halo`` metres of its edges
 
 from __future__ import annotations
 
-import glob
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import pyproj
 
 from gis.errors import InputError
+from gis.lidar_files import lidar_files
 from pipelines.readers.las import open_lidar, read_chunks, read_crs
 from pipelines.stages.base import PointTile, Stage
 
@@ -65,21 +65,7 @@ class LasReader(Stage):
 
     def files(self) -> list[Path]:
         """The input files, folders expanded to their .las/.laz, sorted, each once."""
-        found: list[Path] = []
-        for entry in self.options.filename:
-            path = Path(entry)
-            if path.is_dir():
-                found += sorted(p for p in path.iterdir() if p.suffix.lower() in (".las", ".laz"))
-            elif path.is_file():
-                found.append(path)
-            elif any(ch in entry for ch in "*?["):
-                found += sorted(Path(p) for p in glob.glob(entry))
-            else:
-                raise InputError(f"{path}: no such lidar file or folder (stage '{self.tag}', option filename)")
-        unique = list(dict.fromkeys(p.resolve() for p in found))
-        if not unique:
-            raise InputError(f"stage '{self.tag}': no .las or .laz file found in {', '.join(self.options.filename)}")
-        return unique
+        return lidar_files(self.options.filename, f" (stage '{self.tag}', option filename)")
 
     def plan(self, working_crs: pyproj.CRS) -> list[TileJob]:
         """Check every header and return the tiles; raises before any point is read."""
