@@ -33,7 +33,7 @@ import pandas as pd
 import pygltflib
 from py3dtiles.tileset.tile import Tile
 
-from tiles.geo import Placement
+from tiles.geo import LocalFrame, Placement
 from tiles.tileset import Subtree, box, oriented_box, tileset_document, write_json
 
 NO_DATA = -9999.0  # a missing float attribute (a property table cannot hold NaN as "no value")
@@ -310,12 +310,32 @@ def quadtree(centres: np.ndarray, max_features: int) -> QuadNode:
     return split(np.arange(len(centres)), lo, side, 0, "r")
 
 
-def write_mesh_tileset(meshes: FeatureMeshes, placement: Placement, out: Path, max_features: int = 500,
-                       class_name: str = "building", metadata: dict[str, Any] | None = None) -> Subtree:
-    """Write ``meshes`` as a 3D Tiles 1.1 tileset in the folder ``out`` (created; the caller makes it appear whole).
+@dataclass
+class PlacedMeshes:
+    """Features placed in a local east-north-up frame, their faces grouped by feature: what contents are cut from."""
 
-    Returns the tileset as a root tileset would reference it. Raises
-    :class:`~gis.errors.InputError` when the height model does not cover the features.
+    meshes: FeatureMeshes
+    frame: LocalFrame
+    local: np.ndarray  # (n, 3) vertices in ``frame``
+    order: np.ndarray  # faces sorted by feature
+    starts: np.ndarray  # the faces of feature f are order[starts[f]:starts[f + 1]]
+
+    def write_glb(self, features: np.ndarray, path: Path, class_name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Write the (sorted) ``features`` as one glb content; returns its vertices' box in the frame."""
+        meshes = self.meshes
+        faces = np.concatenate([self.order[self.starts[f]:self.starts[f + 1]] for f in features])
+        used, inverse = np.unique(meshes.faces[faces], return_inverse=True)
+        vertices = self.local[used]
+        face_feature = np.searchsorted(features, meshes.face_feature[faces])
+        properties = meshes.properties.iloc[features].reset_index(drop=True)
+        path.write_bytes(encode_glb(vertices, inverse.reshape(-1, 3), face_feature, properties, class_name))
+        return vertices.min(axis=0), vertices.max(axis=0)
+
+
+def place_meshes(meshes: FeatureMeshes, placement: Placement) -> PlacedMeshes:
+    """``meshes`` in an east-north-up frame at the centre of their box, at their median height.
+
+    Raises :class:`~gis.errors.InputError` when the height model does not cover the features.
     """
     if len(meshes) == 0:
         raise ValueError("no feature to tile")
@@ -323,45 +343,50 @@ def write_mesh_tileset(meshes: FeatureMeshes, placement: Placement, out: Path, m
     bounds = (float(x.min()), float(y.min()), float(x.max()), float(y.max()))
     placement.check_covers(bounds)
     frame = placement.local_frame(bounds, height=float(np.median(z)))
-    local = placement.to_local(frame, x, y, z)
-    vertex_feature = np.empty(len(local), dtype=np.int64)
+    order = np.argsort(meshes.face_feature, kind="stable")
+    starts = np.searchsorted(meshes.face_feature[order], np.arange(len(meshes) + 1))
+    return PlacedMeshes(meshes, frame, placement.to_local(frame, x, y, z), order, starts)
+
+
+def placed_metadata(meshes: FeatureMeshes, placement: Placement, metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """A mesh tileset's Lutèce metadata: the caller's, the feature count, the CRS and the height model."""
+    placed = {key: value for key, value in placement.model.describe().items() if value is not None}
+    return {**(metadata or {}), "features": len(meshes), "crs": placement.crs.to_string(), **placed}
+
+
+def write_mesh_tileset(meshes: FeatureMeshes, placement: Placement, out: Path, max_features: int = 500,
+                       class_name: str = "building", metadata: dict[str, Any] | None = None) -> Subtree:
+    """Write ``meshes`` as a 3D Tiles 1.1 tileset in the folder ``out`` (created; the caller makes it appear whole).
+
+    Returns the tileset as a root tileset would reference it. Raises
+    :class:`~gis.errors.InputError` when the height model does not cover the features.
+    """
+    placed = place_meshes(meshes, placement)
+    vertex_feature = np.empty(len(placed.local), dtype=np.int64)
     vertex_feature[meshes.faces.ravel()] = np.repeat(meshes.face_feature, 3)
     count = np.bincount(vertex_feature, minlength=len(meshes))
-    centres = np.column_stack([np.bincount(vertex_feature, local[:, axis], len(meshes)) for axis in (0, 1)])
+    centres = np.column_stack([np.bincount(vertex_feature, placed.local[:, axis], len(meshes)) for axis in (0, 1)])
     centres /= np.maximum(count, 1)[:, None]
     root = quadtree(centres, max_features)
     out.mkdir(parents=True)
-    order = np.argsort(meshes.face_feature, kind="stable")  # faces grouped by feature
-    starts = np.searchsorted(meshes.face_feature[order], np.arange(len(meshes) + 1))
-    _write_node(root, meshes, local, order, starts, out, class_name)
+    _write_node(root, placed, out, class_name)
     tile = _tile(root)
-    tile.transform = frame.transform
+    tile.transform = placed.frame.transform
     error = max(root.side * ERROR_PER_SIDE * 2, 1.0)
-    placed = {key: value for key, value in placement.model.describe().items() if value is not None}
-    document = tileset_document(tile, error, "1.1", {**(metadata or {}), "features": len(meshes),
-                                                     "crs": placement.crs.to_string(), **placed})
+    document = tileset_document(tile, error, "1.1", placed_metadata(meshes, placement, metadata))
     write_json(document, out / "tileset.json")
-    return Subtree(uri=f"{out.name}/tileset.json", box=oriented_box(frame, root.mins, root.maxs).to_dict()["box"],
-                   geometric_error=error, points=len(meshes))
+    volume = oriented_box(placed.frame, root.mins, root.maxs).to_dict()["box"]
+    return Subtree(uri=f"{out.name}/tileset.json", box=volume, geometric_error=error, points=len(meshes))
 
 
-def _write_node(node: QuadNode, meshes: FeatureMeshes, local: np.ndarray, order: np.ndarray, starts: np.ndarray,
-                out: Path, class_name: str) -> None:
+def _write_node(node: QuadNode, placed: PlacedMeshes, out: Path, class_name: str) -> None:
     if node.children:
         for child in node.children:
-            _write_node(child, meshes, local, order, starts, out, class_name)
+            _write_node(child, placed, out, class_name)
         node.mins = np.min([child.mins for child in node.children], axis=0)
         node.maxs = np.max([child.maxs for child in node.children], axis=0)
         return
-    faces = np.concatenate([order[starts[f]:starts[f + 1]] for f in node.features])
-    tile_faces = meshes.faces[faces]
-    used, inverse = np.unique(tile_faces, return_inverse=True)
-    vertices = local[used]
-    face_feature = np.searchsorted(node.features, meshes.face_feature[faces])  # features of a leaf are sorted
-    properties = meshes.properties.iloc[node.features].reset_index(drop=True)
-    node.mins, node.maxs = vertices.min(axis=0), vertices.max(axis=0)
-    payload = encode_glb(vertices, inverse.reshape(-1, 3), face_feature, properties, class_name)
-    (out / f"{node.name}.glb").write_bytes(payload)
+    node.mins, node.maxs = placed.write_glb(node.features, out / f"{node.name}.glb", class_name)
 
 
 def _tile(node: QuadNode) -> Tile:
