@@ -56,6 +56,33 @@ def generate(env, out: Path, size: float, density: float, seed: int, point_forma
     print_summary(out, manifest)
 
 
+@sample.command("ifc")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--pavilions", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Pavilions of the town hall in a row, one building (102 spaces on 5 storeys each).")
+@click.option("--origin", type=(float, float), default=(651180.0, 6861150.0), show_default=True,
+              help="Lambert-93 x y of the first pavilion's south-west corner.")
+@click.option("--ground-z", type=float, default=36.0, show_default=True, help="NGF-IGN69 height of the ground floor.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+def ifc(out: Path, pavilions: int, origin: tuple[float, float], ground_z: float, overwrite: bool) -> None:
+    """Write a larger IFC4 building into the file OUT: the sample town hall's pavilions in a row (benchmarks)."""
+    from gis.errors import OutputExistsError
+    from pipelines.synthetic.ifc import write_ifc  # ifcopenshell
+    from pipelines.synthetic.pavilions import build_complex
+    from pipelines.synthetic.townhall import TownHallSite
+
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; give --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise InputError(f"{out}: the folder {out.parent} does not exist; create it first")
+    model = build_complex(pavilions)
+    partial = out.with_name(out.name + ".partial")
+    write_ifc(TownHallSite(origin, 0.0, ground_z), partial, model)
+    partial.replace(out)  # whole or not at all
+    click.echo(f"{out}: {len(model.levels)} storeys, {len(model.rooms):,} spaces, {len(model.walls):,} walls, "
+               f"{len(model.doors):,} doors, {len(model.windows):,} windows")
+
+
 @sample.command("info")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 def info(folder: Path) -> None:

@@ -40,6 +40,7 @@ from pipelines.synthetic.townhall import (
     Room,
     Stair,
     StairFlight,
+    TownHall,
     TownHallSite,
     Wall,
     Window,
@@ -57,7 +58,7 @@ _WALL_TYPES = {"exterior": "SOLIDWALL", "courtyard": "SOLIDWALL", "corridor": "P
 _PUBLIC_USES = ("reception", "meeting", "circulation", "sanitary")
 
 
-def write_ifc(site: TownHallSite, path: pathlib.Path) -> None:
+def write_ifc(site: TownHallSite, path: pathlib.Path, model: TownHall | None = None) -> None:
     """Write the town hall as an IFC4 file georeferenced in EPSG:2154 / NGF-IGN69.
 
     Parameters
@@ -66,21 +67,26 @@ def write_ifc(site: TownHallSite, path: pathlib.Path) -> None:
         Position of the building's local frame.
     path : pathlib.Path
         Output file; overwritten if it exists.
+    model : TownHall, optional
+        The building; the sample's town hall (:func:`.townhall.build_model`) by default, or a larger
+        complex of its pavilions (:func:`.pavilions.build_complex`).
 
     Examples
     --------
     >>> write_ifc(TownHallSite((651180.0, 6861150.0), 0.0, 36.0), tmp_path / "hdv.ifc")  # doctest: +SKIP
     """
     path = pathlib.Path(path)
-    model = build_model()
+    model = model or build_model()
     f = _new_file()
     body = _project(f, site)
     building = _spatial(f, site)
     storeys = {lv.code: _storey(f, building, lv) for lv in model.levels}
     for lv in model.levels:
-        _slab(f, body, storeys[lv.code], lv, model.slab(lv), -SLAB, "FLOOR")
+        for slab in model.slabs(lv):
+            _slab(f, body, storeys[lv.code], lv, slab, -SLAB, "FLOOR")
     top = model.levels[-1]
-    _slab(f, body, storeys[top.code], top, Polygon(model.slab(model.levels[0]).exterior), top.height - SLAB, "ROOF")
+    for slab in model.slabs(model.levels[0]):
+        _slab(f, body, storeys[top.code], top, Polygon(slab.exterior), top.height - SLAB, "ROOF")
     for room in model.rooms:
         _space(f, body, storeys[room.level.code], room)
     walls = {(w.level.code, w.id): _wall(f, body, storeys[w.level.code], w) for w in model.walls}

@@ -23,6 +23,7 @@ from functools import cache
 
 import numpy as np
 import shapely
+import shapely.affinity
 from shapely.geometry import LineString, Point, Polygon, box
 from shapely.geometry.polygon import orient
 
@@ -164,6 +165,11 @@ class TownHall:
     doors: tuple[Door, ...]
     windows: tuple[Window, ...]
     stairs: tuple[Stair, ...]
+    offsets: tuple[float, ...] = (0.0,)  # local x of each pavilion's origin (one for the sample's town hall)
+
+    def slabs(self, level: Level) -> list[Polygon]:
+        """Floor slab outlines of ``level``, one per pavilion."""
+        return [shapely.affinity.translate(self.slab(level), dx) if dx else self.slab(level) for dx in self.offsets]
 
     def slab(self, level: Level) -> Polygon:
         """Floor slab outline of ``level``, open over the stair flights except at the bottom."""
@@ -443,13 +449,15 @@ def rooms_l93(site: TownHallSite) -> np.ndarray:
     return to_l93(np.array([r.polygon for r in build_model().rooms], dtype=object), site)
 
 
-def room_truth(site: TownHallSite) -> list[dict]:
+def room_truth(site: TownHallSite, model: TownHall | None = None) -> list[dict]:
     """Ground truth of every room, from the model the IFC and GeoJSON writers use.
 
     Parameters
     ----------
     site : TownHallSite
         Position of the building.
+    model : TownHall, optional
+        The building; the sample's town hall (:func:`build_model`) by default.
 
     Returns
     -------
@@ -468,5 +476,5 @@ def room_truth(site: TownHallSite) -> list[dict]:
         {"level": r.level.name, "level_index": r.level.index, "code": r.code, "name": r.name, "use": r.use,
          "area_m2": round(r.area, 3), "floor_z": round(floor_z(site, r.level), 3),
          "height_m": round(r.level.clear_height, 3)}
-        for r in build_model().rooms
+        for r in (model or build_model()).rooms
     ]
