@@ -9,8 +9,9 @@ normal is not averaged with its roof's); the feature of each vertex as the
 ``_FEATURE_ID_0`` attribute (``EXT_mesh_features``) pointing into a property
 table (``EXT_structural_metadata``) that holds one row per feature: a viewer
 clicks a triangle and reads its feature's attributes. Floats are FLOAT64,
-integers INT64, text STRING; a missing float is the class property's
-``noData`` (:data:`NO_DATA`).
+integers INT32 (INT64 when a value needs it: CesiumJS reads INT64 as a
+BigInt, which a style's ``${level} === 2`` never equals), text STRING; a
+missing float is the class property's ``noData`` (:data:`NO_DATA`).
 
 Tiling (:func:`write_mesh_tileset`): the features are placed in a local
 east-north-up frame by :mod:`tiles.geo` (ECEF, the geoid applied explicitly,
@@ -36,6 +37,7 @@ from py3dtiles.tileset.tile import Tile
 from tiles.geo import LocalFrame, Placement
 from tiles.tileset import Subtree, box, oriented_box, tileset_document, write_json
 
+INT32 = (-(2**31), 2**31 - 1)  # integers in this range are INT32: CesiumJS reads INT64 as a BigInt, never === 2
 NO_DATA = -9999.0  # a missing float attribute (a property table cannot hold NaN as "no value")
 ERROR_PER_SIDE = 1 / 8  # an inner tile's geometricError, as a fraction of its square's side
 MAX_DEPTH = 16
@@ -183,8 +185,10 @@ def _property_table(builder: _GltfBuilder, properties: pd.DataFrame, class_name:
     for name in properties.columns:
         values = properties[name]
         if pd.api.types.is_bool_dtype(values) or pd.api.types.is_integer_dtype(values):
-            definitions[name] = {"type": "SCALAR", "componentType": "INT64"}
-            columns[name] = {"values": builder.view(values.to_numpy(np.int64).tobytes())}
+            array = values.to_numpy(np.int64)
+            kind = "INT32" if len(array) == 0 or (array.min() >= INT32[0] and array.max() <= INT32[1]) else "INT64"
+            definitions[name] = {"type": "SCALAR", "componentType": kind}
+            columns[name] = {"values": builder.view(array.astype("<i4" if kind == "INT32" else "<i8").tobytes())}
         elif pd.api.types.is_float_dtype(values):
             array = values.to_numpy(np.float64)
             definitions[name] = {"type": "SCALAR", "componentType": "FLOAT64"}
@@ -246,8 +250,9 @@ def read_glb(raw: bytes) -> MeshContent:
             offsets = np.frombuffer(view_bytes(column["stringOffsets"]), "<u4")
             text = view_bytes(column["values"])
             frame[name] = [text[offsets[i]:offsets[i + 1]].decode() for i in range(table["count"])]
-        elif definition["componentType"] == "INT64":
-            frame[name] = np.frombuffer(view_bytes(column["values"]), "<i8")[:table["count"]]
+        elif definition["componentType"] in ("INT32", "INT64"):
+            dtype = "<i4" if definition["componentType"] == "INT32" else "<i8"
+            frame[name] = np.frombuffer(view_bytes(column["values"]), dtype)[:table["count"]].astype(np.int64)
         else:
             values = np.frombuffer(view_bytes(column["values"]), "<f8")[:table["count"]].copy()
             if "noData" in definition:

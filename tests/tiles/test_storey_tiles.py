@@ -14,7 +14,7 @@ from tiles_support import validate_gltf
 from gis.errors import InputError
 from tiles.geo import HeightModel, Placement
 from tiles.interior import write_storey_tileset
-from tiles.mesh import FeatureMeshes, read_glb, write_mesh_tileset
+from tiles.mesh import FeatureMeshes, encode_glb, read_glb, write_mesh_tileset
 from tiles.tileset import check_tileset
 
 # a closed unit cube, counter-clockwise seen from outside
@@ -139,3 +139,17 @@ def test_an_element_off_every_storey_is_refused_before_writing(elements, placeme
     with pytest.raises(InputError, match="no column level_name"):
         write_storey_tileset(broken, STOREYS, placement, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_level_is_a_32_bit_integer_a_cesium_style_can_compare(tileset):
+    """CesiumJS reads INT64 properties as BigInt, and a storey filter ``${level} === -1`` never matches a BigInt."""
+    raw = (tileset / "storey_m1.glb").read_bytes()
+    length = int.from_bytes(raw[12:16], "little")
+    schema = json.loads(raw[20:20 + length])["extensions"]["EXT_structural_metadata"]["schema"]
+    assert schema["classes"]["element"]["properties"]["level"] == {"type": "SCALAR", "componentType": "INT32"}
+
+
+def test_integers_beyond_32_bits_stay_int64():
+    table = pd.DataFrame({"cadastre": [2**40 + 7, -3], "level": [0, 1]})
+    raw = encode_glb(CUBE_VERTICES, CUBE_FACES, np.repeat([0, 1], 6), table)
+    pd.testing.assert_frame_equal(read_glb(raw).table, table)
