@@ -34,8 +34,7 @@ DEFAULT_FILENAME = "lutece.yml"
 DEFAULTS: dict[str, Any] = {
     "store": {"backend": "geopackage", "path": "city", "retention": 5},
     "crs": "EPSG:2154",
-    "tiling": {"tile_size": 1000.0, "halo": 20.0},
-    "rasters": {"resolutions": [0.5, 1.0]},
+    "tiling": {"halo": 20.0},
     "workers": 0,
     "scheduler": None,
 }
@@ -58,10 +57,6 @@ class Config:
     @property
     def store(self) -> dict[str, Any]:
         return self.data["store"]
-
-    @property
-    def tile_size(self) -> float:
-        return float(self.data["tiling"]["tile_size"])
 
     @property
     def halo(self) -> float:

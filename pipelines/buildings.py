@@ -57,6 +57,7 @@ def run_buildings(plan: Plan, workers: int = 0, scheduler: str | None = None,
     started = time.perf_counter()
     stage = next(s for s in plan.stages[1:] if s.kind == "filter")
     options = stage.options
+    jobs = plan.plan_tiles()  # every header checked before any point is read; settles crs: auto
     footprints = check_footprints(_read_footprints(options), plan.crs, options.footprints)
     if options.id_field is not None and options.id_field not in footprints.columns:
         raise InputError(f"stage '{stage.tag}': option 'id_field': {options.footprints} has no column "
@@ -65,7 +66,6 @@ def run_buildings(plan: Plan, workers: int = 0, scheduler: str | None = None,
                   if writer.spec.type == "writers.buildings3d"}
     work = plan.spec.output / WORK
     (work / "points").mkdir(parents=True, exist_ok=True)
-    jobs = plan.reader.plan(plan.crs)  # every header checked before any point is read
     hashes = {job.path: file_sha256(job.path, work / "hashes.json") for job in jobs}
     job_key = _digest({"lidar": sorted(hashes.values()), "footprints": file_sha256(Path(options.footprints)),
                        "stages": [s.describe() for s in plan.stages[1:]], "crs": plan.crs.to_wkt(),
@@ -100,7 +100,7 @@ def run_buildings(plan: Plan, workers: int = 0, scheduler: str | None = None,
         _remove(target)
         os.replace(partial, target)
         sidecar = target.with_name(target.name + ".lineage.json")
-        sidecar.write_text(json.dumps({"job_key": job_key, "product": target.name, "layers": {target.stem: lineage}},
+        sidecar.write_text(json.dumps({"pipeline": plan.spec.name, "job_key": job_key, "product": target.name, "layers": {target.stem: lineage}},
                                       indent=1), encoding="utf-8")
     return RunResult([target for _, target in partials], len(jobs), 0, len(xyz), time.perf_counter() - started, [])
 

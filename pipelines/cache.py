@@ -24,6 +24,7 @@ def tile_key(plan: Plan, job: TileJob, hashes: dict[Path, str]) -> str:
     """What a tile's parts depend on: its files' content, the stages, the CRS and the software."""
     neighbours = sorted(hashes[path] for path in job.neighbours)
     payload = {"tile": hashes[job.path], "neighbours": neighbours, "halo": job.halo, "crs": plan.crs.to_wkt(),
+               "source_crs": job.source_crs, "z_to_metres": job.z_to_metres,
                "stages": [stage.describe() for stage in plan.stages[1:]], "lutece": __version__}
     return _digest(payload)
 
@@ -35,7 +36,8 @@ def job_key(writers: list, keys: dict[Path, str]) -> str:
 
 def decoded_folder(plan: Plan, job: TileJob, hashes: dict[Path, str], work: Path) -> Path:
     """Where a file's decoded points go: a key of its content, the CRS and the halo."""
-    key = hashlib.sha256(f"{hashes[job.path]} {plan.crs.to_wkt()} {job.halo!r}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{hashes[job.path]} {plan.crs.to_wkt()} {job.halo!r} {job.source_crs} {job.z_to_metres!r}"
+                         .encode()).hexdigest()[:24]
     return work / "points" / key
 
 

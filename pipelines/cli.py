@@ -50,25 +50,29 @@ def list_pipelines() -> None:
 @click.option("--input", "inputs", multiple=True, help="Lidar files or folders (the reader's filename option).")
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Folder of the products.")
 @click.option("--crs-in", help="CRS of input files whose header has none, e.g. EPSG:2154.")
+@click.option("--crs-override", is_flag=True, help="Let --crs-in replace the CRS the headers state.")
+@click.option("--overwrite", is_flag=True, help="Replace products that no earlier run of this pipeline wrote.")
 @click.option("--workers", type=click.IntRange(min=0), help="Dask workers on this machine (0: in-process).")
 @click.option("--scheduler", help="Address of an existing Dask scheduler, tcp://HOST:PORT.")
 @click.pass_context
 def run(ctx: click.Context, file: str, validate: bool, inputs: tuple[str, ...], output: Path | None,
-        crs_in: str | None, workers: int | None, scheduler: str | None) -> None:
+        crs_in: str | None, crs_override: bool, overwrite: bool, workers: int | None, scheduler: str | None) -> None:
     """Run the pipeline FILE (a path or a shipped name); --stage.TAG.OPTION=VALUE overrides one option."""
+    from pipelines.plan import refuse_foreign_products
     from pipelines.runner import build_plan, run_pipeline  # numpy, pyproj and the stages: only to run
 
     env = ctx.obj
     overrides = parse_overrides(ctx.args)
     spec = load_pipeline(_pipeline_path(file), overrides)
     reader_tag = spec.stages[0].tag
-    reader_overrides = {**({"filename": list(inputs)} if inputs else {}), **({"crs_in": crs_in} if crs_in else {})}
+    reader_overrides = {**({"filename": list(inputs)} if inputs else {}), **({"crs_in": crs_in} if crs_in else {}),
+                        **({"crs_override": True} if crs_override else {})}
     if reader_overrides:
         spec = load_pipeline(_pipeline_path(file), {**overrides, reader_tag: {**overrides.get(reader_tag, {}), **reader_overrides}})
     if output is not None:
         spec = type(spec)(spec.name, spec.stages, output, spec.source)
     config = env.config
-    plan = build_plan(spec, crs=config.crs)
+    plan = build_plan(spec, crs=config.crs, halo=config.halo)
     from pipelines.buildings import is_buildings, run_buildings
     from pipelines.tiles3d import is_tiles3d, run_tiles3d
 
@@ -78,6 +82,8 @@ def run(ctx: click.Context, file: str, validate: bool, inputs: tuple[str, ...], 
         click.echo(f"{spec.source}: valid ({len(plan.stages)} stages: "
                    + ", ".join(f"{s.tag} ({s.spec.type})" for s in plan.stages) + ")")
         return
+    if not overwrite:
+        refuse_foreign_products(plan)
     with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True), disable=env.quiet) as bars:
         tasks: dict[str, int] = {}

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from pipelines.cache import job_key, tile_summary
 from pipelines.lineage import software_versions
-from pipelines.plan import Plan
+from pipelines.plan import Plan, input_crs
 from pipelines.stages.base import Stage
 
 
@@ -64,7 +64,7 @@ def _merge_product(plan: Plan, writers: list[Stage], summaries: list[dict], keys
         layers = {writer.layer(): writer.sew(read_vector_parts(
             [Path(s["parts"][writer.tag]) for s in summaries], plan.crs.to_string())) for writer in writers}
         write_layers(layers, target, lineage)
-    _write_json(sidecar, {"job_key": key, "product": target.name, "layers": lineage})
+    _write_json(sidecar, {"pipeline": plan.spec.name, "job_key": key, "product": target.name, "layers": lineage})
     return target, True
 
 
@@ -79,7 +79,8 @@ def product_lineage(plan: Plan, writer: Stage, hashes: dict[Path, str], job_key:
     return {
         "pipeline": plan.spec.name, "pipeline_file": plan.spec.source, "job_key": job_key,
         "crs": plan.crs.to_string(),
-        "inputs": [{"path": str(job.path), "sha256": hashes[job.path], "points": job.point_count} for job in plan.jobs],
+        "inputs": [{"path": str(job.path), "sha256": hashes[job.path], "points": job.point_count, **input_crs(job)}
+                   for job in plan.jobs],
         "stages": chain, "software": software_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

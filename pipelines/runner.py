@@ -61,7 +61,7 @@ def run_pipeline(plan: Plan, workers: int = 0, scheduler: str | None = None,
     output = plan.spec.output
     work = output / WORK
     (work / "points").mkdir(parents=True, exist_ok=True)
-    plan.jobs = plan.reader.plan(plan.crs)
+    plan.plan_tiles()
     hashes = {job.path: file_sha256(job.path, work / "hashes.json") for job in plan.jobs}
     keys = {job.path: tile_key(plan, job, hashes) for job in plan.jobs}
     todo = [job for job in plan.jobs if not tile_done(work, keys[job.path])]

@@ -55,7 +55,7 @@ def run_tiles3d(plan: Plan, workers: int = 0, scheduler: str | None = None,
     output = plan.spec.output
     work = output / WORK / "3dtiles"
     work.mkdir(parents=True, exist_ok=True)
-    jobs = plan.reader.plan(plan.crs)  # every header checked: points, scales, CRS, the same CRS everywhere
+    jobs = plan.plan_tiles()  # every header checked: points, scales, CRS, the same CRS everywhere
     paths = [job.path for job in jobs]
     check_distinct_names(paths)
     hashes = {path: file_sha256(path, output / WORK / "hashes.json") for path in paths}
@@ -156,7 +156,7 @@ def assemble(plan: Plan, writer, settings, keys: dict[Path, str], hashes: dict[P
         target.rename(old)
     partial.rename(target)
     shutil.rmtree(old, ignore_errors=True)
-    write_json({"job_key": job_key, "product": target.name, "layers": {writer.layer(): lineage}}, sidecar)
+    write_json({"pipeline": plan.spec.name, "job_key": job_key, "product": target.name, "layers": {writer.layer(): lineage}}, sidecar)
     return target, True
 
 

@@ -88,7 +88,9 @@ class Catalog:
     def from_config(cls, config, create: bool = True) -> "Catalog":
         """The catalog of a :class:`~gis.config.Config` (``store`` and ``crs``)."""
         store = config.store
-        return cls(open_backend(store, create=create), crs=config.crs, retention=int(store.get("retention", 5)))
+        # crs: auto declares no CRS: each product is published in the one it was made in
+        crs = None if config.crs == "auto" else config.crs
+        return cls(open_backend(store, create=create), crs=crs, retention=int(store.get("retention", 5)))
 
     def close(self) -> None:
         self.backend.close()

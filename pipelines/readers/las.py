@@ -17,6 +17,7 @@ import numpy as np
 import pyproj
 
 from gis.errors import InputError
+from gis.lidar_crs import header_crs
 
 CHUNK = 1_000_000
 
@@ -59,11 +60,8 @@ def open_lidar(path: Path, fields: laspy.DecompressionSelection = laspy.Decompre
 
 
 def read_crs(header: laspy.LasHeader, path: Path) -> pyproj.CRS | None:
-    """The CRS of the header's WKT or GeoTIFF keys VLRs, or None when it has none."""
-    try:
-        return header.parse_crs()
-    except (pyproj.exceptions.CRSError, laspy.errors.LaspyException) as exc:
-        raise InputError(f"{path}: the CRS in the header cannot be parsed ({exc}); give one explicitly") from None
+    """The CRS of the header's WKT or GeoTIFF keys VLRs, or None when it has none (see :mod:`gis.lidar_crs`)."""
+    return header_crs(header, path)
 
 
 def read_chunks(reader: laspy.LasReader, path: Path, size: int = CHUNK) -> Iterator[laspy.ScaleAwarePointRecord]:

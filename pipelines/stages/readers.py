@@ -2,9 +2,11 @@
 
 The job is split by input file (a lidar tile). Planning reads the headers
 only, and refuses before any work what cannot be processed: no points, a
-scale of 0, absurd bounds, no CRS (without ``crs_in``), a geographic CRS,
-tiles in different CRSs. Each file is then decoded once into a plain numpy
-array in the working CRS (``decode``); a tile's points are its own file plus
+scale of 0, absurd bounds, no CRS (without ``crs_in``), a ``crs_in`` over the
+header's CRS (without ``crs_override``), a CRS that is not projected, tiles in
+different CRSs, data outside the working CRS's area of use. Each file is then
+decoded once into a plain numpy array in the working CRS, heights in metres
+(``decode``; the CRS rules are in :mod:`gis.lidar_crs`); a tile's points are its own file plus
 the points of its neighbours that fall within ``halo`` metres of its edges
 (``assemble``), so that tile edges leave no seams in the products.
 """
@@ -20,6 +22,7 @@ import numpy as np
 import pyproj
 
 from gis.errors import InputError
+from gis.lidar_crs import check_area_of_use, heights_of, horizontal, in_metres
 from gis.lidar_files import lidar_files
 from pipelines.readers.las import open_lidar, read_chunks, read_crs
 from pipelines.stages.base import PointTile, Stage
@@ -36,7 +39,8 @@ ABSURD = 1e8  # metres: no projected coordinate on Earth is this large
 class LasOptions:
     filename: list[str] = field(default_factory=list)  # files, folders or glob patterns
     crs_in: str | None = None  # CRS of files whose header has none
-    halo: float = 20.0  # metres borrowed from the neighbours around each tile
+    crs_override: bool = False  # crs_in replaces the header's CRS too
+    halo: float = 20.0  # metres borrowed from the neighbours around each tile (lutece.yml's tiling.halo by default)
 
     def __post_init__(self) -> None:
         if not self.filename:
@@ -57,6 +61,8 @@ class TileJob:
     source_crs: str
     point_count: int
     neighbour_cores: tuple[tuple[float, float, float, float], ...] = ()
+    z_to_metres: float = 1.0  # the factor of the file's height unit (0.3048006 for US survey feet)
+    heights: str = "metre"  # the file's height unit, as said in the lineage
 
 
 class LasReader(Stage):
@@ -67,11 +73,20 @@ class LasReader(Stage):
         """The input files, folders expanded to their .las/.laz, sorted, each once."""
         return lidar_files(self.options.filename, f" (stage '{self.tag}', option filename)")
 
+    def auto_crs(self) -> pyproj.CRS:
+        """``crs: auto``: the inputs' projected CRS with its axes in metres (their heights are converted apart)."""
+        crss = {path: crs for path, (_, crs) in self._headers().items()}
+        _refuse_mixed_crs(crss)
+        return in_metres(next(iter(crss.values())))
+
     def plan(self, working_crs: pyproj.CRS) -> list[TileJob]:
         """Check every header and return the tiles; raises before any point is read."""
-        headers = {path: _checked_header(path, self.options.crs_in) for path in self.files()}
+        headers = self._headers()
         crss = {path: crs for path, (_, crs) in headers.items()}
         _refuse_mixed_crs(crss)
+        for path, (header, crs) in headers.items():
+            if not _same_horizontal(crs, working_crs):
+                check_area_of_use(path, crs, (*header.mins[:2], *header.maxs[:2]), working_crs)
         cores = {path: _core_bounds(header, crs, working_crs) for path, (header, crs) in headers.items()}
         jobs = []
         for path, core in cores.items():
@@ -80,8 +95,12 @@ class LasReader(Stage):
             jobs.append(TileJob(name=path.stem, path=path, core=core, neighbours=neighbours,
                                 halo=self.options.halo, source_crs=crss[path].to_wkt(),
                                 point_count=headers[path][0].point_count,
-                                neighbour_cores=tuple(cores[other] for other in neighbours)))
+                                neighbour_cores=tuple(cores[other] for other in neighbours),
+                                z_to_metres=heights_of(crss[path]).to_metres, heights=heights_of(crss[path]).unit))
         return jobs
+
+    def _headers(self) -> dict[Path, tuple[laspy.LasHeader, pyproj.CRS]]:
+        return {path: _checked_header(path, self.options.crs_in, self.options.crs_override) for path in self.files()}
 
     def decode(self, job: TileJob, working_crs: pyproj.CRS, target: Path) -> Path:
         """Decode one tile's file once into the folder ``target``, in the working CRS.
@@ -94,8 +113,11 @@ class LasReader(Stage):
         xyz, attributes = read_points(job.path)
         source = pyproj.CRS.from_wkt(job.source_crs)
         if not _same_horizontal(source, working_crs):
-            transformer = pyproj.Transformer.from_crs(_horizontal(source), working_crs, always_xy=True)
+            # always_xy: LAS stores easting in X whatever the CRS's axis order (EPSG:3035 and 2180 say northing first)
+            transformer = pyproj.Transformer.from_crs(horizontal(source), working_crs, always_xy=True)
             xyz[:, 0], xyz[:, 1] = transformer.transform(xyz[:, 0], xyz[:, 1])
+        if job.z_to_metres != 1.0:
+            xyz[:, 2] *= job.z_to_metres
         edge = ~_inside(xyz, _grow(job.core, -job.halo)) if job.halo > 0 else np.zeros(len(xyz), dtype=bool)
         partial = target.with_name(target.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
@@ -151,7 +173,7 @@ def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return xyz, attributes
 
 
-def _checked_header(path: Path, crs_in: str | None) -> tuple[laspy.LasHeader, pyproj.CRS]:
+def _checked_header(path: Path, crs_in: str | None, override: bool = False) -> tuple[laspy.LasHeader, pyproj.CRS]:
     with open_lidar(path) as reader:
         header = reader.header
     if header.point_count == 0:
@@ -164,12 +186,17 @@ def _checked_header(path: Path, crs_in: str | None) -> tuple[laspy.LasHeader, py
     if not np.all(np.isfinite(offsets)) or not np.all(np.isfinite(bounds)) or np.abs(bounds).max() > ABSURD:
         raise InputError(f"{path}: the header's bounds {bounds.tolist()} are NaN or absurd; re-export the file")
     crs = read_crs(header, path)
-    if crs is None:
-        if crs_in is None:
+    given = _parse_crs(crs_in, "--crs-in") if crs_in is not None else None
+    if crs is not None and given is not None and not override and not _agree(crs, given):
+        raise InputError(f"{path}: --crs-in {crs_in} ({given.name}) given but the header states another CRS "
+                         f"({crs.name}); drop --crs-in to use the header's, or add --crs-override to replace it")
+    if crs is None or (given is not None and override):
+        if given is None:
             raise InputError(f"{path}: the header has no CRS; pass --crs-in EPSG:2154 (or the CRS of the survey)")
-        crs = _parse_crs(crs_in, "--crs-in")
-    if not _horizontal(crs).is_projected:
-        raise InputError(f"{path}: the CRS {crs.name} is geographic (degrees); reproject the file to a projected "
+        crs = given
+    if not horizontal(crs).is_projected:
+        kind = "geographic (degrees)" if horizontal(crs).is_geographic else "not a projected CRS"
+        raise InputError(f"{path}: the CRS {crs.name} is {kind}; reproject the file to a projected "
                          "CRS such as EPSG:2154 first")
     return header, crs
 
@@ -181,26 +208,29 @@ def _parse_crs(text: str, where: str) -> pyproj.CRS:
         raise InputError(f"{where} {text}: not a CRS pyproj knows; give an authority code such as EPSG:2154") from None
 
 
-def _horizontal(crs: pyproj.CRS) -> pyproj.CRS:
-    return crs.sub_crs_list[0] if crs.is_compound else crs
+def _agree(stated: pyproj.CRS, given: pyproj.CRS) -> bool:
+    """--crs-in says nothing else than the header: the same horizontal CRS, and the same vertical if it gives one."""
+    if not _same_horizontal(stated, given):
+        return False
+    return not given.is_compound or stated.equals(given, ignore_axis_order=True)
 
 
 def _same_horizontal(a: pyproj.CRS, b: pyproj.CRS) -> bool:
-    return _horizontal(a).equals(_horizontal(b), ignore_axis_order=True)
+    return horizontal(a).equals(horizontal(b), ignore_axis_order=True)
 
 
 def _refuse_mixed_crs(crss: dict[Path, pyproj.CRS]) -> None:
     first_path, first = next(iter(crss.items()))
     for path, crs in crss.items():
         if not _same_horizontal(crs, first):
-            raise InputError(f"tiles in different CRSs: {first_path.name} is {_horizontal(first).name}, "
-                             f"{path.name} is {_horizontal(crs).name}; run one job per CRS or reproject the tiles first")
+            raise InputError(f"tiles in different CRSs: {first_path.name} is {horizontal(first).name}, "
+                             f"{path.name} is {horizontal(crs).name}; run one job per CRS or reproject the tiles first")
 
 
 def _core_bounds(header: laspy.LasHeader, crs: pyproj.CRS, working: pyproj.CRS) -> tuple[float, float, float, float]:
     xmin, ymin, xmax, ymax = header.mins[0], header.mins[1], header.maxs[0], header.maxs[1]
     if not _same_horizontal(crs, working):
-        transformer = pyproj.Transformer.from_crs(_horizontal(crs), working, always_xy=True)
+        transformer = pyproj.Transformer.from_crs(horizontal(crs), working, always_xy=True)
         xmin, ymin, xmax, ymax = transformer.transform_bounds(xmin, ymin, xmax, ymax)
     # Whole metres outwards: tiles cut at round coordinates (IGN's kilometres) share their edges exactly.
     return (float(np.floor(xmin)), float(np.floor(ymin)), float(np.ceil(xmax)), float(np.ceil(ymax)))

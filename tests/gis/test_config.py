@@ -16,12 +16,12 @@ def test_defaults_when_no_file(tmp_path, monkeypatch):
 
 def test_file_values_merge_over_defaults(tmp_path):
     path = tmp_path / "lutece.yml"
-    path.write_text("store:\n  path: /srv/city\ntiling:\n  tile_size: 500\n", encoding="utf-8")
+    path.write_text("store:\n  path: /srv/city\ntiling:\n  halo: 5\n", encoding="utf-8")
     config = load_config(path)
     assert config.store["path"] == "/srv/city"
     assert config.store["backend"] == "geopackage"  # default kept beside the file's value
-    assert config.tile_size == 500.0
-    assert config.halo == DEFAULTS["tiling"]["halo"]
+    assert config.halo == 5.0
+    assert config.crs == DEFAULTS["crs"]
 
 
 def test_variable_substitution_with_and_without_default():
@@ -75,7 +75,7 @@ def test_defaults_typed_as_yaml_types_plain_values_quoted_ones_stay_strings():
 def test_an_explicit_tag_is_kept_and_flow_lists_say_to_quote():
     assert parse_config("store:\n  path: !!str ${N}\n", environ={"N": "12"})["store"]["path"] == "12"
     with pytest.raises(ConfigError, match=r'line 2: .*quote a variable: "\$\{VAR\}"'):
-        parse_config("rasters:\n  resolutions: [${R}]\n", environ={"R": "1"})
+        parse_config("tiling:\n  halo: [${R}]\n", environ={"R": "1"})
 
 
 def test_keys_are_never_substituted():
