@@ -1,0 +1,70 @@
+"""Helpers of the interiors tests: the sample town hall's truth, and IFC files broken or stripped on purpose."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import ifcopenshell
+import shapely
+
+WORKING_CRS = "EPSG:2154"
+
+
+def truth_rooms(district: Path) -> gpd.GeoDataFrame:
+    """The generator's rooms (code, name, use, level_index, area_m2, floor_z, height_m, outline)."""
+    return gpd.read_file(district / "truth.gpkg", layer="rooms")
+
+
+def truth_footprint(district: Path) -> shapely.Polygon:
+    footprints = gpd.read_file(district / "truth.gpkg", layer="footprints")
+    return footprints[footprints["kind"] == "townhall"].geometry.iloc[0]
+
+
+def without_georeferencing(model: ifcopenshell.file, keep_site: bool = False) -> ifcopenshell.file:
+    """The model without its IfcMapConversion and IfcProjectedCRS (and without the site's lat/lon unless kept)."""
+    for entity in model.by_type("IfcMapConversion") + model.by_type("IfcProjectedCRS"):
+        model.remove(entity)
+    if not keep_site:
+        for site in model.by_type("IfcSite"):
+            site.RefLatitude = site.RefLongitude = site.RefElevation = None
+    return model
+
+
+def break_elements(model: ifcopenshell.file) -> dict[str, str]:
+    """Break three elements as real files are broken; returns {GlobalId: what was broken}.
+
+    A wall placed by a zero-length axis, a space without any geometry, and a wall whose body is a boolean on a
+    solid with no area (which crashes the geometry kernel when it meets it).
+    """
+    walls, spaces = model.by_type("IfcWall"), model.by_type("IfcSpace")
+    placed, emptied, clipped = walls[0], spaces[0], walls[1]
+    zero = model.createIfcDirection((0.0, 0.0, 0.0))
+    axes = model.createIfcAxis2Placement3D(model.createIfcCartesianPoint((0.0, 0.0, 0.0)), zero, zero)
+    placed.ObjectPlacement = model.createIfcLocalPlacement(placed.ObjectPlacement.PlacementRelTo, axes)
+    emptied.Representation = None
+    body = clipped.Representation.Representations[0]
+    flat = model.createIfcArbitraryClosedProfileDef("AREA", None, model.createIfcPolyline(
+        [model.createIfcCartesianPoint(p) for p in ((0.0, 0.0), (1.0, 0.0), (2.0, 0.0), (0.0, 0.0))]))
+    degenerate = model.createIfcExtrudedAreaSolid(flat, None, model.createIfcDirection((0.0, 0.0, 1.0)), 3.0)
+    body.Items = [model.createIfcBooleanResult("DIFFERENCE", degenerate, body.Items[0])]
+    return {placed.GlobalId: "placement", emptied.GlobalId: "geometry", clipped.GlobalId: "boolean"}
+
+
+def without_storeys(path: Path) -> Path:
+    """A small IFC4 file with a project, a site, a building and one wall, but no storey."""
+    import ifcopenshell.api.aggregate
+    import ifcopenshell.api.project
+    import ifcopenshell.api.root
+    import ifcopenshell.api.spatial
+
+    model = ifcopenshell.api.project.create_file(version="IFC4")
+    project = ifcopenshell.api.root.create_entity(model, ifc_class="IfcProject", name="No storeys")
+    site = ifcopenshell.api.root.create_entity(model, ifc_class="IfcSite", name="Site")
+    building = ifcopenshell.api.root.create_entity(model, ifc_class="IfcBuilding", name="Building")
+    wall = ifcopenshell.api.root.create_entity(model, ifc_class="IfcWall", name="Wall")
+    ifcopenshell.api.aggregate.assign_object(model, products=[site], relating_object=project)
+    ifcopenshell.api.aggregate.assign_object(model, products=[building], relating_object=site)
+    ifcopenshell.api.spatial.assign_container(model, products=[wall], relating_structure=building)
+    model.write(str(path))
+    return path
