@@ -6,12 +6,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # The Khronos glTF validator (npm) that the tests run on every .glb the tiler writes.
 GLTF_VALIDATOR := tests/tiles/gltf_validator
+# The web viewer's browser libraries (maplibre-gl, cesium), from npm, copied where the server serves them.
+VIEWER_LIBS := build/viewer/lib/.installed
 
-.PHONY: all setup demo test sample clean
+.PHONY: all setup demo test sample clean viewer-shots
 
 all: test
 
-setup: $(STAMP)
+setup: $(STAMP) $(VIEWER_LIBS)
 
 $(STAMP): pyproject.toml .ci/system-deps.sh $(GLTF_VALIDATOR)/package-lock.json
 	PYTHON=$(PYTHON) bash .ci/system-deps.sh
@@ -20,6 +22,11 @@ $(STAMP): pyproject.toml .ci/system-deps.sh $(GLTF_VALIDATOR)/package-lock.json
 	$(BIN)/python -m pip install -qq -e '.[test]'
 	npm ci --silent --no-audit --no-fund --prefix $(GLTF_VALIDATOR)
 	touch $(STAMP)
+
+$(VIEWER_LIBS): server/viewer/package-lock.json server/viewer/install_libraries.sh .ci/system-deps.sh
+	PYTHON=$(PYTHON) bash .ci/system-deps.sh
+	bash server/viewer/install_libraries.sh $(dir $@)
+	touch $@
 
 DEMO     := build/demo
 PRODUCTS := $(DEMO)/products
@@ -34,7 +41,7 @@ URL      := http://127.0.0.1:$(PORT)
 # the open-data portal's mirror, following the server in watch mode while `make demo` serves
 MIRROR   := $(DEMO)/mirror
 
-demo: $(STAMP) $(DISTRICT)
+demo: $(STAMP) $(VIEWER_LIBS) $(DISTRICT)
 	$(BIN)/lutece doctor
 	$(BIN)/lutece pipeline run lidar-to-2d --input $(DEMO)/district/district.laz --output $(PRODUCTS)
 	printf 'store:\n  path: $(DEMO)/city\n' > $(DEMO)/lutece.yml
@@ -56,6 +63,7 @@ demo: $(STAMP) $(DISTRICT)
 	@if [ "$(SERVE)" = "0" ]; then exit 0; fi; \
 	echo ""; \
 	echo "Serving the demo city (Ctrl-C stops it):"; \
+	echo "  web viewer (2D/3D)    $(URL)/viewer"; \
 	echo "  landing page          $(URL)/"; \
 	echo "  buildings (features)  $(URL)/collections/buildings/items"; \
 	echo "  terrain (coverage)    $(URL)/collections/dtm/coverage?f=png"; \
@@ -71,8 +79,13 @@ demo: $(STAMP) $(DISTRICT)
 $(DISTRICT): $(STAMP) $(wildcard pipelines/synthetic/*.py)
 	$(BIN)/lutece sample generate $(DEMO)/district --overwrite
 
-test: $(STAMP)
+test: $(STAMP) $(VIEWER_LIBS)
 	$(BIN)/python -m pytest
+
+# Screenshots of the viewer (2D and 3D) on the demo city, into build/ (README shows two of them).
+viewer-shots: $(STAMP) $(VIEWER_LIBS)
+	SERVE=0 $(MAKE) demo
+	$(BIN)/python benchmarks/viewer_shots.py --config $(DEMO)/lutece.yml --out build/viewer-shots
 
 # Regenerates the committed sample district (deterministic: same seed, same files).
 sample: $(STAMP)

@@ -50,6 +50,7 @@ ROUTES: list[str] = [
     "server.app:register_delivery",  # 3D Tiles, vector tiles, coverages and maps: answered before pygeoapi
     "server.routes.ogc:register",
     "server.routes.listing:register",  # the records collection and vector-tile links in pygeoapi's listings
+    "server.routes.viewer:register",  # the web viewer's page and files
 ]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

@@ -154,6 +154,28 @@ def read_window(path: Path, box: Box | None, out_shape: tuple[int, int] | None =
     return data, transform, profile
 
 
+def read_map(path: Path, box: Box | None, out_shape: tuple[int, int]):
+    """The pixels of exactly ``box`` (the whole raster when None) at ``out_shape``; outside the raster masked.
+
+    A map is a picture of the box asked for (a map tile at the raster's edge
+    is partly empty), unlike a coverage subset, which keeps the raster's grid.
+    """
+    if box is None:
+        return read_window(path, None, out_shape)[0]
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.windows import from_bounds
+
+    with rasterio.open(path) as dataset:
+        minx, miny, maxx, maxy = box.to(dataset.crs)
+        left, bottom, right, top = dataset.bounds
+        if not (minx < right and maxx > left and miny < top and maxy > bottom):
+            raise BadRequest("bbox does not meet the coverage's extent")
+        window = from_bounds(minx, miny, maxx, maxy, transform=dataset.transform)
+        return dataset.read(window=window, out_shape=(dataset.count, *out_shape), masked=True, boundless=True,
+                            resampling=Resampling.bilinear)
+
+
 def _covering_window(wanted, full):
     """The window of whole pixels covering ``wanted``, within ``full``; 400 when they do not meet."""
     from rasterio.windows import Window

@@ -4,7 +4,9 @@ Routes (``ID`` a raster layer)::
 
     /collections/ID/coverage    the COG's values: ``bbox`` (+ ``bbox-crs``) or ``subset=x(a:b),y(c:d)``
                                 (+ ``subset-crs``; default the raster's CRS), ``f=GeoTIFF`` (default) or ``png``
-    /collections/ID/map         a PNG preview: ``bbox`` (+ ``bbox-crs``), ``width``, ``height`` (<= 4096)
+    /collections/ID/map         a PNG preview: ``bbox`` (+ ``bbox-crs``), ``width``, ``height`` (<= 4096); the
+                                picture covers exactly the box (a map tile at the raster's edge is partly
+                                transparent), which the web viewer's map tiles need
 
 Answers are in the raster's own CRS and grid (see :mod:`server.providers.coverage`);
 they carry a strong ETag of the version's sha256 and the parameters, and
@@ -55,7 +57,7 @@ def handle(delivery: Delivery, request: Request, endpoint: str, collection: str)
         raise BadRequest("a map is a PNG; use f=png")
     box = _box(args, native)
     size = _map_size(args, coverage.describe(path), box, native)
-    data, _, _ = coverage.read_window(path, box, out_shape=size)
+    data = coverage.read_map(path, box, out_shape=size)
     body = coverage.png(data, coverage.band_stats(path, version.checksum))
     return _response(request, body, "image/png", version.checksum)
 

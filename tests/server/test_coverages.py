@@ -110,6 +110,19 @@ def test_map_preview(served, cog):
     assert again.status_code == 304
 
 
+def test_a_map_covers_exactly_its_bbox_transparent_beyond_the_raster(served, cog):
+    """A map tile at the raster's edge (the web viewer's) is a picture of the whole box, not of the part inside."""
+    with rasterio.open(cog) as source:
+        left, bottom, right, top = source.bounds
+    asked = (left - 100.0, bottom + 100.0, left + 100.0, bottom + 300.0)  # the west half is outside
+    response = requests.get(f"{served['url']}/collections/mnt/map", params={
+        "bbox": ",".join(map(str, asked)), "bbox-crs": EPSG2154, "width": 200, "height": 200})
+    assert response.status_code == 200
+    with rasterio.open(io.BytesIO(response.content)) as png:
+        alpha = png.read(2)
+    assert (alpha[:, :98] == 0).all() and (alpha[:, 102:] == 255).all()
+
+
 @pytest.mark.parametrize("query", [
     "bbox=1,2,3", "bbox=1,2,3,4,5", "bbox=nan,0,1,1", "bbox=2.5,48.9,2.3,48.8", "bbox=0,0,200,95",
     "bbox=a,b,c,d", "bbox=651100,6860950,651200,6861050&bbox-crs=EPSG:99999999",

@@ -1,0 +1,200 @@
+"""The web viewer in a real headless Chromium (Debian's, driven by playwright) against a real ``lutece serve``.
+
+One server and one browser for the module; the city (``viewer_city.py``) has a
+layer of every kind. Screenshots are kept under the test's tmp folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from live_city import City, _write_config, start_server
+from viewer_city import BUILDING_ATTRIBUTES, SHARED_LAYER, publish_viewer_city
+
+pytestmark = pytest.mark.slow
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+BACKGROUND_2D = (0xEE, 0xF1, 0xF3)  # map2d.js BACKGROUND
+TOWN_HALL = "B0000"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, district):
+    folder = tmp_path_factory.mktemp("viewer-city")
+    store = {"backend": "geopackage", "path": str(folder / "city"), "retention": 3}
+    city = City("geopackage", store, _write_config(folder, store, "server:\n  poll_interval: 0.5\n"), district)
+    with city.catalog() as catalog:
+        publish_viewer_city(catalog, district, folder)
+    key = city.lutece("keys", "create", "--partner", "voirie", "--layers", SHARED_LAYER).stdout.splitlines()[0].strip()
+    server = start_server(city, folder)
+    yield {"url": server.url, "key": key, "district": district}
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed (.ci/system-deps.sh installs it)", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield launched
+        launched.close()
+
+
+class Session:
+    """One page of the viewer with every console message, failed request and response it saw."""
+
+    def __init__(self, browser, url: str) -> None:
+        self.page = browser.new_page(viewport={"width": 1000, "height": 700})
+        self.errors: list[str] = []
+        self.responses: list[tuple[int, str]] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("requestfailed", lambda r: self.errors.append(f"failed {r.url} {r.failure}"))
+        self.page.on("response", lambda r: self.responses.append((r.status, r.url)))
+        self.page.goto(url)
+
+    def wait(self, flag: str) -> None:
+        self.page.wait_for_function(f"window.lutece && window.lutece.{flag}", timeout=60_000)
+
+    def shot(self, path: Path, selector: str) -> np.ndarray:
+        import rasterio  # GDAL reads PNG
+
+        self.page.locator(selector).screenshot(path=str(path))
+        with rasterio.open(path) as image:
+            return np.moveaxis(image.read()[:3], 0, -1).astype(int)
+
+    def close(self) -> None:
+        self.page.close()
+
+
+def drawn_fraction(pixels: np.ndarray, background: tuple[int, int, int]) -> float:
+    """The share of pixels farther than a little from the background colour."""
+    return float((np.abs(pixels - np.array(background)).sum(axis=2) > 30).mean())
+
+
+def test_2d_and_3d_draw_every_kind_with_no_error(served, browser, tmp_path):
+    session = Session(browser, f"{served['url']}/viewer")
+    session.wait("ready2d")
+    map_pixels = session.shot(tmp_path / "viewer-2d.png", "#map2d canvas")
+    session.page.click("#mode-3d")
+    session.wait("ready3d")
+    scene_pixels = session.shot(tmp_path / "viewer-3d.png", "#scene3d canvas")
+    session.page.wait_for_timeout(300)
+    assert session.errors == []
+    failed = [(status, url) for status, url in session.responses if status >= 400]
+    assert failed == []
+    ok = [url for status, url in session.responses if status in (200, 304)]
+    for kind, pattern in {"vector tiles": "/collections/buildings/tiles/WebMercatorQuad/",
+                          "raster map": "/collections/dtm/map?", "point cloud": "/collections/terrain-3d/3dtiles/",
+                          "mesh": "/collections/buildings-3d/3dtiles/"}.items():
+        assert any(pattern in url for url in ok), kind
+    assert any(url.endswith(".glb") and "/buildings-3d/" in url for url in ok)
+    assert any(url.endswith(".glb") and "/terrain-3d/" in url for url in ok)
+    assert drawn_fraction(map_pixels, BACKGROUND_2D) > 0.3  # the district fills most of the fitted map
+    background_3d = tuple(int(v) for v in np.median(scene_pixels[:20].reshape(-1, 3), axis=0))  # the sky
+    assert drawn_fraction(scene_pixels, background_3d) > 0.1
+    credits = session.page.locator("#attribution").inner_text()
+    assert "ODbL" in credits and "partag" in credits.lower()  # share-alike stated for the ODbL layer
+    session.close()
+
+
+def _centroid_lonlat(district: Path, building_id: str) -> tuple[float, float, dict]:
+    import geopandas as gpd
+
+    footprints = gpd.read_file(district / "truth.gpkg", layer="footprints", engine="pyogrio")
+    row = footprints[footprints["building_id"] == building_id].iloc[0]
+    point = gpd.GeoSeries([row.geometry.representative_point()], crs=footprints.crs).to_crs("EPSG:4326").iloc[0]
+    return point.x, point.y, row
+
+
+def test_clicking_a_building_shows_its_attributes_in_2d_and_3d(served, browser):
+    lon, lat, truth = _centroid_lonlat(served["district"], TOWN_HALL)
+    session = Session(browser, f"{served['url']}/viewer#mode=3d&layers=buildings,buildings-3d"
+                               f"&map=18/{lat}/{lon}&cam={lon},{lat},600,0,-90")
+    session.wait("ready3d")
+    box = session.page.locator("#scene3d canvas").bounding_box()
+    session.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    shown = _attributes(session)
+    for name in BUILDING_ATTRIBUTES:
+        expected = truth[name]
+        assert name in shown, name
+        assert (shown[name] == str(expected) if isinstance(expected, str)
+                else abs(float(shown[name]) - float(expected)) < 1e-6), name
+    session.page.click("#mode-2d")
+    session.wait("ready2d")
+    box = session.page.locator("#map2d canvas").bounding_box()
+    session.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    shown = _attributes(session)
+    assert shown["building_id"] == TOWN_HALL and shown["kind"] == truth["kind"]
+    assert session.errors == []
+    session.close()
+
+
+def _attributes(session: Session) -> dict[str, str]:
+    session.page.wait_for_selector("#attributes:not([hidden])", timeout=20_000)
+    rows = session.page.locator("#attributes-table tr")
+    return {rows.nth(i).locator("th").inner_text(): rows.nth(i).locator("td").inner_text()
+            for i in range(rows.count())}
+
+
+def test_anonymous_never_sees_a_shared_layer_and_a_partner_key_shows_it(served, browser):
+    anonymous = Session(browser, f"{served['url']}/viewer")
+    anonymous.wait("ready2d")
+    listed = anonymous.page.eval_on_selector_all("#layers li", "items => items.map(i => i.dataset.layer)")
+    assert SHARED_LAYER not in listed and "buildings" in listed
+    assert not [url for _status, url in anonymous.responses if f"/{SHARED_LAYER}" in url]
+    anonymous.close()
+    partner = Session(browser, f"{served['url']}/viewer#key={served['key']}")
+    partner.wait("ready2d")
+    partner.page.wait_for_timeout(500)
+    listed = partner.page.eval_on_selector_all("#layers li", "items => items.map(i => i.dataset.layer)")
+    assert SHARED_LAYER in listed
+    tiles = [status for status, url in partner.responses if f"/collections/{SHARED_LAYER}/tiles/" in url]
+    assert tiles and set(tiles) <= {200, 304}
+    assert "key=" not in partner.page.evaluate("location.href")  # the key never stays in a shareable URL
+    assert partner.errors == []
+    partner.close()
+
+
+def test_the_view_is_kept_in_the_url(served, browser):
+    session = Session(browser, f"{served['url']}/viewer#layers=buildings,streets&lang=en")
+    session.wait("ready2d")
+    assert session.page.locator("#panel h2").inner_text() == "Layers"
+    session.page.locator("#layers li[data-layer=streets] input").uncheck()
+    session.page.wait_for_timeout(200)
+    fragment = session.page.evaluate("location.hash")
+    assert "layers=buildings&" in fragment + "&" and "map=" in fragment and "lang=en" in fragment
+    session.close()
+    again = Session(browser, f"{served['url']}/viewer{fragment}")
+    again.wait("ready2d")
+    checked = again.page.eval_on_selector_all("#layers li input:checked",
+                                              "boxes => boxes.map(b => b.closest('li').dataset.layer)")
+    assert checked == ["buildings"]
+    again.close()
+
+
+def test_viewer_files_are_versioned_and_immutable(served):
+    import re
+
+    import requests
+
+    page = requests.get(f"{served['url']}/viewer")
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-cache"
+    urls = re.findall(r'(?:href|src)="(/viewer/[^"]+)"', page.text)
+    urls += [f"{u}/maplibre-gl.mjs" for u in re.findall(r'maplibre: "([^"]+)"', page.text)]
+    urls += [f"{u}/Cesium.js" for u in re.findall(r'cesium: "([^"]+)"', page.text)]
+    assert len(urls) >= 5
+    for url in urls:
+        response = requests.get(served["url"] + url)
+        assert response.status_code == 200, url
+        assert "immutable" in response.headers["Cache-Control"], url
+    assert requests.get(f"{served['url']}/viewer/lib/cesium@0.0.0/Cesium.js").status_code == 404
+    assert requests.get(f"{served['url']}/viewer/app/0000/main.js").status_code == 404
+    assert json.loads(requests.get(f"{served['url']}/viewer/lib/x/..%2F..%2Fsecret").text)["code"] == "NotFound"

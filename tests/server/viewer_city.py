@@ -1,0 +1,86 @@
+"""The viewer tests' city: one layer of every kind the server publishes, made from the committed sample district.
+
+=================  ==================  ======  ===============================================
+layer              kind                access  from
+=================  ==================  ======  ===============================================
+buildings          vector (polygons)   open    truth.gpkg footprints (ODbL: share-alike)
+streets            vector (lines)      open    district.gpkg streets
+trees              vector (points)     shared  truth.gpkg trees (a partner's key opens it)
+dtm                raster              open    truth-dtm.tif (as a COG)
+terrain-3d         pointcloud-3dtiles  open    district.laz, ground and water (lutece tiles)
+buildings-3d       mesh-3dtiles        open    truth footprints extruded from ground to eave,
+                                               their truth attributes per building
+=================  ==================  ======  ===============================================
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_LAYER = "trees"
+BUILDING_ATTRIBUTES = ["building_id", "kind", "roof_type", "height_m", "area_m2"]
+
+
+def building_tileset(district: Path, out: Path) -> Path:
+    """The truth footprints as prisms (ground to eave), one feature per building, as mesh 3D Tiles."""
+    import geopandas as gpd
+    import numpy as np
+    import pyproj
+    import trimesh
+
+    from tiles.geo import HeightModel, Placement
+    from tiles.mesh import FeatureMeshes, write_mesh_tileset
+
+    footprints = gpd.read_file(district / "truth.gpkg", layer="footprints", engine="pyogrio")
+    vertices, faces, owner, offset = [], [], [], 0
+    for index, row in enumerate(footprints.itertuples()):
+        prism = trimesh.creation.extrude_polygon(row.geometry, row.eave_z - row.ground_z)
+        vertices.append(prism.vertices + [0.0, 0.0, row.ground_z])
+        faces.append(prism.faces + offset)
+        owner.append(np.full(len(prism.faces), index))
+        offset += len(prism.vertices)
+    meshes = FeatureMeshes(np.concatenate(vertices), np.concatenate(faces), np.concatenate(owner),
+                           footprints[BUILDING_ATTRIBUTES].reset_index(drop=True))
+    write_mesh_tileset(meshes, Placement(pyproj.CRS("EPSG:2154"), HeightModel.resolve()), out, max_features=40,
+                       metadata={"product": "buildings"})
+    return out
+
+
+def pointcloud_tileset(district: Path, out: Path) -> Path:
+    """The district's ground and water points as point-cloud 3D Tiles, by ``lutece tiles pointcloud``."""
+    subprocess.run([sys.executable, "-m", "gis", "-q", "tiles", "pointcloud", str(district / "district.laz"),
+                    str(out), "--product", "terrain"], check=True, cwd=ROOT, timeout=300,
+                   env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    return out
+
+
+def dtm_cog(district: Path, out: Path) -> Path:
+    """The truth DTM as the Cloud-Optimised GeoTIFF the catalog wants (GDAL's COG driver, with overviews)."""
+    import rasterio.shutil
+
+    rasterio.shutil.copy(district / "truth-dtm.tif", out, driver="COG")
+    return out
+
+
+def publish_viewer_city(catalog, district: Path, folder: Path) -> None:
+    """Publish the layers of the table above into ``catalog``."""
+    import geopandas as gpd
+
+    def frame(file: str, layer: str):
+        return gpd.read_file(district / file, layer=layer, engine="pyogrio")
+
+    catalog.publish(frame("truth.gpkg", "footprints"), "buildings", licence="ODbL-1.0", access="open",
+                    title="Emprises des bâtiments")
+    catalog.publish(frame("district.gpkg", "streets"), "streets", licence="etalab-2.0", access="open",
+                    title="Rues")
+    catalog.publish(frame("truth.gpkg", "trees"), SHARED_LAYER, licence="restricted", access="shared",
+                    title="Arbres (partenaires)")
+    catalog.publish(dtm_cog(district, folder / "dtm.tif"), "dtm", licence="etalab-2.0", access="open",
+                    title="Modèle numérique de terrain")
+    catalog.publish(pointcloud_tileset(district, folder / "terrain-3d"), "terrain-3d", kind="pointcloud-3dtiles",
+                    licence="etalab-2.0", access="open", title="Terrain en 3D")
+    catalog.publish(building_tileset(district, folder / "buildings-3d"), "buildings-3d", kind="mesh-3dtiles",
+                    licence="etalab-2.0", access="open", title="Bâtiments en 3D")
