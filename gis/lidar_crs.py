@@ -117,7 +117,8 @@ def check_area_of_use(path, source: pyproj.CRS, bounds: tuple[float, float, floa
     if area is None:
         return
     flat = horizontal(source)
-    to_degrees = pyproj.Transformer.from_crs(flat, flat.geodetic_crs, always_xy=True)
+    # WGS 84 degrees from Greenwich: a CRS's own geodetic CRS may count from Paris, in grads (NTF)
+    to_degrees = pyproj.Transformer.from_crs(flat, "EPSG:4326", always_xy=True)
     west, south, east, north = to_degrees.transform_bounds(*bounds)
     if not np.all(np.isfinite([west, south, east, north])):
         raise InputError(f"{path}: its bounds cannot be placed on the Earth in its CRS {flat.name}; "
@@ -126,7 +127,7 @@ def check_area_of_use(path, source: pyproj.CRS, bounds: tuple[float, float, floa
         return
     raise InputError(
         f"{path}: the data (lon {west:.2f} to {east:.2f}, lat {south:.2f} to {north:.2f} in its CRS {flat.name}) "
-        f"lies outside the area of use of the working CRS {working.name} ({_code(working)}: {area.name[:60]}); "
+        f"lies outside the area of use of the working CRS {working.name} ({_code(working)}: {area.name.rstrip('.')}); "
         f"set crs: auto in lutece.yml to work in the file's own CRS in metres, or a CRS covering the data"
         f"{_suggestion(west, south, east, north)}")
 

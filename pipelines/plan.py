@@ -92,7 +92,7 @@ def working_crs(crs: str) -> pyproj.CRS | None:
     if not working.is_projected or not is_metric(working):
         units = ", ".join(sorted({axis.unit_name for axis in working.axis_info}))
         raise InputError(f"working CRS {crs} ({working.name}) is not projected in metres ({units}); "
-                         "set crs: in lutece.yml to a projected CRS in metres, or auto for the inputs' own in metres")
+                         "set crs: in lutece.yml to a projected CRS in metres, or crs: auto for the inputs' own CRS in metres")
     return working
 
 

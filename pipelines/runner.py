@@ -29,7 +29,7 @@ from pipelines.cache import WORK, class_counts, prune_work, tile_done, tile_key
 from pipelines.executors import Executor, executor_for
 from pipelines.lineage import file_sha256
 from pipelines.merge import merge_products
-from pipelines.plan import Plan, build_plan, needed_files
+from pipelines.plan import Plan, build_plan, crs_summary, needed_files
 from pipelines.stages.readers import TileJob
 from pipelines.tasks import decode_file, tile_task
 
@@ -51,6 +51,7 @@ class RunResult:
     skipped_products: list[Path]
     classes: dict[int, int] = field(default_factory=dict)
     report: Path | None = None
+    crs: dict = field(default_factory=dict)  # the working CRS and each input's CRS and height unit (crs_summary)
 
 
 def run_pipeline(plan: Plan, workers: int = 0, scheduler: str | None = None,
@@ -79,7 +80,7 @@ def run_pipeline(plan: Plan, workers: int = 0, scheduler: str | None = None,
     prune_work(work, set(keys.values()))
     result = RunResult(products, len(plan.jobs), len(plan.jobs) - len(todo),
                        sum(job.point_count for job in plan.jobs), time.perf_counter() - started, skipped,
-                       class_counts(work, keys))
+                       class_counts(work, keys), crs=crs_summary(plan))
     if products:
         from pipelines.report import RunFigures, write_report  # only with something to show
 
