@@ -96,6 +96,9 @@ def working_crs(crs: str) -> pyproj.CRS | None:
     return working
 
 
+LEGACY = "(a pipeline of an earlier release)"
+
+
 def refuse_foreign_products(plan: Plan) -> None:
     """Refuse, before any work, to replace a product that no earlier run of this pipeline wrote (without --overwrite).
 
@@ -104,7 +107,7 @@ def refuse_foreign_products(plan: Plan) -> None:
     """
     for writer in plan.writers:
         target = plan.spec.output / writer.filename()
-        if target.exists() and written_by(target) != plan.spec.name:
+        if target.exists() and written_by(target) not in (plan.spec.name, LEGACY):
             raise InputError(f"{target}: exists and no earlier run of the pipeline '{plan.spec.name}' wrote it; "
                              "choose another --output, move it away, or pass --overwrite to replace it")
 
@@ -118,7 +121,10 @@ def written_by(target: Path) -> str | None:
     if not isinstance(lineage, dict):
         return None
     layers = [layer for layer in (lineage.get("layers") or {}).values() if isinstance(layer, dict)]
-    return lineage.get("pipeline") or next((layer.get("pipeline") for layer in layers if layer.get("pipeline")), None)
+    named = lineage.get("pipeline") or next((layer.get("pipeline") for layer in layers if layer.get("pipeline")), None)
+    if named is None and lineage.get("job_key") and lineage.get("product") == target.name:
+        return LEGACY  # a pipeline of an earlier release, which named no pipeline in the buildings' and 3D Tiles' sidecars
+    return named
 
 
 def input_crs(job: TileJob) -> dict:

@@ -53,6 +53,9 @@ def run_tiles3d(plan: Plan, workers: int = 0, scheduler: str | None = None,
     progress = progress or (lambda *_: None)
     started = time.perf_counter()
     output = plan.spec.output
+    if plan.reader.options.crs_override:  # the tiler places each file by its header's CRS (tiles/geo.py)
+        raise InputError("--crs-override: the 3D Tiles writers place each file by the CRS its header states; "
+                         "write the right CRS into the files (e.g. pdal translate or las2las) and run again")
     work = output / WORK / "3dtiles"
     work.mkdir(parents=True, exist_ok=True)
     jobs = plan.plan_tiles()  # every header checked: points, scales, CRS, the same CRS everywhere

@@ -109,3 +109,22 @@ def test_products_it_did_not_write_need_overwrite(tmp_path):
     write_las(path, grid(651000.0, 6861000.0, z=36.0))
     assert run(tmp_path, [path]).returncode == 0  # its own product: replaced by a rerun
     one_line_error(run(tmp_path, [path], name="other"), "dsm_1m.tif", "'other'", "--overwrite")
+
+
+def test_whose_product_a_sidecar_says(tmp_path):
+    from pipelines.plan import LEGACY, written_by
+
+    product = tmp_path / "dsm_1m.tif"
+    product.write_bytes(b"")
+    sidecar = tmp_path / "dsm_1m.tif.lineage.json"
+    assert written_by(product) is None  # no sidecar: nobody's
+    sidecar.write_text(json.dumps({"pipeline": "lidar-to-2d", "job_key": "k", "product": product.name}))
+    assert written_by(product) == "lidar-to-2d"
+    sidecar.write_text(json.dumps({"job_key": "k", "product": product.name, "layers": {"dsm": {"pipeline": "p2"}}}))
+    assert written_by(product) == "p2"  # the 2D products' layers named it before the sidecar did
+    sidecar.write_text(json.dumps({"job_key": "k", "product": product.name, "layers": {"dsm": {}}}))
+    assert written_by(product) == LEGACY  # the buildings' and 3D Tiles' sidecars of an earlier release
+    sidecar.write_text(json.dumps({"inputs": [], "tiler": {}}))  # `lutece tiles pointcloud`'s: not a pipeline's
+    assert written_by(product) is None
+    sidecar.write_text("{broken")
+    assert written_by(product) is None
