@@ -198,3 +198,40 @@ def test_viewer_files_are_versioned_and_immutable(served):
     assert requests.get(f"{served['url']}/viewer/lib/cesium@0.0.0/Cesium.js").status_code == 404
     assert requests.get(f"{served['url']}/viewer/app/0000/main.js").status_code == 404
     assert json.loads(requests.get(f"{served['url']}/viewer/lib/x/..%2F..%2Fsecret").text)["code"] == "NotFound"
+
+
+FEATURES_BY_STOREY = """(layer) => {
+  const tileset = window.lutece.scene.tilesets.get(layer), out = [];
+  const visit = (tile) => {
+    const content = tile.content;
+    for (let i = 0; i < (content?.featuresLength || 0); i++) {
+      const feature = content.getFeature(i);
+      out.push([feature.getProperty("level"), feature.show && tileset.show]);
+    }
+    tile.children.forEach(visit);
+  };
+  visit(tileset.root);
+  return out;
+}"""
+
+
+def test_the_storey_picker_shows_one_storey_of_the_interior(served, browser):
+    import geopandas as gpd
+
+    rooms = gpd.read_file(served["district"] / "truth.gpkg", layer="rooms", engine="pyogrio")
+    session = Session(browser, f"{served['url']}/viewer#mode=3d&layers=town-hall-rooms")
+    session.wait("ready3d")
+    options = session.page.eval_on_selector_all("#storey option", "options => options.map(o => o.value)")
+    assert options == ["all", *map(str, sorted(rooms["level_index"].unique())), "shell"]
+    session.page.select_option("#storey", "2")
+    session.page.wait_for_timeout(1500)  # the style applies at the next frames
+    features = session.page.evaluate(FEATURES_BY_STOREY, "town-hall-rooms")
+    assert len(features) == len(rooms)  # every storey's tile loaded
+    shown = [level for level, show in features if show]
+    assert shown and set(shown) == {2} and len(shown) == int((rooms["level_index"] == 2).sum())
+    assert "storey=2" in session.page.evaluate("location.hash")
+    session.page.select_option("#storey", "shell")
+    session.page.wait_for_timeout(500)
+    assert not any(show for _level, show in session.page.evaluate(FEATURES_BY_STOREY, "town-hall-rooms"))
+    assert session.errors == []
+    session.close()

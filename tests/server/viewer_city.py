@@ -10,6 +10,8 @@ dtm                raster              open    truth-dtm.tif (as a COG)
 terrain-3d         pointcloud-3dtiles  open    district.laz, ground and water (lutece tiles)
 buildings-3d       mesh-3dtiles        open    truth footprints extruded from ground to eave,
                                                their truth attributes per building
+town-hall-rooms    mesh-3dtiles        open    the town hall's truth rooms as prisms, one child
+                   (storeys)                   tile per storey (tiles.interior)
 =================  ==================  ======  ===============================================
 """
 
@@ -27,25 +29,57 @@ BUILDING_ATTRIBUTES = ["building_id", "kind", "roof_type", "height_m", "area_m2"
 def building_tileset(district: Path, out: Path) -> Path:
     """The truth footprints as prisms (ground to eave), one feature per building, as mesh 3D Tiles."""
     import geopandas as gpd
-    import numpy as np
     import pyproj
-    import trimesh
 
     from tiles.geo import HeightModel, Placement
     from tiles.mesh import FeatureMeshes, write_mesh_tileset
 
     footprints = gpd.read_file(district / "truth.gpkg", layer="footprints", engine="pyogrio")
+    vertices, faces, owner = _prisms(footprints.geometry, footprints["ground_z"],
+                                     footprints["eave_z"] - footprints["ground_z"])
+    meshes = FeatureMeshes(vertices, faces, owner, footprints[BUILDING_ATTRIBUTES].reset_index(drop=True))
+    write_mesh_tileset(meshes, Placement(pyproj.CRS("EPSG:2154"), HeightModel.resolve()), out, max_features=40,
+                       metadata={"product": "buildings"})
+    return out
+
+
+def _prisms(polygons, bases, heights):
+    """Vertices, faces and the owning row of each face of polygons extruded from ``bases`` by ``heights``."""
+    import numpy as np
+    import trimesh
+
     vertices, faces, owner, offset = [], [], [], 0
-    for index, row in enumerate(footprints.itertuples()):
-        prism = trimesh.creation.extrude_polygon(row.geometry, row.eave_z - row.ground_z)
-        vertices.append(prism.vertices + [0.0, 0.0, row.ground_z])
+    for index, (polygon, base, height) in enumerate(zip(polygons, bases, heights)):
+        prism = trimesh.creation.extrude_polygon(polygon, height)
+        vertices.append(prism.vertices + [0.0, 0.0, base])
         faces.append(prism.faces + offset)
         owner.append(np.full(len(prism.faces), index))
         offset += len(prism.vertices)
-    meshes = FeatureMeshes(np.concatenate(vertices), np.concatenate(faces), np.concatenate(owner),
-                           footprints[BUILDING_ATTRIBUTES].reset_index(drop=True))
-    write_mesh_tileset(meshes, Placement(pyproj.CRS("EPSG:2154"), HeightModel.resolve()), out, max_features=40,
-                       metadata={"product": "buildings"})
+    return np.concatenate(vertices), np.concatenate(faces), np.concatenate(owner)
+
+
+def interior_tileset(district: Path, out: Path) -> Path:
+    """The town hall's rooms (truth) as a storey tileset: one child tile per storey, ``level`` per feature."""
+    import geopandas as gpd
+    import pandas as pd
+    import pyproj
+
+    from tiles.geo import HeightModel, Placement
+    from tiles.interior import write_storey_tileset
+    from tiles.mesh import FeatureMeshes
+
+    rooms = gpd.read_file(district / "truth.gpkg", layer="rooms", engine="pyogrio")
+    properties = pd.DataFrame({"class": "room", "level": rooms["level_index"].astype(int),
+                               "level_name": rooms["level"], "floor_elevation": rooms["floor_z"],
+                               "global_id": rooms["code"], "name": rooms["name"], "use": rooms["use"],
+                               "height": rooms["height_m"], "area": rooms["area_m2"]})
+    # a little below the ceiling, so that a storey's rooms do not touch the next storey's
+    vertices, faces, owner = _prisms(rooms.geometry, rooms["floor_z"], rooms["height_m"] - 0.3)
+    storeys = (properties.groupby("level", as_index=False)
+               .agg(name=("level_name", "first"), elevation=("floor_elevation", "min")))
+    write_storey_tileset(FeatureMeshes(vertices, faces, owner, properties), storeys,
+                         Placement(pyproj.CRS("EPSG:2154"), HeightModel.resolve()), out,
+                         metadata={"product": "interior"})
     return out
 
 
@@ -84,3 +118,5 @@ def publish_viewer_city(catalog, district: Path, folder: Path) -> None:
                     licence="etalab-2.0", access="open", title="Terrain en 3D")
     catalog.publish(building_tileset(district, folder / "buildings-3d"), "buildings-3d", kind="mesh-3dtiles",
                     licence="etalab-2.0", access="open", title="Bâtiments en 3D")
+    catalog.publish(interior_tileset(district, folder / "town-hall-rooms"), "town-hall-rooms", kind="mesh-3dtiles",
+                    licence="etalab-2.0", access="open", title="Hôtel de ville : pièces par étage")
