@@ -12,7 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from gis.errors import InputError
 from pipelines.spec import load_pipeline, parse_overrides
 
-PHASES = {"decode": "Decoding lidar files", "tiles": "Processing tiles", "products": "Writing products"}
+PHASES = {"decode": "Decoding lidar files", "tiles": "Processing tiles", "products": "Writing products",
+          "plans": "Reading building plans"}
 
 
 def shipped_pipelines() -> dict[str, Path]:
@@ -74,10 +75,12 @@ def run(ctx: click.Context, file: str, validate: bool, inputs: tuple[str, ...], 
     config = env.config
     plan = build_plan(spec, crs=config.crs, halo=config.halo)
     from pipelines.buildings import is_buildings, run_buildings
+    from pipelines.interiors import is_interiors, run_interiors
     from pipelines.tiles3d import is_tiles3d, run_tiles3d
 
     # each refuses its writers mixed with others
-    runner = run_buildings if is_buildings(plan) else run_tiles3d if is_tiles3d(plan) else run_pipeline
+    runner = run_interiors if is_interiors(plan) else run_buildings if is_buildings(plan) else \
+        run_tiles3d if is_tiles3d(plan) else run_pipeline
     if validate:
         click.echo(f"{spec.source}: valid ({len(plan.stages)} stages: "
                    + ", ".join(f"{s.tag} ({s.spec.type})" for s in plan.stages) + ")")
@@ -96,7 +99,11 @@ def run(ctx: click.Context, file: str, validate: bool, inputs: tuple[str, ...], 
 
         result = runner(plan, workers=config.data["workers"] if workers is None else workers,
                         scheduler=scheduler or config.data["scheduler"], progress=report)
-    if result.tiles_reused == result.tiles and not result.products:
+    if result.summary is not None:
+        click.echo(f"{spec.name}: {result.summary}")
+        for element in result.skipped_elements:
+            click.echo(f"  skipped {element['global_id']} ({element['ifc_class']}): {element['reason']}")
+    elif result.tiles_reused == result.tiles and not result.products:
         click.echo(f"{spec.name}: nothing to do, every product is up to date in {spec.output}")
     else:
         rate = result.points / result.seconds if result.seconds else 0.0

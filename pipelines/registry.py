@@ -29,6 +29,10 @@ STAGES: dict[str, str] = {
     "writers.buildings3d": "pipelines.stages.buildings:Buildings3dWriter",
     "writers.cityjson": "pipelines.stages.buildings:CityJsonWriter",
     "writers.buildings2d": "pipelines.stages.buildings:Buildings2dWriter",
+    "readers.ifc": "pipelines.stages.interiors:IfcReader",
+    "readers.indoor": "pipelines.stages.interiors:IndoorReader",
+    "writers.interior3d": "pipelines.stages.interiors:Interior3dWriter",
+    "writers.indoor2d": "pipelines.stages.interiors:Indoor2dWriter",
 }
 
 

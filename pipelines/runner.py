@@ -52,6 +52,8 @@ class RunResult:
     classes: dict[int, int] = field(default_factory=dict)
     report: Path | None = None
     crs: dict = field(default_factory=dict)  # the working CRS and each input's CRS and height unit (crs_summary)
+    summary: str | None = None  # a run that is not about points says what it did (interiors)
+    skipped_elements: list[dict] = field(default_factory=list)  # elements of building plans left out, and why
 
 
 def run_pipeline(plan: Plan, workers: int = 0, scheduler: str | None = None,

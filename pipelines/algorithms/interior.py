@@ -56,11 +56,19 @@ class Interior:
     source: Path
     skipped: list[Skipped] = field(default_factory=list)
     georeferencing: dict = field(default_factory=dict)
+    people: list[str] = field(default_factory=list)  # personal names the plans hold (never in an open product)
 
     def with_elements(self, elements: gpd.GeoDataFrame) -> Interior:
         """The same interior with other attribute values (the release profiles), geometry unchanged."""
         return Interior(self.storeys, elements, self.vertices, self.faces, self.face_feature, self.crs, self.source,
-                        self.skipped, self.georeferencing)
+                        self.skipped, self.georeferencing, self.people)
+
+    def meshes(self):
+        """The elements as :class:`tiles.mesh.FeatureMeshes` (one feature per row, its attributes)."""
+        from tiles.mesh import FeatureMeshes
+
+        properties = self.elements.drop(columns=self.elements.geometry.name).reset_index(drop=True)
+        return FeatureMeshes(self.vertices, self.faces, self.face_feature, properties)
 
     def rooms(self) -> gpd.GeoDataFrame:
         return self.layer("room")

@@ -56,6 +56,8 @@ REQUIRED_METHODS: dict[str, tuple[str, ...]] = {
     "writer": ("filename", "layer", "tile_part"),
     # a writer converting whole files (writers.3dtiles, run by pipelines.tiles3d), not tiles with a halo
     "writer.whole_files": ("filename", "layer"),
+    # a reader of a whole plan file (readers.ifc, readers.indoor: one building), run by pipelines.interiors
+    "reader.whole_files": ("path", "read"),
 }
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import ifcopenshell
+import ifcopenshell.guid
 import shapely
 
 WORKING_CRS = "EPSG:2154"
@@ -68,3 +69,37 @@ def without_storeys(path: Path) -> Path:
     ifcopenshell.api.spatial.assign_container(model, products=[wall], relating_structure=building)
     model.write(str(path))
     return path
+
+
+def validate_gltf(files: list[Path]) -> list[dict]:
+    """The Khronos glTF validator, as the tiles tests run it (tests/tiles/tiles_support.py)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tiles" / "tiles_support.py"
+    spec = importlib.util.spec_from_file_location("tiles_support", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.validate_gltf(files)
+
+
+# Texts the open profile must never publish: sensitive rooms of the sample, and what the test adds.
+SENSITIVE_ROOMS = {"RDC-10": "Police municipale", "SS-10": "Local informatique", "R3-11": "Local serveurs"}
+ADDED_ROOMS = {"R2-01": "Régie des recettes", "R2-02": "Crèche du personnel", "R1-08": "Bureau de Mme Martin"}
+PERSON = ("Jeanne", "Dupuis")
+
+
+def with_sensitive_content(model: ifcopenshell.file) -> None:
+    """Rename three offices to a cash office, a crèche and a named person's office, and put an occupant
+    (an IfcPerson through IfcOccupant) in a fourth one, whose name becomes hers."""
+    import ifcopenshell.api.root
+
+    spaces = {space.LongName: space for space in model.by_type("IfcSpace")}
+    for code, name in ADDED_ROOMS.items():
+        spaces[code].Name = name
+    person = model.createIfcPerson(None, PERSON[1], PERSON[0])
+    occupant = ifcopenshell.api.root.create_entity(model, ifc_class="IfcOccupant", name="Occupant")
+    occupant.TheActor = person
+    occupant.PredefinedType = "LESSEE"
+    office = spaces["R1-09"]
+    office.Name = f"Bureau {PERSON[0]} {PERSON[1]}"
+    model.createIfcRelAssignsToActor(ifcopenshell.guid.new(), None, None, None, [office], None, occupant, None)

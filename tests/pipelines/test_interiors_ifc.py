@@ -1,4 +1,5 @@
-"""readers.ifc's algorithm on the sample town hall: rooms, areas, storeys, placement, broken and bad files.
+"""readers.ifc's algorithm on the sample town hall: rooms, areas, storeys, placement and bad files (broken
+elements: test_interiors_pipeline.py, which runs the whole pipeline on a broken copy).
 
 The oracle is the generator's truth (truth.gpkg: rooms with their net floor area and floor height, the
 building's footprint), never the reader's own output.
@@ -17,7 +18,6 @@ import pytest
 import shapely
 from interiors_support import (
     WORKING_CRS,
-    break_elements,
     truth_footprint,
     truth_rooms,
     without_georeferencing,
@@ -76,21 +76,6 @@ def test_elements_of_every_class_on_their_storeys(interior):
     z = interior.vertices[:, 2]
     floors = interior.elements["floor_elevation"].to_numpy()[interior.face_feature]
     assert np.all(z[interior.faces].min(axis=1) >= floors - 0.31)  # the floor slab hangs below by its thickness
-
-
-def test_broken_elements_are_skipped_and_listed(district, tmp_path):
-    model = ifcopenshell.open(str(district / "hotel-de-ville.ifc"))
-    broken = break_elements(model)
-    path = tmp_path / "broken.ifc"
-    model.write(str(path))
-    interior = read_ifc(path, CRS)
-    assert {s.global_id for s in interior.skipped} == set(broken)
-    reasons = {s.global_id: s.reason for s in interior.skipped}
-    for guid, what in broken.items():
-        assert what in reasons[guid], reasons[guid]
-    kept = set(interior.elements["global_id"])
-    assert not kept & set(broken)
-    assert len(interior.rooms()) == 101 and (interior.elements["class"] == "wall").sum() == 128
 
 
 def _georeference(model):

@@ -46,7 +46,14 @@ def read_ifc(path: Path, crs: pyproj.CRS, georef: GeorefOptions | None = None, t
     InputError
         Not IFC, truncated, no storey, no georeferencing and no origin given, nothing convertible.
     """
-    from pipelines.algorithms.ifc.elements import attributes, elements_of, feature_class, storey_of, storey_table
+    from pipelines.algorithms.ifc.elements import (
+        attributes,
+        elements_of,
+        feature_class,
+        people,
+        storey_of,
+        storey_table,
+    )
     from pipelines.algorithms.ifc.checks import element_problem, forget
     from pipelines.algorithms.ifc.geometry import triangulate
     from pipelines.algorithms.ifc.source import open_ifc
@@ -96,7 +103,7 @@ def read_ifc(path: Path, crs: pyproj.CRS, georef: GeorefOptions | None = None, t
                          f"{skipped[0].reason if skipped else 'none'}); check the file in an IFC viewer")
     vertices, faces, owner = join_meshes(meshes)
     return Interior(storeys.drop(columns=["step_id"]), element_frame(rows, outlines, crs), vertices, faces, owner, crs,
-                    path, skipped, placed.describe())
+                    path, skipped, placed.describe(), people(model))
 
 
 def _level_below(storeys, z: float):

@@ -122,3 +122,15 @@ def _first(sets: dict, names: tuple[str, ...]):
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
                 return value
     return None
+
+
+def people(model) -> list[str]:
+    """Every personal name the model holds (IfcPerson: authors, occupants, actors), full and in parts."""
+    names = set()
+    for person in model.by_type("IfcPerson"):
+        parts = [person.GivenName, *(person.MiddleNames or ()), person.FamilyName]
+        parts = [str(p).strip() for p in parts if p and str(p).strip()]
+        if parts:
+            names.add(" ".join(parts))
+            names.update(parts)
+    return sorted(names, key=len, reverse=True)
