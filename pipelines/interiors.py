@@ -56,9 +56,10 @@ def run_interiors(plan: Plan, workers: int = 0, scheduler: str | None = None,
     if not source.is_file():
         raise InputError(f"stage '{reader.tag}': {source}: no such file; give the building's plans with --input")
     rules = {w.tag: Rules.load(w.options.sensitive, f"stage '{w.tag}': ") for w in plan.writers}
+    # every geoid grid checked now; with crs: auto, the placement waits for the plans' CRS (below)
     placements = {w.tag: _placement(w, plan) for w in plan.writers if w.spec.type == "writers.interior3d"}
     job_key = _digest({"plans": file_sha256(source), "stages": [s.describe() for s in plan.stages],
-                       "rules": {tag: r.sha256 for tag, r in rules.items()}, "crs": plan.crs.to_wkt(),
+                       "rules": {tag: r.sha256 for tag, r in rules.items()}, "crs": plan.crs.to_wkt() if plan.crs is not None else "auto",
                        "lutece": __version__})
     targets = [output / writer.filename() for writer in plan.writers]
     if all(_made_by(target, job_key) for target in targets):
@@ -66,6 +67,9 @@ def run_interiors(plan: Plan, workers: int = 0, scheduler: str | None = None,
     progress("plans", 0, 1, source.name)
     interior = reader.read(plan.crs)
     progress("plans", 1, 1, source.name)
+    if plan.crs is None:
+        placements = {w.tag: _placement(w, plan, interior.crs) for w in plan.writers
+                      if w.spec.type == "writers.interior3d"}
     output.mkdir(parents=True, exist_ok=True)
     partials: list[tuple[Path, Path]] = []
     try:
@@ -86,7 +90,8 @@ def run_interiors(plan: Plan, workers: int = 0, scheduler: str | None = None,
         os.replace(partial, target)
         lineage = _lineage(plan, writer, source, interior, rules[writer.tag])
         sidecar = target.with_name(target.name + ".lineage.json")
-        sidecar.write_text(json.dumps({"job_key": job_key, "product": target.name, "profile": writer.options.profile,
+        sidecar.write_text(json.dumps({"job_key": job_key, "pipeline": plan.spec.name, "product": target.name,
+                                       "profile": writer.options.profile,
                                        "layers": _layer_lineages(writer, lineage)}, indent=1), encoding="utf-8")
     from pipelines.interiors_report import write_report
 
@@ -145,10 +150,11 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _placement(writer, plan: Plan):
+def _placement(writer, plan: Plan, crs=None):
     from tiles.geo import HeightModel, Placement
 
-    return Placement(plan.crs, HeightModel.resolve(writer.options.heights, writer.options.geoid))
+    model = HeightModel.resolve(writer.options.heights, writer.options.geoid)  # a missing grid: refused now
+    return Placement(crs or plan.crs, model) if (crs or plan.crs) is not None else None
 
 
 def _made_by(target: Path, job_key: str) -> bool:

@@ -29,10 +29,11 @@ DOOR_THICKNESS = 0.1  # metres: a door panel's thickness in 3D (the plans give i
 DEFAULT_DOOR_HEIGHT = 2.1
 
 
-def read_indoor(path: Path, crs: pyproj.CRS, on_invalid: str = "raise") -> Interior:
+def read_indoor(path: Path, crs: pyproj.CRS | None, on_invalid: str = "raise") -> Interior:
     """Read indoor plans into an interior in the working CRS ``crs``; see the module docstring."""
     path = Path(path)
     plans = _read(path, crs)
+    crs = crs or plans.crs  # crs: auto works in the plans' own CRS
     skipped: list[Skipped] = []
     rooms = plans[plans["feature_type"] == "room"]
     rooms = _check_rooms(rooms, path, on_invalid, skipped)
@@ -61,7 +62,7 @@ def read_indoor(path: Path, crs: pyproj.CRS, on_invalid: str = "raise") -> Inter
                     {"source": "plans", "crs": crs.to_string()})
 
 
-def _read(path: Path, crs: pyproj.CRS) -> gpd.GeoDataFrame:
+def _read(path: Path, crs: pyproj.CRS | None) -> gpd.GeoDataFrame:
     import pyogrio
 
     if not path.is_file():
@@ -78,7 +79,7 @@ def _read(path: Path, crs: pyproj.CRS) -> gpd.GeoDataFrame:
     if plans.crs is None:
         raise InputError(f"{path}: the plans have no CRS; add one (a GeoJSON 'crs' member, e.g. "
                          "urn:ogc:def:crs:EPSG::2154) or convert them with ogr2ogr -a_srs")
-    return plans.to_crs(crs) if not plans.crs.equals(crs) else plans
+    return plans.to_crs(crs) if crs is not None and not plans.crs.equals(crs) else plans
 
 
 def _check_rooms(rooms: gpd.GeoDataFrame, path: Path, on_invalid: str, skipped: list[Skipped]) -> gpd.GeoDataFrame:

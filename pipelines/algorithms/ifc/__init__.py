@@ -37,7 +37,7 @@ class PlanCuts:
                              f"wall {self.wall}")
 
 
-def read_ifc(path: Path, crs: pyproj.CRS, georef: GeorefOptions | None = None, threads: int | None = None,
+def read_ifc(path: Path, crs: pyproj.CRS | None, georef: GeorefOptions | None = None, threads: int | None = None,
              cuts: PlanCuts = PlanCuts()) -> Interior:
     """Read an IFC file into an interior in the working CRS ``crs``.
 
@@ -62,6 +62,7 @@ def read_ifc(path: Path, crs: pyproj.CRS, georef: GeorefOptions | None = None, t
     path = Path(path)
     model = open_ifc(path)
     placed = georeference(model, crs, georef, str(path))
+    crs = placed.working
     storeys = storey_table(model, placed)
     unit = ifcopenshell.util.unit.calculate_unit_scale(model)
     skipped, todo = [], []

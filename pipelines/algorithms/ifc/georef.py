@@ -62,8 +62,12 @@ class Georeference:
                 "rotation_deg": round(angle, 9), "scale": float(np.hypot(*self.linear[:, 0]))}
 
 
-def georeference(model, working: pyproj.CRS, options: GeorefOptions | None = None, where: str = "") -> Georeference:
-    """The model's georeferencing (see the module docstring); raises InputError naming the options to give."""
+def georeference(model, working: pyproj.CRS | None, options: GeorefOptions | None = None,
+                 where: str = "") -> Georeference:
+    """The model's georeferencing (see the module docstring); raises InputError naming the options to give.
+
+    A working CRS of None (``crs: auto``) is the model's own map CRS.
+    """
     options = options or GeorefOptions()
     if options.origin is not None:
         return _from_options(options, working, where)
@@ -78,14 +82,18 @@ def georeference(model, working: pyproj.CRS, options: GeorefOptions | None = Non
     return found
 
 
-def _from_options(options: GeorefOptions, working: pyproj.CRS, where: str) -> Georeference:
+def _from_options(options: GeorefOptions, working: pyproj.CRS | None, where: str) -> Georeference:
+    if options.crs is None and working is None:
+        raise InputError(f"{where}: with crs: auto, give the CRS of the origin with --crs EPSG:CODE (the reader's "
+                         "option crs)")
     crs = _crs(options.crs, where, "crs option") if options.crs else working
+    working = working or crs
     x, y, *z = options.origin
     return Georeference("options", _rotation(math.radians(options.rotation)), np.array([x, y], float),
                         float(z[0]) if z else 0.0, crs, working)
 
 
-def _from_map_conversion(model, working: pyproj.CRS, where: str) -> Georeference | None:
+def _from_map_conversion(model, working: pyproj.CRS | None, where: str) -> Georeference | None:
     import ifcopenshell.util.unit
 
     conversions = model.by_type("IfcMapConversion") if model.schema != "IFC2X3" else []
@@ -107,7 +115,7 @@ def _from_map_conversion(model, working: pyproj.CRS, where: str) -> Georeference
     linear = scale * map_unit / unit * _rotation(angle)
     offset = np.array([conversion.Eastings, conversion.Northings], float) * map_unit
     height = float(conversion.OrthogonalHeight or 0.0) * map_unit
-    return Georeference("IfcMapConversion", linear, offset, height, crs, working)
+    return Georeference("IfcMapConversion", linear, offset, height, crs, working or crs)
 
 
 def _map_unit_scale(target) -> float:
@@ -120,12 +128,15 @@ def _map_unit_scale(target) -> float:
     return float(ifcopenshell.util.unit.get_prefix_multiplier(unit.Prefix))
 
 
-def _from_site(model, working: pyproj.CRS) -> Georeference | None:
+def _from_site(model, working: pyproj.CRS | None) -> Georeference | None:
     import ifcopenshell.util.geolocation as geolocation
 
     sites = [s for s in model.by_type("IfcSite") if s.RefLatitude and s.RefLongitude]
     if not sites:
         return None
+    if working is None:
+        raise InputError("the model is placed by its site's latitude and longitude, which need a projected working "
+                         "CRS: set crs: in lutece.yml (e.g. EPSG:2154) rather than auto")
     site = sites[0]
     lat = geolocation.dms2dd(*site.RefLatitude)
     lon = geolocation.dms2dd(*site.RefLongitude)
