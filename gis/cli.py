@@ -12,7 +12,6 @@ traceback (``-vv`` logs it at debug level).
 from __future__ import annotations
 
 import logging
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
@@ -25,26 +24,18 @@ from gis.display import cell, one_line
 from gis.doctor import diagnose, raise_for_missing
 from gis.env import Env
 from gis.errors import ConfigError, LuteceError
+from gis.plugins import EntryPointGroup
 
 log = logging.getLogger(__name__)
 
 PLUGIN_GROUP = "lutece.commands"
 
 
-class LuteceGroup(click.Group):
+class LuteceGroup(EntryPointGroup):
     """Root group: adds the plugin subcommands and turns LuteceError into one line."""
 
-    def _plugins(self) -> dict[str, object]:
-        return {entry.name: entry for entry in entry_points(group=PLUGIN_GROUP)}
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        command = super().get_command(ctx, name)
-        if command is None and name in self._plugins():
-            command = self._plugins()[name].load()
-        return command
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, entry_point_group=PLUGIN_GROUP, **kwargs)
 
     def invoke(self, ctx: click.Context):
         try:

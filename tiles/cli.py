@@ -6,12 +6,16 @@ from pathlib import Path
 
 import click
 
+from gis.plugins import EntryPointGroup
 from tiles.products import PRODUCTS
 
+# Commands of other packages under ``lutece tiles`` (``interior``: building plans, read by pipelines/).
+PLUGIN_GROUP = "lutece.tiles.commands"
 
-@click.group()
+
+@click.group(cls=EntryPointGroup, entry_point_group=PLUGIN_GROUP)
 def tiles() -> None:
-    """Write 3D Tiles (point clouds) for web viewers such as CesiumJS."""
+    """Write 3D Tiles (point clouds, building interiors) for web viewers such as CesiumJS."""
 
 
 @tiles.command("pointcloud")
