@@ -102,7 +102,31 @@ def run_buildings(plan: Plan, workers: int = 0, scheduler: str | None = None,
         sidecar = target.with_name(target.name + ".lineage.json")
         sidecar.write_text(json.dumps({"pipeline": plan.spec.name, "job_key": job_key, "product": target.name, "layers": {target.stem: lineage}},
                                       indent=1), encoding="utf-8")
-    return RunResult([target for _, target in partials], len(jobs), 0, len(xyz), time.perf_counter() - started, [])
+    codes, counts = np.unique(classification, return_counts=True)
+    result = RunResult([target for _, target in partials], len(jobs), 0, len(xyz), time.perf_counter() - started, [],
+                       {int(c): int(n) for c, n in zip(codes, counts)})
+    from pipelines.report import RunFigures, write_report
+
+    result.report = write_report(output, RunFigures(plan.spec.name, result.tiles, 0, result.points, result.seconds,
+                                                    result.classes, result.products, report_tables(layer)))
+    return result
+
+
+def report_tables(layer) -> list:
+    """The run report's building tables: the LoDs reached, and every footprint that disagrees with the lidar."""
+    from pipelines.report import Table
+
+    lods = layer.groupby("lod")["lod_reason"].agg(["size", lambda r: r.value_counts().index[0]])
+    reached = Table("Buildings: LoD reached", ["LoD", "buildings", "most frequent reason"],
+                    [[lod, str(row.iloc[0]), row.iloc[1]] for lod, row in lods.iterrows()])
+    odd = layer[layer["footprint_shifted"] | layer["footprint_partial"] | (layer["footprint_check"] != "ok")]
+    disagree = Table("Footprints that disagree with the lidar (reported, not changed)",
+                     ["id", "coverage", "outside m2", "shift dx, dy (m)", "check"],
+                     [[str(r["id"]), f"{r['footprint_coverage']:.0%}", f"{r['outside_area']:.0f}",
+                       f"{r['shift_x']:+.1f}, {r['shift_y']:+.1f}", r["footprint_check"]] for _, r in odd.iterrows()],
+                     f"{len(odd)} of {len(layer)} footprints: {int(layer['footprint_shifted'].sum())} shifted, "
+                     f"{int(layer['footprint_partial'].sum())} missing a part (building points outside them)")
+    return [reached, disagree]
 
 
 def _read_footprints(options):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,6 +36,15 @@ class RunFigures:
     seconds: float
     classes: dict[int, int]
     products: list[Path]
+    tables: list[Table] = field(default_factory=list)  # a pipeline's own figures (buildings: LoDs, footprints)
+
+
+@dataclass
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    note: str = ""
 
 
 def write_report(output: Path, figures: RunFigures) -> Path:
@@ -122,6 +131,7 @@ def _html(figures: RunFigures, images: list[tuple[str, Path]], output: Path) -> 
         for code, count in sorted(figures.classes.items()))
     pictures = "".join(f"<figure><img src='report/{p.name}' alt='{html.escape(t)}'><figcaption>{html.escape(t)}"
                        f"</figcaption></figure>" for t, p in images)
+    tables = "".join(_table(table) for table in figures.tables)
     products = "".join(f"<li>{html.escape(str(p.relative_to(output)))} ({p.stat().st_size / 1e6:.1f} MB)</li>"
                        for p in figures.products if p.exists())
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(figures.pipeline)}: run report</title>
@@ -130,5 +140,12 @@ def _html(figures: RunFigures, images: list[tuple[str, Path]], output: Path) -> 
 img{{max-width:520px;border:1px solid #ccc}}</style></head><body>
 <h1>Run report: {html.escape(figures.pipeline)}</h1><table>{rows}</table>
 <h2>Classes of the points the products were made from</h2><table>{bars}</table>
-<h2>Quicklooks</h2>{pictures}<h2>Products written by this run</h2><ul>{products or '<li>none (all up to date)</li>'}</ul>
+{tables}<h2>Quicklooks</h2>{pictures}<h2>Products written by this run</h2><ul>{products or '<li>none (all up to date)</li>'}</ul>
 </body></html>"""
+
+
+def _table(table: Table) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table.rows)
+    note = f"<p>{html.escape(table.note)}</p>" if table.note else ""
+    return f"<h2>{html.escape(table.title)}</h2>{note}<table><tr>{head}</tr>{body}</table>"

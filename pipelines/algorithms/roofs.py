@@ -13,9 +13,9 @@ For each footprint:
   metres, neighbouring cells joined while their heights differ by less than ``step``; parts smaller than
   ``min_part_area`` go to the nearest large one; each part a prism at its own percentile.
 
-A footprint with fewer than ``min_points`` roof points stays at LoD0 with the reason; a footprint whose
-inner cells hold roof points for less than ``min_coverage`` of its area is reported as disagreeing with
-the lidar (``footprint_check``), not moved. LoD2.2: roof planes (:mod:`roof_planes`) give the roof type
+A footprint with fewer than ``min_points`` roof points stays at LoD0 with the reason. A footprint that
+disagrees with the lidar (shifted, missing a part: :mod:`footprint_check`) is reported in its attributes,
+never moved. LoD2.2: roof planes (:mod:`roof_planes`) give the roof type
 and the RMSE of the roof points to the planar roof they make, and :mod:`lod22` fits them to the footprint
 with walls down to the ground; a shell that is not closed and oriented outwards, or a roof below the
 ground, leaves the building at LoD1.3 with the reason.
@@ -34,6 +34,7 @@ from shapely.geometry.polygon import orient
 
 from gis.asprs import BUILDING, TERRAIN
 from gis.errors import InputError
+from pipelines.algorithms.footprint_check import EDGE, CheckOptions, check_footprint, no_points_check
 from pipelines.algorithms.roof_planes import fit_roof
 from pipelines.algorithms.shells import Building, Prism
 
@@ -49,14 +50,19 @@ class RoofOptions:
     step: float = 2.0  # metres: a roof height step this large splits the footprint (LoD1.3)
     cell: float = 1.0  # metres: the grid on which roof steps are found
     min_part_area: float = 20.0  # m2: smaller LoD1.3 parts join their nearest large neighbour
-    min_coverage: float = 0.8  # share of the footprint's inner cells with roof points, below which it is reported
+    min_coverage: float = 0.8  # share of the footprint's cells with building points, below which it is reported
+    check_margin: float = 3.0  # metres around the footprint where building points outside it are reported
+    max_shift: float = 3.0  # metres: the largest shift of a footprint looked for
+    shift_gain: float = 0.03  # a shift is reported when it puts this much more of the footprint on its points
+    partial_share: float = 0.1  # building points outside the footprint on this share of its area: a part missing
     max_rmse: float = 0.5  # metres: roof planes fitting the roof points worse than this give no LoD2.2
     lod: str | float = "2.2"  # the highest LoD to build: 1.2, 1.3 or 2.2
 
     def __post_init__(self) -> None:
         if not 0 <= self.roof_percentile <= 100:
             raise ValueError(f"option 'roof_percentile' must be within 0..100, not {self.roof_percentile}")
-        for name in ("ground_radius", "step", "cell", "min_part_area", "max_rmse"):
+        for name in ("ground_radius", "step", "cell", "min_part_area", "max_rmse", "check_margin", "max_shift",
+                     "shift_gain", "partial_share"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"option '{name}' must be > 0, not {getattr(self, name)}")
         object.__setattr__(self, "lod", str(self.lod))  # 1.2 written as a number in YAML
@@ -65,15 +71,23 @@ class RoofOptions:
         if self.edge_margin < 0 or self.min_points < 1 or not 0 <= self.min_coverage <= 1:
             raise ValueError("options 'edge_margin' >= 0, 'min_points' >= 1 and 'min_coverage' within 0..1")
 
+    def check_options(self) -> CheckOptions:
+        return CheckOptions(self.check_margin, self.max_shift, self.shift_gain, self.partial_share, self.min_coverage)
+
 
 def reconstruct(footprints: gpd.GeoDataFrame, xyz: np.ndarray, classification: np.ndarray, id_column: str | None,
                 options: RoofOptions, survey_date: str | None = None) -> list[Building]:
     """Reconstruct every footprint (already in the points' CRS and valid) from the classified points."""
     points = _PointIndex(xyz, classification)
+    geometries = footprints.geometry.to_numpy()
+    neighbours = shapely.STRtree(geometries)
+    reach = max(options.check_margin, options.max_shift) + EDGE + 10.0  # + a sparse lidar's point reach
     buildings = []
-    for row, footprint in enumerate(footprints.geometry):
+    for row, footprint in enumerate(geometries):
         identifier = str(footprints[id_column].iloc[row]) if id_column else f"building-{row}"
-        buildings.append(_one(identifier, footprint, points, options, survey_date))
+        near = neighbours.query(shapely.box(*footprint.bounds).buffer(reach, join_style="mitre"))
+        others = [geometries[i] for i in near if i != row]
+        buildings.append(_one(identifier, footprint, others, points, options, survey_date))
     return buildings
 
 
@@ -120,7 +134,8 @@ class _PointIndex:
         return candidates[(x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)]
 
 
-def _one(identifier: str, footprint, points: _PointIndex, options: RoofOptions, survey_date: str | None) -> Building:
+def _one(identifier: str, footprint, others: list, points: _PointIndex, options: RoofOptions,
+         survey_date: str | None) -> Building:
     polygons = [orient(p, 1.0) for p in getattr(footprint, "geoms", [footprint])]
     footprint = shapely.MultiPolygon(polygons) if len(polygons) > 1 else polygons[0]
     attributes = {"id": identifier, "footprint_area": footprint.area, "lidar_date": survey_date or ""}
@@ -134,12 +149,17 @@ def _one(identifier: str, footprint, points: _PointIndex, options: RoofOptions, 
     area_inner = max(inner.area, 1e-9)
     attributes.update(ground=ground, point_count=len(roof), point_density=len(roof) / area_inner)
     building = Building(attributes, footprint)
+    if len(roof):
+        checked = check_footprint(footprint, others, lambda box: points.in_box(box, "building"),
+                                  len(roof) / area_inner, options.check_options())
+        attributes.update(checked.attributes(options.min_coverage))
+    else:
+        attributes.update(no_points_check())
     if len(roof) < options.min_points or np.isnan(ground):
         why = (f"{len(roof)} roof points in the footprint (at least {options.min_points} needed)"
                if len(roof) < options.min_points else f"no ground point within {options.ground_radius} m")
         attributes.update(lod="0", lod_reason=f"LoD0: {why}", roof_min=np.nan, roof_median=np.nan, roof_max=np.nan,
-                          height=np.nan, volume=np.nan, roof_type="unknown", rmse=np.nan, roof_planes=0, parts=0,
-                          footprint_check="no roof points")
+                          height=np.nan, volume=np.nan, roof_type="unknown", rmse=np.nan, roof_planes=0, parts=0)
         return building
     z = roof[:, 2]
     roof_min, roof_median, roof_max = np.percentile(z, [2, 50, 98])
@@ -150,9 +170,6 @@ def _one(identifier: str, footprint, points: _PointIndex, options: RoofOptions, 
     else:
         building.lod13 = _height_parts(polygons, roof, ground, options)
         fit = fit_roof(roof) if options.lod == "2.2" else None
-    coverage = _coverage(inner, roof, options.cell)
-    check = "ok" if coverage >= options.min_coverage else \
-        f"roof points cover {coverage:.0%} of the footprint: the footprint is shifted or the building changed"
     if options.lod != "2.2":
         building.lod22, why_not = None, f"not asked for (option lod: {options.lod})"
     elif fit is not None and fit.rmse > options.max_rmse:
@@ -171,8 +188,7 @@ def _one(identifier: str, footprint, points: _PointIndex, options: RoofOptions, 
     attributes.update(lod=lod, lod_reason=reason, roof_min=roof_min, roof_median=roof_median,
                       roof_max=roof_max, height=top - ground, volume=volume,
                       roof_type="unknown" if fit is None else fit.roof_type, rmse=np.nan if fit is None else fit.rmse,
-                      roof_planes=0 if fit is None else len(fit.planes), parts=len(building.lod13),
-                      footprint_check=check)
+                      roof_planes=0 if fit is None else len(fit.planes), parts=len(building.lod13))
     return building
 
 
@@ -236,21 +252,6 @@ def _ground_at(ground: np.ndarray, centroid) -> float:
     keep = np.abs(residual) < 3 * max(np.median(np.abs(residual)), 0.05)  # kerbs and walls' feet left out
     coefficients = np.linalg.lstsq(design[keep], ground[keep, 2], rcond=None)[0]
     return float(coefficients[0])
-
-
-def _coverage(inner, roof: np.ndarray, cell: float) -> float:
-    """The share of the footprint's cells (centres inside it) that hold at least one roof point."""
-    xmin, ymin, xmax, ymax = inner.bounds
-    xs, ys = np.arange(xmin + cell / 2, xmax, cell), np.arange(ymin + cell / 2, ymax, cell)
-    gx, gy = np.meshgrid(xs, ys)
-    inside = shapely.contains_xy(inner, gx.ravel(), gy.ravel())
-    if not inside.any():
-        return 1.0
-    col = np.clip(((roof[:, 0] - xmin) / cell).astype(int), 0, len(xs) - 1)
-    row = np.clip(((roof[:, 1] - ymin) / cell).astype(int), 0, len(ys) - 1)
-    hit = np.zeros((len(ys), len(xs)), dtype=bool)
-    hit[row, col] = True
-    return float(hit.ravel()[inside].mean())
 
 
 def _height_parts(polygons: list[Polygon], roof: np.ndarray, ground: float, options: RoofOptions) -> list[Prism]:

@@ -25,6 +25,10 @@ class BuildingsOptions:
     cell: float = 1.0
     min_part_area: float = 20.0
     min_coverage: float = 0.8
+    check_margin: float = 3.0  # metres: building points this close outside a footprint are reported
+    max_shift: float = 3.0  # metres: the largest footprint shift looked for
+    shift_gain: float = 0.03
+    partial_share: float = 0.1
     max_rmse: float = 0.5
     lod: str | float = "2.2"  # the highest LoD to build: 1.2, 1.3 or 2.2 (a number in YAML is read as one)
     lidar_date: str | None = None  # the survey's date, written on every building
