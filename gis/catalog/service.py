@@ -30,6 +30,7 @@ from gis.catalog.licences import check_access, check_licence_rules, get_licence
 from gis.records import ChangeEvent, Layer, Version, check_layer_id, utc_now
 from gis.catalog.products import Product, detect_kind, read_lineage
 from gis.checksums import geometry_wkb, sha256_file, sha256_frame, sha256_tree
+from gis.feeds.downloads import prebuild
 from gis.errors import InputError, LayerNotFound
 
 if TYPE_CHECKING:
@@ -224,9 +225,11 @@ class Catalog:
         except BaseException:
             self.backend.abort_publication(publication)
             raise
+        layer = self.backend.get_layer(layer_id)
+        prebuild(self, layer)
         seconds = time.perf_counter() - started
         log.info("published %s version %d in %.2f s", layer_id, version.number, seconds)
-        return Published(self.backend.get_layer(layer_id), version, event, seconds)
+        return Published(layer, version, event, seconds)
 
     def _unchanged(self, layer: Layer | None, checksum: str, licence: str, access: str, expected_version,
                    metadata: dict[str, Any]) -> Version | None:
@@ -340,7 +343,7 @@ class Catalog:
         version = self.backend.get_version(layer_id, to)
         check_licence_rules(layer_id, layer.licence, layer.access, self._input_licences(version.lineage))
         target = layer.evolve(current_version=to, extent=version.extent, crs=version.crs, updated=utc_now())
-        return self.backend.apply_change(layer, target, "rollback")
+        return self._changed(self.backend.apply_change(layer, target, "rollback"))
 
     def withdraw(self, layer_id: str) -> ChangeEvent:
         """Stop serving a layer (its versions stay for rollback)."""
@@ -357,7 +360,12 @@ class Catalog:
         lineage = self.backend.get_version(layer_id, layer.current_version).lineage if layer.current_version else {}
         check_licence_rules(layer_id, licence, access, self._input_licences(lineage))
         target = layer.evolve(access=access, licence=licence, updated=utc_now())
-        return self.backend.apply_change(layer, target, "reclassify")
+        return self._changed(self.backend.apply_change(layer, target, "reclassify"))
+
+    def _changed(self, event: ChangeEvent) -> ChangeEvent:
+        """After a change that may make a version public: its download files, built now."""
+        prebuild(self, self.backend.get_layer(event.layer_id))
+        return event
 
     def gc(self) -> GcReport:
         """Remove the data no version references and the leftovers of killed publications."""

@@ -9,8 +9,9 @@ raster                 ``ID-vN.tif``                               the stored CO
 pointcloud/mesh-3dtiles ``ID-vN-3dtiles.zip``                      the tileset's files in one zip
 =====================  ==========================================  ====================================
 
-A version is immutable, so its files are too: they are built on first use,
-under a lock (two server workers never build the same file twice, and never
+A version is immutable, so its files are too: the publisher builds a vector's
+as it publishes an open layer (:func:`prebuild`), the server any still
+missing on first use, under a lock (two server workers never build the same file twice, and never
 two different files under one name), into a temporary name, then renamed into
 place with a sidecar ``NAME.json`` (size, sha256) written last: a file with
 its sidecar is complete. A new version is a new file; nothing stale is served.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -39,6 +41,8 @@ from typing import Iterator
 from gis.checksums import sha256_file, tree_files
 from gis.errors import LuteceError, StoreError
 from gis.records import Version
+
+log = logging.getLogger(__name__)
 
 FORMATS = {  # format -> (file suffix, media type, title)
     "gpkg": (".gpkg", "application/geopackage+sqlite3", "GeoPackage"),
@@ -67,6 +71,33 @@ class Download:
     def public(self) -> dict:
         """Its description without the local path."""
         return {key: value for key, value in asdict(self).items() if key != "path"}
+
+
+def downloads_folder(backend) -> Path:
+    """Where a store keeps its download files: ``downloads/`` beside its ``files/``."""
+    return Path(backend.files.root).parent / "downloads"
+
+
+def prebuild(catalog, layer) -> None:
+    """Build the download files of an open vector layer's current version, as it is published.
+
+    Only in a store whose downloads are served (its ``downloads/`` folder
+    exists: a server made it): a city no server publishes pays nothing. The
+    publisher builds them (it holds GDAL already), so a server never waits
+    for a child process on a request, and a mirror's sync right after a
+    publication costs only its requests. A failure is logged and left to the
+    server, which builds whatever is missing on first use.
+    """
+    if layer.kind != "vector" or layer.access != "open" or layer.current_version is None:
+        return
+    if not downloads_folder(catalog.backend).is_dir():
+        return
+    version = catalog.backend.get_version(layer.id, layer.current_version)
+    try:
+        Downloads(catalog, downloads_folder(catalog.backend)).all(version)
+    except (LuteceError, OSError) as error:
+        log.warning("the downloads of %s version %d were not built (%s); the server builds them on first use",
+                    layer.id, version.number, error)
 
 
 def file_name(layer_id: str, number: int, fmt: str) -> str:

@@ -17,10 +17,11 @@ from typing import Any
 import requests
 
 from gis.errors import SyncError
+from gis.mirror.state import sync_dir
 
 TIMEOUT = (10, 60)  # connect, read (seconds)
 _CHUNK = 1 << 20
-_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 @dataclass
@@ -68,8 +69,8 @@ class Client:
                             f"the mirror is unchanged, the next run retries") from None
         return response
 
-    def changes(self, since: int) -> tuple[list[dict[str, Any]], int]:
-        """The public events after ``since`` (every page) and the seq to ask from next time.
+    def changes(self, since: int) -> "Changes":
+        """The public events after ``since`` (every page), the seq to ask from next time, and what they describe.
 
         Raises
         ------
@@ -77,7 +78,7 @@ class Client:
             The server cannot be reached or refuses ``since`` (a catalog
             that restarted from scratch: the caller syncs in full).
         """
-        events: list[dict[str, Any]] = []
+        changes = Changes([], since, {})
         while True:
             response = self._get(f"{self.source}/changes", "the change feed", params={"since": since, "limit": 1000})
             if response.status_code == 400:
@@ -85,10 +86,10 @@ class Client:
             _check(response, "the change feed")
             page = response.json()
             self.count(bytes_=len(response.content))
-            events += page["events"]
-            since = int(page["next"])
+            changes.add(page)
+            since = changes.next
             if not page.get("more"):
-                return events, since
+                return changes
 
     def catalog(self, etag: str | None) -> tuple[bytes | None, str | None]:
         """The catalogue as JSON-LD, or ``(None, etag)`` when unchanged since ``etag`` (304)."""
@@ -135,7 +136,8 @@ class Client:
             raise SyncError(f"{name}: the download does not match the catalogue's checksum (sha256 {got[:12]}..., "
                             f"expected {sha256[:12]}...); it was discarded, the mirror is unchanged and the next "
                             f"run downloads it again")
-        os.replace(partial, final)
+        os.replace(partial, final)  # the file was fsynced as written; now its new name
+        sync_dir(staging)
         return final
 
     def _fetch(self, url: str, name: str, partial: Path, headers: dict, offset: int, digest) -> None:
@@ -159,11 +161,35 @@ class Client:
             raise SyncError(f"{name}: the download was interrupted ({type(error).__name__}); the mirror is "
                             f"unchanged, the next run resumes it") from None
         except OSError as error:
-            if error.errno in _DISK_FULL:
+            if error.errno in DISK_FULL:
                 partial.unlink(missing_ok=True)
                 raise SyncError(f"{name}: no space left in {partial.parent} ({os.strerror(error.errno)}); the mirror "
                                 f"is unchanged, free some space and run again") from None
             raise
+
+
+@dataclass
+class Changes:
+    """The change feed after a seq: its events, the seq to ask from next time, and the datasets it describes.
+
+    ``described`` maps each layer an event names to its DCAT document as the
+    server describes it now (None: no longer public), or is None as a whole
+    when the server does not describe them (the catalogue is then read).
+    """
+
+    events: list[dict[str, Any]]
+    next: int
+    described: dict[str, dict | None] | None
+
+    def add(self, page: dict[str, Any]) -> None:
+        self.events += page["events"]
+        self.next = int(page["next"])
+        documents = page.get("datasets")
+        if not isinstance(documents, dict) or self.described is None:
+            self.described = None
+            return
+        for event in page["events"]:  # a later page's description is the newer one
+            self.described[event["layer"]] = documents.get(event["layer"])
 
 
 class FeedReset(SyncError):

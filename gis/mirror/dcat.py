@@ -8,6 +8,7 @@ from rdflib import Graph, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, RDFS
 
 from gis.errors import SyncError
+from gis.feeds.jsonld import NodeDocuments, dumps
 
 SPDX = Namespace("http://spdx.org/rdf/terms#")
 DCAT_VERSION = URIRef("http://www.w3.org/ns/dcat#version")
@@ -41,7 +42,7 @@ class Dataset:
     modified: str | None
     landing_page: str | None
     files: list[FileSpec] = field(default_factory=list)
-    metadata: bytes = b""  # the dataset's own DCAT description (JSON-LD)
+    metadata: bytes | None = None  # its own DCAT description (JSON-LD); None: keep the mirror's
 
     @property
     def share_alike(self) -> bool:
@@ -49,7 +50,7 @@ class Dataset:
 
 
 def parse_catalog(body: bytes, base: str) -> dict[str, Dataset]:
-    """The datasets of a JSON-LD catalogue by id.
+    """The datasets of a JSON-LD catalogue (or of one dataset's document) by id.
 
     Raises
     ------
@@ -58,66 +59,49 @@ def parse_catalog(body: bytes, base: str) -> dict[str, Dataset]:
     """
     try:
         graph = Graph().parse(data=body, format="json-ld", publicID=base)
+        documents = NodeDocuments(body)
     except Exception as error:  # rdflib raises many kinds on a bad document
         raise SyncError(f"the catalogue at {base} is not readable JSON-LD ({type(error).__name__}); "
                         f"the mirror is unchanged") from None
-    documents = _node_documents(body)
     datasets = {}
     for node in graph.subjects(RDF.type, DCAT.Dataset):
         dataset = _dataset(graph, node)
-        dataset.metadata = documents(str(node))
+        dataset.metadata = dumps(documents.document(str(node)))
         datasets[dataset.id] = dataset
     return datasets
 
 
-def _node_documents(body: bytes):
-    """``document(node_id)``: the JSON-LD of one node and of the nodes it refers to, cut from the catalogue.
+def parse_described(documents: dict[str, dict | None], base: str) -> dict[str, Dataset | None]:
+    """The datasets the change feed describes (layer id -> its DCAT document; None: no longer public).
 
-    Cutting the parsed JSON is far cheaper than serialising each dataset's
-    part of the graph with rdflib (half a second for fifty datasets).
+    Raises
+    ------
+    SyncError
+        A document is unreadable, or describes another dataset than its key says.
     """
-    import json
-
-    document = json.loads(body)
-    context = document.get("@context", {}) if isinstance(document, dict) else {}
-    nodes = document.get("@graph", [document]) if isinstance(document, dict) else document
-    by_id = {node.get("@id"): node for node in nodes if isinstance(node, dict)}
-    # the catalogue and its service list every dataset: a dataset's document stops at them
-    stops = {node_id for node_id, node in by_id.items()
-             if {"dcat:Catalog", "dcat:DataService", str(DCAT.Catalog), str(DCAT.DataService)}
-             & set(node.get("@type", []) if isinstance(node.get("@type"), list) else [node.get("@type")])}
-
-    def references(value, found: list) -> None:
-        if isinstance(value, dict):
-            if set(value) == {"@id"} or ("@id" in value and len(value) == 1):
-                found.append(value["@id"])
-            for item in value.values():
-                references(item, found)
-        elif isinstance(value, list):
-            for item in value:
-                references(item, found)
-
-    def cut(node_id: str) -> bytes:
-        chosen, pending = [], [node_id]
-        seen = set()
-        while pending:
-            current = pending.pop()
-            if current in seen or current not in by_id or (current in stops and current != node_id):
-                continue
-            seen.add(current)
-            chosen.append(by_id[current])
-            found: list = []
-            references({k: v for k, v in by_id[current].items() if k != "@id"}, found)
-            pending += [item for item in found if item == node_id or not _is_dataset(by_id.get(item))]
-        return json.dumps({"@context": context, "@graph": chosen}, ensure_ascii=False, indent=1).encode("utf-8")
-
-    return cut
+    described: dict[str, Dataset | None] = {}
+    for layer_id, document in documents.items():
+        if document is None:
+            described[layer_id] = None
+            continue
+        found = parse_catalog(dumps(document), base)
+        if set(found) != {layer_id}:
+            raise SyncError(f"the change feed describes {layer_id!r} with a document of {sorted(found)}; "
+                            f"the mirror is unchanged")
+        described[layer_id] = found[layer_id]
+    return described
 
 
-def _is_dataset(node) -> bool:
-    kinds = node.get("@type", []) if isinstance(node, dict) else []
-    kinds = kinds if isinstance(kinds, list) else [kinds]
-    return "dcat:Dataset" in kinds or str(DCAT.Dataset) in kinds
+def from_index(entry: dict) -> Dataset:
+    """A dataset as the mirror's own ``index.json`` lists it (its metadata files are kept as they are)."""
+    return Dataset(
+        id=entry["id"], title=entry["title"], title_en=entry.get("title_en"),
+        description=entry.get("description") or "", licence_uri=entry["licence_uri"],
+        licence_title=entry.get("licence_title") or entry.get("licence") or "", licence_id=entry.get("licence") or "",
+        publisher=entry.get("publisher") or "", version=entry.get("version") or "", modified=entry.get("modified"),
+        landing_page=entry.get("landing_page"),
+        files=[FileSpec(f["name"], f.get("url") or "", f.get("media_type") or "", f["size"], f["sha256"])
+               for f in entry["files"]])
 
 
 def _text(graph: Graph, node, predicate, lang: str | None = "fr") -> str | None:

@@ -54,9 +54,14 @@ def load_state(target: Path, source: str) -> dict[str, Any]:
 
 def write_json(path: Path, document: Any) -> None:
     """Write a JSON file aside, sync it, then rename it into place."""
+    write_file(path, json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8"))
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write a file aside, sync it, then rename it into place (its folder is synced by whoever commits)."""
     partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "w", encoding="utf-8") as out:
-        json.dump(document, out, ensure_ascii=False, indent=1)
+    with open(partial, "wb") as out:
+        out.write(data)
         out.flush()
         os.fsync(out.fileno())
     os.replace(partial, path)
@@ -83,21 +88,28 @@ def apply_journal(target: Path) -> bool:
     if not path.is_file():
         return False
     journal = json.loads(path.read_text(encoding="utf-8"))
+    touched: set[Path] = set()
     for step in journal["steps"]:
-        _apply(target, step)
+        touched |= _apply(target, step)
+    for folder in sorted(touched):  # the renames reach the disk before the state says they are done
+        if folder.is_dir():
+            sync_dir(folder)
     write_json(home(target) / "state.json", journal["state"])
+    sync_dir(home(target))
     path.unlink()
-    _sync_dir(home(target))
+    sync_dir(home(target))
     return True
 
 
 def commit(target: Path, steps: list[dict[str, Any]], state: dict[str, Any]) -> None:
     """Write the journal, then apply it (see the module's docstring)."""
     write_json(home(target) / "journal.json", {"steps": steps, "state": state})
+    sync_dir(home(target))  # the journal is there before anything moves
     apply_journal(target)
 
 
-def _apply(target: Path, step: dict[str, Any]) -> None:
+def _apply(target: Path, step: dict[str, Any]) -> set[Path]:
+    """Apply one step; return the folders whose entries it changed (to be synced)."""
     kind = step["do"]
     if kind == "move":  # a file verified and staged -> its place
         source, destination = target / step["from"], target / step["to"]
@@ -110,6 +122,8 @@ def _apply(target: Path, step: dict[str, Any]) -> None:
             destination.parent.mkdir(parents=True, exist_ok=True)
             partial = destination.with_name(f".{destination.name}.partial")
             shutil.copyfile(source, partial)
+            with open(partial, "rb") as copied:
+                os.fsync(copied.fileno())
             os.replace(partial, destination)
     elif kind == "remove":
         path = target / step["path"]
@@ -124,9 +138,12 @@ def _apply(target: Path, step: dict[str, Any]) -> None:
                 shutil.rmtree(destination)
             destination.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, destination)
+    paths = [target / step[key] for key in ("from", "to", "path") if key in step]
+    return {path.parent for path in paths} | ({target / step["to"]} if kind == "rename-dir" else set())
 
 
-def _sync_dir(path: Path) -> None:
+def sync_dir(path: Path) -> None:
+    """fsync a folder, so that the renames and removals of its entries survive a power cut."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)

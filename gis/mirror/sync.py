@@ -5,9 +5,13 @@ A sync:
 1. finishes a commit a killed sync left (the journal, :mod:`gis.mirror.state`);
 2. asks the change feed for the events after its last seq: none, and the
    mirror is current (one request in all);
-3. otherwise asks for the catalogue (conditional on its ETag), downloads into
-   the staging folder only the files whose sha256 it does not hold, each
-   verified against the catalogue's checksum;
+3. otherwise learns the changed datasets from that same answer (the feed
+   embeds the DCAT description of each dataset its events name, or says it
+   is no longer public), or, on a first sync, for a mirror missing files or
+   from a server whose feed does not describe them, from the catalogue
+   (conditional on its ETag); then downloads into the staging folder only
+   the files whose sha256 it does not hold, each verified against the
+   described checksum;
 4. commits: moves the verified files into the datasets' folders, writes the
    metadata, notices and index, archives (``grace_days``) or removes the
    withdrawn datasets, and writes the new state, through the journal.
@@ -19,7 +23,9 @@ and partial downloads stay in the staging folder, so the next run resumes.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,8 +36,8 @@ from typing import Any, Callable
 
 from gis.errors import InputError, SyncError
 from gis.mirror import state as records
-from gis.mirror.client import Client, FeedReset
-from gis.mirror.dcat import Dataset, parse_catalog
+from gis.mirror.client import DISK_FULL, Client, FeedReset
+from gis.mirror.dcat import Dataset, from_index, parse_catalog, parse_described
 from gis.mirror.portal import index_document, index_html, notice
 
 log = logging.getLogger(__name__)
@@ -93,6 +99,11 @@ def sync(source: str, target: Path, grace_days: int = 0, now: datetime | None = 
                 log.info("finished the commit of an interrupted sync")
             state = records.load_state(target, source)
             report = _sync(client, target, state, grace_days, now)
+    except OSError as error:
+        if error.errno not in DISK_FULL:
+            raise
+        raise SyncError(f"no space left in {target} ({os.strerror(error.errno)}); what is not committed waits for "
+                        f"the next run: free some space and run again") from None
     except SyncError:
         staged = records.staging(target)
         if created and not (target / "index.json").exists() and not (staged.is_dir() and any(staged.iterdir())):
@@ -105,24 +116,36 @@ def sync(source: str, target: Path, grace_days: int = 0, now: datetime | None = 
 
 def _sync(client: Client, target: Path, state: dict[str, Any], grace_days: int, now: datetime) -> SyncReport:
     expired = _expired(state, grace_days, now)
+    complete = _complete(target, state)
     if state["last_seq"] is not None:
         try:
-            events, seq = client.changes(state["last_seq"])
+            changes = client.changes(state["last_seq"])
         except FeedReset:
             state = {**records.empty_state(state["source"]), "datasets": state["datasets"],
                      "archived": state["archived"]}
-            events, seq = client.changes(0)
-        if state["last_seq"] is not None and not events and not expired and _complete(target, state):
-            return SyncReport(datasets=len(state["datasets"]), unchanged=True, seq=seq)
+            changes = client.changes(0)
+        if state["last_seq"] is not None and complete:
+            if not changes.events and not expired:
+                return SyncReport(datasets=len(state["datasets"]), unchanged=True, seq=changes.next)
+            if changes.described is not None:  # the feed says what changed: no catalogue to read
+                datasets = _held(target, state)
+                datasets.update(parse_described(changes.described, client.source))
+                return _commit(client, target, state, {k: v for k, v in datasets.items() if v is not None},
+                               changes.next, None, grace_days, now)
     else:
-        _events, seq = client.changes(0)
-    body, etag = client.catalog(state["catalog_etag"] if _complete(target, state) else None)
+        changes = client.changes(0)
+    body, etag = client.catalog(state["catalog_etag"] if complete else None)
     if body is None and not expired:  # the catalogue did not change
-        records.write_json(records.home(target) / "state.json", {**state, "last_seq": seq})
-        return SyncReport(datasets=len(state["datasets"]), unchanged=True, seq=seq)
+        records.write_json(records.home(target) / "state.json", {**state, "last_seq": changes.next})
+        return SyncReport(datasets=len(state["datasets"]), unchanged=True, seq=changes.next)
     if body is None:
         body, etag = client.catalog(None)
-    datasets = parse_catalog(body, client.source)
+    return _commit(client, target, state, parse_catalog(body, client.source), changes.next, etag, grace_days, now)
+
+
+def _commit(client: Client, target: Path, state: dict[str, Any], datasets: dict[str, Dataset], seq: int,
+            etag: str | None, grace_days: int, now: datetime) -> SyncReport:
+    """Download what the mirror lacks of ``datasets`` (the current ones), then commit them."""
     staging = records.staging(target)
     staging.mkdir(parents=True, exist_ok=True)
     report = SyncReport(datasets=len(datasets), seq=seq)
@@ -132,6 +155,14 @@ def _sync(client: Client, target: Path, state: dict[str, Any], grace_days: int, 
     records.commit(target, steps, new_state)
     _clean(staging)
     return report
+
+
+def _held(target: Path, state: dict[str, Any]) -> dict[str, Dataset | None]:
+    """The datasets the mirror holds now, as its index lists them."""
+    if not state["datasets"]:
+        return {}
+    index = json.loads((target / "index.json").read_text(encoding="utf-8"))
+    return {entry["id"]: from_index(entry) for entry in index["datasets"]}
 
 
 def _complete(target: Path, state: dict[str, Any]) -> bool:
@@ -188,10 +219,12 @@ def _plan(source: str, target: Path, state: dict[str, Any], datasets: dict[str, 
                 uses.setdefault(spec.sha256, []).append(f"{folder}/{spec.name}")
         names = {spec.name for spec in dataset.files}
         steps += [{"do": "remove", "path": f"{folder}/{name}"} for name in held if name not in names]
+        if dataset.metadata is None:  # unchanged: its description and notice stay
+            continue
         meta = staging / "meta" / dataset.id
         meta.mkdir(parents=True, exist_ok=True)
-        (meta / "dcat.jsonld").write_bytes(dataset.metadata)
-        (meta / "LICENCE.txt").write_text(notice(dataset, source), encoding="utf-8")
+        records.write_file(meta / "dcat.jsonld", dataset.metadata)
+        records.write_file(meta / "LICENCE.txt", notice(dataset, source).encode("utf-8"))
         steps += [{"do": "move", "from": relative(meta / name), "to": f"{folder}/{name}"}
                   for name in ("dcat.jsonld", "LICENCE.txt")]
     for sha, destinations in uses.items():  # copies first: the move takes the staged file away
@@ -210,7 +243,7 @@ def _plan(source: str, target: Path, state: dict[str, Any], datasets: dict[str, 
             report.removed.append(layer_id)
     index = index_document(source, now.isoformat(timespec="seconds"), datasets, archived, grace_days)
     records.write_json(staging / "index.json", index)
-    (staging / "index.html").write_text(index_html(index), encoding="utf-8")
+    records.write_file(staging / "index.html", index_html(index).encode("utf-8"))
     steps += [{"do": "move", "from": relative(staging / name), "to": name} for name in ("index.json", "index.html")]
     new_state = {**state, "archived": archived, "datasets": {
         d.id: {"version": d.version, "title": d.title,

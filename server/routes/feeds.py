@@ -4,7 +4,8 @@ Routes::
 
     /catalog                                  DCAT-AP 3.0 (JSON-LD by default; Turtle with
                                               ``Accept: text/turtle`` or ``?f=ttl``; ``?f=jsonld``)
-    /changes?since=SEQ[&limit=N]              public change events after SEQ, paged (``next``)
+    /changes?since=SEQ[&limit=N]              public change events after SEQ, paged (``next``), with
+                                              the DCAT document of each public dataset they name
     /downloads/ID/VERSION/FILE                a download file of the current version of an open layer
 
 These are the portal's feeds: they concern the layers an anonymous caller
@@ -26,15 +27,15 @@ import json
 import threading
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 
 from werkzeug.routing import Map, Rule
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
 from gis.feeds.changes import DEFAULT_LIMIT, PublicFeed
-from gis.feeds.dcat import catalog_graph, serialize
-from gis.feeds.downloads import Downloads, file_name, formats_for
+from gis.feeds.dcat import catalog_graph, dataset_uri, serialize
+from gis.feeds.downloads import Downloads, downloads_folder, file_name, formats_for
+from gis.feeds.jsonld import NodeDocuments
 from server.access import ANONYMOUS, can_see
 from server.routes.http import CORS_HEADERS, BadRequest, Delivery, base_url, not_found
 
@@ -56,11 +57,12 @@ class _Feeds:
         backend = catalog.backend
         store = {"backend": "geopackage", "path": str(backend.root)} if backend.name == "geopackage" else None
         # the GeoPackage catalog is read by GDAL for an export: in a child process, never beside our sqlite3
-        self.downloads = Downloads(catalog, Path(backend.files.root).parent / "downloads", store=store,
-                                   isolate=store is not None)
+        folder = downloads_folder(backend)
+        folder.mkdir(parents=True, exist_ok=True)  # from now on, publishers build the downloads (prebuild)
+        self.downloads = Downloads(catalog, folder, store=store, isolate=store is not None)
         self.feed = PublicFeed(PUBLIC)
         self.lock = threading.Lock()
-        self.built: tuple | None = None  # (key, {fmt: body}, last modified)
+        self.built: _Built | None = None  # the last catalogue built
 
 
 def handle(delivery: Delivery, request: Request, endpoint: str, **args) -> Response:
@@ -74,25 +76,62 @@ def handle(delivery: Delivery, request: Request, endpoint: str, **args) -> Respo
 
 def catalogue(delivery: Delivery, feeds: _Feeds, request: Request) -> Response:
     fmt = _catalogue_format(request)
+    built = _built(delivery, feeds, request)
+    return _conditional(request, built.body(fmt), MEDIA[fmt], built.modified)
+
+
+def changes(delivery: Delivery, feeds: _Feeds, request: Request) -> Response:
+    """The public events after ``since``, with the DCAT document of each dataset they name that is public now.
+
+    A mirror thus learns what changed in this one request; a layer an event
+    names that is not public now (withdrawn, reclassified) has no document.
+    """
+    since = _whole(request.args, "since", 0)
+    limit = _whole(request.args, "limit", DEFAULT_LIMIT)
+    page = feeds.feed.page(delivery.catalog(), since=since, limit=limit)
+    named = {event["layer"] for event in page["events"]}
+    documents = _built(delivery, feeds, request).documents(base_url(request), named) if named else {}
+    page["datasets"] = documents
+    body = json.dumps(page, ensure_ascii=False).encode("utf-8")
+    return _conditional(request, body, "application/json", feeds.feed.last_time())
+
+
+class _Built:
+    """The catalogue as built for one position of the feed: its graph, each syntax, each dataset's document."""
+
+    def __init__(self, key: tuple, graph, modified: str | None) -> None:
+        self.key, self.graph, self.modified = key, graph, modified
+        self._bodies: dict[str, bytes] = {}
+        self._documents: NodeDocuments | None = None
+        self._lock = threading.Lock()
+
+    def body(self, fmt: str) -> bytes:
+        with self._lock:  # each syntax serialised on first demand
+            if fmt not in self._bodies:
+                self._bodies[fmt] = serialize(self.graph, fmt)
+            return self._bodies[fmt]
+
+    def documents(self, base: str, layer_ids: set[str]) -> dict[str, dict]:
+        """The DCAT document of each of ``layer_ids`` that the catalogue lists (cut from its JSON-LD)."""
+        body = self.body("jsonld")
+        with self._lock:
+            if self._documents is None:
+                self._documents = NodeDocuments(body)
+        nodes = set(self._documents.datasets())
+        return {layer_id: self._documents.document(str(dataset_uri(base, layer_id))) for layer_id in sorted(layer_ids)
+                if str(dataset_uri(base, layer_id)) in nodes}
+
+
+def _built(delivery: Delivery, feeds: _Feeds, request: Request) -> _Built:
+    """The catalogue for the feed's position now, built once per position (and base URL)."""
     catalog = delivery.catalog()
     last = feeds.feed.refresh(catalog)
     key = (base_url(request), last, feeds.feed.read_up_to)
     with feeds.lock:
-        if feeds.built is None or feeds.built[0] != key:
+        if feeds.built is None or feeds.built.key != key:
             graph = catalog_graph(catalog, feeds.downloads, base_url(request), visible=PUBLIC)
-            feeds.built = (key, graph, {}, feeds.feed.last_time())
-        _key, graph, bodies, modified = feeds.built
-        if fmt not in bodies:  # each syntax serialised on first demand
-            bodies[fmt] = serialize(graph, fmt)
-    return _conditional(request, bodies[fmt], MEDIA[fmt], modified)
-
-
-def changes(delivery: Delivery, feeds: _Feeds, request: Request) -> Response:
-    since = _whole(request.args, "since", 0)
-    limit = _whole(request.args, "limit", DEFAULT_LIMIT)
-    page = feeds.feed.page(delivery.catalog(), since=since, limit=limit)
-    body = json.dumps(page, ensure_ascii=False).encode("utf-8")
-    return _conditional(request, body, "application/json", feeds.feed.last_time())
+            feeds.built = _Built(key, graph, feeds.feed.last_time())
+        return feeds.built
 
 
 def download(delivery: Delivery, feeds: _Feeds, request: Request, layer_id: str, number: int,

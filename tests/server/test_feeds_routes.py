@@ -9,6 +9,7 @@ answers byte for byte as a missing layer's.
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
@@ -102,6 +103,12 @@ def test_the_change_feed_tells_the_open_layers_only(server, trees_key):
     assert page["next"] == page["last"] == len(OPEN)
     for hidden in HIDDEN:
         assert hidden not in response.text
+    # each dataset an event names is described as the catalogue describes it: no second request for a mirror
+    catalogue = _datasets(server.get("/catalog").content, "json-ld")
+    assert set(page["datasets"]) == OPEN
+    for layer, document in page["datasets"].items():
+        assert _datasets(json.dumps(document).encode(), "json-ld") == {layer: catalogue[layer]}
+    assert server.get("/changes?since=1&limit=1").json()["datasets"].keys() == {page["events"][1]["layer"]}
     again = server.get("/changes?since=0", headers={"If-None-Match": response.headers["ETag"]})
     assert again.status_code == 304
     assert server.get("/changes?since=1&limit=1").json()["events"][0]["seq"] == 2
