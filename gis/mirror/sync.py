@@ -99,16 +99,15 @@ def sync(source: str, target: Path, grace_days: int = 0, now: datetime | None = 
                 log.info("finished the commit of an interrupted sync")
             state = records.load_state(target, source)
             report = _sync(client, target, state, grace_days, now)
+    except SyncError:  # (a SyncError is an OSError too: this clause first)
+        _forget_if_empty(target, created)
+        raise
     except OSError as error:
         if error.errno not in DISK_FULL:
             raise
+        _forget_if_empty(target, created)
         raise SyncError(f"no space left in {target} ({os.strerror(error.errno)}); what is not committed waits for "
                         f"the next run: free some space and run again") from None
-    except SyncError:
-        staged = records.staging(target)
-        if created and not (target / "index.json").exists() and not (staged.is_dir() and any(staged.iterdir())):
-            shutil.rmtree(target, ignore_errors=True)  # a first sync that got nothing leaves nothing
-        raise
     report.requests, report.bytes = client.counters.requests, client.counters.bytes
     report.seconds = time.perf_counter() - started
     return report
@@ -163,6 +162,13 @@ def _held(target: Path, state: dict[str, Any]) -> dict[str, Dataset | None]:
         return {}
     index = json.loads((target / "index.json").read_text(encoding="utf-8"))
     return {entry["id"]: from_index(entry) for entry in index["datasets"]}
+
+
+def _forget_if_empty(target: Path, created: bool) -> None:
+    """A first sync that got nothing leaves nothing."""
+    staged = records.staging(target)
+    if created and not (target / "index.json").exists() and not (staged.is_dir() and any(staged.iterdir())):
+        shutil.rmtree(target, ignore_errors=True)
 
 
 def _complete(target: Path, state: dict[str, Any]) -> bool:
