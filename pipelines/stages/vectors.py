@@ -16,6 +16,7 @@ from pathlib import Path
 import contourpy
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from scipy import ndimage
 
@@ -150,6 +151,16 @@ class TreesWriter(VectorWriter):
         from pipelines.algorithms.trees import detect_trees
 
         return _in_core(detect_trees(surfaces.raster(surfaces.chm), crs=surfaces.crs), surfaces.tile.core)
+
+    def sew(self, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        """One tree where the cores of two tiles overlap (flight strips; tiles reprojected into a rotated CRS).
+
+        Both tiles see the same points there, on the same grid lattice, so they find the same top.
+        """
+        if frame.empty:
+            return frame
+        spot = pd.Series(list(zip(np.round(frame.geometry.x, 2), np.round(frame.geometry.y, 2))), index=frame.index)
+        return frame[~spot.duplicated()].reset_index(drop=True)
 
 
 class CanopyWriter(VectorWriter):

@@ -183,3 +183,32 @@ def test_crs_auto_works_in_the_files_crs_in_metres(crops, products, tmp_path):
         values, expected = got.read(1), ref.read(1)
         assert np.nanmin(values) == pytest.approx(np.nanmin(expected), abs=0.05)  # heights in metres
         assert np.nanmax(values) == pytest.approx(np.nanmax(expected), abs=0.05)
+
+
+TREES_ONLY = """
+name: trees-only
+output: {output}
+pipeline:
+  - {{type: readers.las, tag: read, filename: {inputs}}}
+  - {{type: writers.trees, tag: trees, resolution: 0.5}}
+"""
+
+
+def test_tiles_reprojected_into_a_rotated_crs_find_each_tree_once(crops, products, tmp_path):
+    """Two halves of the northing-first crop: rotated into EPSG:2154 their boxes overlap, the trees do not double."""
+    cloud = laspy.read(crops["northing_first"])
+    middle = np.median(np.asarray(cloud.x))
+    halves = []
+    for name, keep in (("west", np.asarray(cloud.x) < middle), ("east", np.asarray(cloud.x) >= middle)):
+        part = laspy.LasData(cloud.header, cloud.points[keep].copy())
+        part.write(tmp_path / f"{name}.las")
+        halves.append(str(tmp_path / f"{name}.las"))
+    pipeline = tmp_path / "trees.yml"
+    pipeline.write_text(TREES_ONLY.format(output=tmp_path / "out", inputs=halves), encoding="utf-8")
+    result = run(str(pipeline))
+    assert result.returncode == 0, result.stderr
+    expected = gpd.read_file(products["metres"] / "layers.gpkg", layer="trees")
+    found = gpd.read_file(tmp_path / "out" / "layers.gpkg", layer="trees")
+    assert len(expected) >= 10
+    assert len(found) == len(expected)
+    assert found.geometry.distance(expected.geometry.union_all()).max() <= 0.01
