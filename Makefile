@@ -32,6 +32,7 @@ DEMO     := build/demo
 PRODUCTS := $(DEMO)/products
 TILESETS := $(DEMO)/tilesets
 BUILDINGS := $(DEMO)/buildings
+INTERIORS := $(DEMO)/interiors
 DISTRICT := $(DEMO)/district/manifest.json
 CITY     := $(BIN)/lutece --config $(DEMO)/lutece.yml
 # `make demo` ends serving the city in the foreground; `SERVE=0 make demo` stops after publishing.
@@ -58,14 +59,22 @@ demo: $(STAMP) $(VIEWER_LIBS) $(DISTRICT)
 	$(BIN)/lutece pipeline run lidar-to-buildings --input $(DEMO)/district/district.laz --output $(BUILDINGS) --stage.buildings.footprints=$(DEMO)/district/district.gpkg
 	$(CITY) publish $(BUILDINGS)/buildings_3dtiles --layer buildings-3d --kind mesh-3dtiles --licence etalab-2.0 --access open --theme buildings --title "Bâtiments en 3D (LoD2.2, attributs par bâtiment)"
 	$(CITY) publish $(BUILDINGS)/buildings.gpkg --source-layer buildings --layer buildings-lod --licence etalab-2.0 --access open --theme buildings --title "Bâtiments reconstruits : hauteurs, toits, LoD"
+	$(BIN)/lutece pipeline run plans-to-interiors --input $(DEMO)/district/hotel-de-ville.ifc --output $(INTERIORS)
+	$(CITY) publish $(INTERIORS)/interior_open --layer hotel-de-ville-interior --kind mesh-3dtiles --licence etalab-2.0 --access open --theme buildings --title "Hôtel de Ville : intérieur par étage"
+	$(CITY) publish $(INTERIORS)/interior_full --layer hotel-de-ville-interior-full --kind mesh-3dtiles --licence restricted --access shared --theme buildings --title "Hôtel de Ville : intérieur par étage, complet (partenaires)"
+	for pair in rooms:pièces walls:murs doors:portes; do layer=$${pair%%:*}; name=$${pair#*:}; \
+	  $(CITY) publish $(INTERIORS)/indoor_open.gpkg --source-layer $$layer --layer hotel-de-ville-$$layer --licence etalab-2.0 --access open --theme buildings --title "Hôtel de Ville : $$name par niveau" && \
+	  $(CITY) publish $(INTERIORS)/indoor_full.gpkg --source-layer $$layer --layer hotel-de-ville-$$layer-full --licence restricted --access shared --theme buildings --title "Hôtel de Ville : $$name par niveau, complet (partenaires)" || exit 1; \
+	done
 	$(CITY) layers list
-	@echo "Products and run report: $(PRODUCTS)/report.html; 3D Tiles: $(TILESETS); buildings (3D Tiles, CityJSON, layer): $(BUILDINGS); the city GIS: $(DEMO)/city"
+	@echo "Products and run report: $(PRODUCTS)/report.html; 3D Tiles: $(TILESETS); buildings (3D Tiles, CityJSON, layer): $(BUILDINGS); interiors (3D Tiles and indoor layers, open and full): $(INTERIORS); the city GIS: $(DEMO)/city"
 	@if [ "$(SERVE)" = "0" ]; then exit 0; fi; \
 	echo ""; \
 	echo "Serving the demo city (Ctrl-C stops it):"; \
 	echo "  web viewer (2D/3D)    $(URL)/viewer"; \
 	echo "  landing page          $(URL)/"; \
 	echo "  buildings (features)  $(URL)/collections/buildings/items"; \
+	echo "  town hall, 2nd floor  $(URL)/collections/hotel-de-ville-rooms/items?level=2"; \
 	echo "  terrain (coverage)    $(URL)/collections/dtm/coverage?f=png"; \
 	echo "  OpenAPI document      $(URL)/openapi"; \
 	echo "  QGIS/GDAL             ogrinfo OAPIF:$(URL)"; \
