@@ -11,9 +11,8 @@ move a point across a raster cell's edge.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import geopandas as gpd
 import laspy
@@ -21,7 +20,9 @@ import numpy as np
 import pyproj
 import pytest
 import rasterio
+from click.testing import CliRunner
 
+from gis.cli import cli
 from gis.lidar_crs import header_crs, heights_of
 
 US_FOOT = 1200 / 3937
@@ -83,9 +84,11 @@ def crops(district, tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def run(*arguments: str, config: Path | None = None) -> subprocess.CompletedProcess:
-    head = [sys.executable, "-m", "gis", "-q"] + (["--config", str(config)] if config else [])
-    return subprocess.run([*head, "pipeline", "run", *arguments], capture_output=True, text=True)
+def run(*arguments: str, config: Path | None = None) -> SimpleNamespace:
+    """`lutece pipeline run` in-process: its exit code and stderr."""
+    head = ["-q"] + (["--config", str(config)] if config else [])
+    result = CliRunner().invoke(cli, [*head, "pipeline", "run", *arguments])
+    return SimpleNamespace(returncode=result.exit_code, stderr=result.stderr)
 
 
 @pytest.fixture(scope="module")

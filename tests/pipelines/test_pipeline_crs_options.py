@@ -4,15 +4,16 @@ header's CRS, a working CRS in feet, lutece.yml's tiling.halo, and products this
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pyproj
 import pytest
 import rasterio
+from click.testing import CliRunner
 from lidar_files import write_las
 
+from gis.cli import cli
 from pipelines.spec import StageSpec
 from pipelines.stages.readers import LasReader
 
@@ -32,11 +33,13 @@ def grid(x0, y0, width=60.0, height=30.0, step=1.0, z=35.0):
 
 
 def run(tmp_path, inputs, *extra, name="p", config=None):
+    """`lutece pipeline run` in-process (the imports once for the module): its exit code and stderr."""
     pipeline = tmp_path / f"{name}.yml"
     pipeline.write_text(PIPELINE.format(name=name, output=tmp_path / "out", inputs=[str(p) for p in inputs]),
                         encoding="utf-8")
-    head = [sys.executable, "-m", "gis", "-q"] + (["--config", str(config)] if config else [])
-    return subprocess.run([*head, "pipeline", "run", str(pipeline), *extra], capture_output=True, text=True)
+    head = ["-q"] + (["--config", str(config)] if config else [])
+    result = CliRunner().invoke(cli, [*head, "pipeline", "run", str(pipeline), *extra])
+    return SimpleNamespace(returncode=result.exit_code, stderr=result.stderr)
 
 
 def one_line_error(result, *fragments):
