@@ -46,7 +46,7 @@ _USER_AT_HOST = re.compile(r"[\w.+-]+(?::[^\s@/\\]*)?@[\w-]+(?:\.[\w-]+)*")
 # ~/x/y, C:\x\y, \\server\share\x; not a URL, "and/or", "1/2", "</b>" or "[/]".
 _PATH_IN_TEXT = re.compile(r"(?<![\w:/.])(?:~[\w.-]*|[A-Za-z]:|\\\\[\w.-]+)?(?:[/\\][^\s/\\<>\[\]]+){2,}[/\\]?")
 
-_INPUT_KEYS = ("layer", "version", "licence", "sha256", "points", "crs", "title")
+_INPUT_KEYS = ("layer", "version", "licence", "sha256", "points", "crs", "heights", "title")
 _STAGE_KEYS = ("type", "tag", "inputs", "options")
 
 
@@ -64,7 +64,7 @@ def public_lineage(lineage: dict[str, Any] | None) -> dict[str, Any]:
     -------
     dict
         ``pipeline`` (name), ``pipeline_file`` (file name), ``job_key``,
-        ``crs``, ``inputs`` (each: ``file`` name, ``sha256``, ``points``, or
+        ``crs``, ``inputs`` (each: ``file`` name, ``sha256``, ``points``, ``crs`` and ``heights`` (unit), or
         ``layer``, ``version``, ``licence``), ``stages`` (``type``, ``tag``,
         ``inputs``, ``options``), ``software``, ``created``, ``publication``
         (the product's file name, its source layer, the gates' counts): those

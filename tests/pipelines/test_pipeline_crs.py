@@ -215,3 +215,10 @@ def test_tiles_reprojected_into_a_rotated_crs_find_each_tree_once(crops, product
     assert len(expected) >= 10
     assert len(found) == len(expected)
     assert found.geometry.distance(expected.geometry.union_all()).max() <= 0.01
+
+
+def test_the_public_lineage_in_the_cog_says_the_height_unit(products):
+    with rasterio.open(products["feet"] / "dtm_1m.tif") as dtm:
+        public = json.loads(dtm.tags()["LUTECE_LINEAGE"])
+    assert public["inputs"][0]["file"] == "feet.las" and "/" not in json.dumps(public["inputs"])
+    assert public["inputs"][0]["heights"]["unit"] == "US survey foot"
