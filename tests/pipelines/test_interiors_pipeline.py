@@ -170,3 +170,36 @@ def test_overlapping_rooms_in_plans_are_an_error(district, tmp_path):
     result = CliRunner().invoke(cli, ["-q", "pipeline", "run", str(pipeline), "--output", str(output)])
     assert result.exit_code == 1 and "overlaps room" in result.output and "Traceback" not in result.output
     assert not (output / "interior").exists()
+
+
+def test_published_and_served_as_the_city_gis_layers(run, tmp_path):
+    """The catalog takes the interior (mesh-3dtiles) and its rooms; the server serves the open ones, a storey's
+    rooms by level, and answers for the shared (full) interior as for a layer that does not exist."""
+    from gis.catalog import Catalog
+    from gis.config import load_config
+    from server.app import create_app
+
+    config_file = tmp_path / "lutece.yml"
+    config_file.write_text(f"store:\n  path: {tmp_path / 'city'}\n", encoding="utf-8")
+    config = load_config(config_file)
+    output = run["output"]
+    with Catalog.from_config(config) as catalog:
+        catalog.publish(output / "interior_open", "hdv-interior", kind="mesh-3dtiles", licence="etalab-2.0",
+                        access="open", title="Intérieur")
+        catalog.publish(output / "interior_full", "hdv-interior-full", kind="mesh-3dtiles", licence="restricted",
+                        access="shared", title="Intérieur complet")
+        catalog.publish(output / "indoor_open.gpkg", "hdv-rooms", source_layer="rooms", licence="etalab-2.0",
+                        access="open", title="Pièces")
+    client = create_app(config, follow=False).test_client()
+    entry = client.get("/collections/hdv-interior/3dtiles")
+    assert entry.status_code == 307
+    tileset = client.get(entry.headers["Location"])
+    assert tileset.status_code == 200 and len(tileset.get_json()["root"]["children"]) == 5
+    storey = client.get(entry.headers["Location"].replace("tileset.json", "storey_2.glb"))
+    assert storey.status_code == 200 and storey.mimetype == "model/gltf-binary"
+    assert storey.data == (output / "interior_open" / "storey_2.glb").read_bytes()
+    items = client.get("/collections/hdv-rooms/items?level=2&f=json&limit=1000").get_json()
+    tiles = _tiles(run, "open")
+    expected = set(tiles.loc[(tiles["class"] == "room") & (tiles["level"] == 2), "global_id"])
+    assert {f["properties"]["global_id"] for f in items["features"]} == expected
+    assert client.get("/collections/hdv-interior-full/3dtiles").status_code == 404
