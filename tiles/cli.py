@@ -34,7 +34,7 @@ def tiles() -> None:
 @click.option("--heights", type=click.Choice(["orthometric", "ellipsoidal"]), default="orthometric",
               show_default=True, help="Input heights: orthometric get the geoid added; ellipsoidal are kept.")
 @click.option("--geoid", help="Geoid grid PROJ can read (default: EGM96, egm96_15.gtx from proj-data).")
-@click.option("--crs-in", help="CRS of files whose header has none (e.g. EPSG:2154).")
+@click.option("--crs-in", help="CRS of files whose header has none (e.g. EPSG:2154); refused over another CRS.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 def pointcloud(inputs: tuple[str, ...], out: Path, product: str, spec: str, streets: str | None, streets_layer: str,
                width_field: str, margin: float, spacing: float, max_points: int, heights: str, geoid: str | None,

@@ -99,6 +99,9 @@ def check_file(path: Path, settings: TilerSettings, model: HeightModel) -> FileH
         if settings.crs_in is None:
             raise InputError(f"{path}: the header has no CRS; pass --crs-in EPSG:2154 (or the CRS of the survey)")
         crs = pyproj.CRS.from_user_input(settings.crs_in)
+    elif settings.crs_in is not None and not _same_crs(crs, settings.crs_in):
+        raise InputError(f"{path}: --crs-in {settings.crs_in} given but the header states another CRS ({crs.name}); "
+                         "the tiles are placed by the header's CRS: drop --crs-in, or write the right CRS into the file")
     bounds = (float(header.mins[0]), float(header.mins[1]), float(header.maxs[0]), float(header.maxs[1]))
     placement = Placement(crs, model)
     try:
@@ -106,6 +109,16 @@ def check_file(path: Path, settings: TilerSettings, model: HeightModel) -> FileH
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
     return FileHeader(path, crs, bounds, header.point_count)
+
+
+def _same_crs(stated: pyproj.CRS, given: str) -> bool:
+    """--crs-in names the header's CRS (its horizontal part, when --crs-in gives no vertical)."""
+    try:
+        other = pyproj.CRS.from_user_input(given)
+    except pyproj.exceptions.CRSError:
+        raise InputError(f"--crs-in {given}: not a CRS pyproj knows; give an authority code such as EPSG:2154") from None
+    flat = stated.sub_crs_list[0] if stated.is_compound and not other.is_compound else stated
+    return flat.equals(other, ignore_axis_order=True)
 
 
 def convert_file(path: Path, settings: TilerSettings, folder: Path, corridor=None, threads: int = 2) -> Subtree | None:

@@ -88,3 +88,8 @@ def test_a_failure_half_way_leaves_no_partial_tileset(lutece, district, tmp_path
     error = run_failing(lutece, tmp_path, tmp_path / "a.laz", broken, tmp_path / "out")
     assert "broken.laz" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_crs_in_over_a_header_that_states_another_crs(lutece, district, tmp_path):
+    error = run_failing(lutece, tmp_path, district / "district.laz", tmp_path / "out", "--crs-in", "EPSG:27572")
+    assert "district.laz" in error and "--crs-in EPSG:27572" in error and "Lambert-93" in error
