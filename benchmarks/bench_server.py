@@ -26,8 +26,12 @@ items >= 20x stock SQLiteGPKG and >= 2x stock PostgreSQL, p95 < 100 ms.
 Each case is preceded by ``--warmup`` seconds of the same load, not measured
 (each worker imports, connects and fills its caches first).
 
+``--in-process N`` also times N items requests through our app alone
+(Flask's test client in a child process: no HTTP, no queue), the CPU cost
+per request that bounds what 2 workers can serve.
+
 Usage: .venv/bin/python benchmarks/bench_server.py [--features 100000] [--duration 30] [--connections 32]
-       [--warmup 5] [--workers 2] [--backends geopackage,postgis] [--cases items,item,tile]
+       [--warmup 5] [--workers 2] [--backends geopackage,postgis] [--cases items,item,tile] [--in-process N]
 """
 
 from __future__ import annotations
@@ -235,6 +239,47 @@ def run_wrk(url: str, kind: str, bounds, count: int, duration: int, connections:
     return data
 
 
+def in_process(config: Path, bounds, requests: int) -> float:
+    """CPU milliseconds per items request through our app alone (Flask's test client, no HTTP, no queue).
+
+    In a child process: the app reads the GeoPackage with Python's sqlite3,
+    and this process has written it with GDAL.
+    """
+    code = ("import sys, bench_server as b; "
+            "print(b.measure_items(sys.argv[1], [float(v) for v in sys.argv[2:6]], int(sys.argv[6])))")
+    done = subprocess.run([sys.executable, "-c", code, str(config), *map(str, bounds), str(requests)], cwd=HERE,
+                          capture_output=True, text=True, timeout=3600,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)])})
+    if done.returncode != 0:
+        raise RuntimeError(f"the in-process measure failed: {done.stderr[-3000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def measure_items(config: str, bounds: list[float], requests: int) -> float:
+    """Best of 3 rounds of ``requests`` random items requests (limit=100, the wrk case's box): CPU ms each."""
+    import random
+
+    from gis.config import load_config
+    from server.app import create_app
+
+    client = create_app(load_config(Path(config))).test_client()
+    rng = random.Random(42)
+    west, south, east, north = bounds
+    urls = []
+    for _ in range(requests):
+        x, y = rng.uniform(west, east - 0.002), rng.uniform(south, north - 0.00135)
+        urls.append(f"/collections/{LAYER}/items?bbox={x:.6f},{y:.6f},{x + 0.002:.6f},{y + 0.00135:.6f}&limit=100")
+    for url in urls[:20]:  # imports, connections, caches
+        assert client.get(url).status_code == 200
+    rounds = []
+    for _ in range(3):
+        started = time.process_time()
+        for url in urls:
+            client.get(url)
+        rounds.append((time.process_time() - started) / requests * 1000)
+    return min(rounds)
+
+
 # -- one backend -------------------------------------------------------------------------------------
 
 
@@ -249,6 +294,11 @@ def bench_backend(backend: str, frame, args, folder: Path, cluster) -> list[dict
     bounds = Transformer.from_crs(2154, 4326, always_xy=True).transform_bounds(*frame.total_bounds)
     config = lutece_yml(folder, store)
     rows = []
+    if args.in_process:
+        cost = in_process(config, bounds, args.in_process)
+        print(f"{backend}: items in-process {cost:.2f} ms CPU per request (ours, best of 3 x {args.in_process})",
+              file=sys.stderr, flush=True)
+        rows.append({"backend": backend, "server": "ours", "case": "items", "in_process": cost})
     servers = {"ours": ("server.wsgi:application()", {"LUTECE_CONFIG": str(config)}, ""),
                "stock": ("stock_pygeoapi:APP", {}, "?f=mvt")}
     for name, (target, env, tile_query) in servers.items():
@@ -292,6 +342,10 @@ def table(rows: list[dict], args) -> str:
              f"{'backend':<11}{'case':<7}{'server':<7}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
              f"{'errors':>8}{'ours/stock':>12}"]
     for row in rows:
+        if "in_process" in row:
+            lines.append(f"{row['backend']:<11}{'items':<7}{'ours':<7}   in-process: {row['in_process']:.2f} ms CPU "
+                         f"per request (Flask's test client, no HTTP)")
+            continue
         if row.get("na"):
             lines.append(f"{row['backend']:<11}{row['case']:<7}{row['server']:<7}"
                          f"   n/a (pygeoapi has no provider building tiles from a GeoPackage)")
@@ -299,7 +353,7 @@ def table(rows: list[dict], args) -> str:
         ratio = ""
         if row["server"] == "ours":
             stock = next((r for r in rows if r["backend"] == row["backend"] and r["case"] == row["case"]
-                          and r["server"] == "stock" and not r.get("na")), None)
+                          and r["server"] == "stock" and not r.get("na") and "in_process" not in r), None)
             ratio = f"{row['rps'] / stock['rps']:.1f}x" if stock and stock["rps"] else "n/a"
         lines.append(f"{row['backend']:<11}{row['case']:<7}{row['server']:<7}{row['rps']:>9.1f}{row['p50']:>9.1f}"
                      f"{row['p95']:>9.1f}{row['p99']:>9.1f}{row['errors']:>8d}{ratio:>12}")
@@ -315,6 +369,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backends", default="geopackage,postgis")
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--in-process", type=int, default=0, metavar="N",
+                        help="also time N items requests through our app in-process (CPU ms per request)")
     args = parser.parse_args()
     args.cases = [c for c in args.cases.split(",") if c]
     if shutil.which("wrk") is None:

@@ -328,9 +328,12 @@ def _log_access(response: Response) -> None:
     """One line per request: client, method, path and query (secrets masked), status, duration, size, who."""
     started = g.get("lutece_started")
     duration = (time.perf_counter() - started) * 1000 if started else 0.0
-    query = [(name, "***" if any(word in name.lower() for word in _SECRET_WORDS) else value)
-             for name, value in parse_qsl(request.query_string.decode("latin-1"), keep_blank_values=True)]
-    target = request.path + (f"?{urlencode(query)}" if query else "")
+    raw = request.query_string.decode("latin-1")
+    if "%" in raw or any(word in raw.lower() for word in _SECRET_WORDS):  # parsed and masked when it may hold one
+        query = [(name, "***" if any(word in name.lower() for word in _SECRET_WORDS) else value)
+                 for name, value in parse_qsl(raw, keep_blank_values=True)]
+        raw = urlencode(query)
+    target = request.path + (f"?{raw}" if raw else "")
     view = g.get("lutece_view")
     who = view.caller.partner if view is not None and view.caller.partner else "-"
     access_log.info('%s "%s %s" %d %.1fms %s %s', request.remote_addr or "-", request.method, target,

@@ -5,6 +5,11 @@
   CRS URIs of every request again. Both depend only on the CRS URIs, so the
   same functions are wrapped with a cache keyed by them; what they return and
   raise is unchanged.
+- Speed: the Features handlers (items, item, queryables) serialise their
+  answer with orjson instead of the json module (a page of 100 features:
+  a fifth of an items request); the same JSON values, non-ASCII written as
+  UTF-8 rather than escaped, NaN as null (valid JSON); anything orjson
+  refuses goes to pygeoapi's own ``to_json`` as before.
 - CQL2 text: pygeoapi parses ``filter=`` with pygeofilter's ECQL parser,
   which refuses CQL2 text's own spellings (``S_INTERSECTS``, ``T_AFTER``,
   ``TIMESTAMP(...)``); a filter ECQL cannot read is parsed as CQL2 text.
@@ -30,6 +35,20 @@ def transform_bbox(bbox: list, from_crs: str, to_crs: str) -> list:
     transform = _transformer(from_crs, to_crs).transform
     n_dims = len(bbox) // 2
     return list(transform(*bbox[:n_dims]) + transform(*bbox[n_dims:]))
+
+
+def to_json(dict_: dict, pretty: bool = False) -> str:
+    """pygeoapi's ``to_json`` through orjson (its ``json_serial`` for the types orjson does not know)."""
+    import orjson
+    from pygeoapi.util import json_serial
+
+    option = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | (orjson.OPT_INDENT_2 if pretty else 0)
+    try:
+        return orjson.dumps(dict_, default=json_serial, option=option).decode("utf-8")
+    except TypeError:  # orjson.JSONEncodeError (a TypeError): e.g. an integer beyond 64 bits
+        from pygeoapi.util import to_json as original
+
+        return original(dict_, pretty)
 
 
 def parse_filter_text(text: str):
@@ -68,4 +87,5 @@ def install() -> None:
     itemtypes.transform_bbox = transform_bbox
     itemtypes.parse_ecql_text = parse_filter_text
     itemtypes.create_crs_transform_spec = create_crs_transform_spec
+    itemtypes.to_json = to_json
     _installed = True

@@ -31,6 +31,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 import numpy as np
 from pygeoapi.provider.base import (BaseProvider, ProviderConnectionError, ProviderGenericError,
                                     ProviderInvalidQueryError, ProviderItemNotFoundError, ProviderQueryError)
@@ -76,6 +78,15 @@ class _BoxIds:
     miny: float
     maxx: float
     maxy: float
+
+
+class _Ids(str):
+    """The JSON array of a box's ids (bound as text), with how many there are."""
+
+    def __new__(cls, text: str, count: int) -> "_Ids":
+        made = super().__new__(cls, text)
+        made.count = count
+        return made
 
 
 @dataclass(frozen=True)
@@ -199,7 +210,7 @@ class LuteceFeatures(BaseProvider):
         params.append(_BoxIds(minx, miny, maxx, maxy))  # the ids, found in the read's own snapshot
         return f"{quote(self.pk)} IN (SELECT value FROM json_each(?))"
 
-    def _box_ids(self, con, box: "_BoxIds") -> str:
+    def _box_ids(self, con, box: "_BoxIds") -> "_Ids":
         """The ids of the features meeting ``box``, as a JSON array: R-tree envelopes, then shapely where needed.
 
         Envelopes wholly inside the box need no exact test; the others are
@@ -222,7 +233,7 @@ class LuteceFeatures(BaseProvider):
                 meets = shapely.intersects(gpkg.geometries([blob for _fid, blob in found]),
                                            shapely.box(box.minx, box.miny, box.maxx, box.maxy))
                 ids += [fid for (fid, _blob), hit in zip(found, meets) if hit]
-        return json.dumps(ids)
+        return _Ids(json.dumps(ids), len(ids))
 
     def _order(self, sortby: list) -> list[str]:
         order = []
@@ -255,7 +266,12 @@ class LuteceFeatures(BaseProvider):
         try:
             with gpkg.snapshot(self.source["path"]) as con:
                 params = [self._box_ids(con, p) if isinstance(p, _BoxIds) else p for p in params]
-                matched = con.execute(f"SELECT count(*) FROM {table}{clause}", params).fetchone()[0] if count else 1
+                if not count:
+                    matched = 1
+                elif len(where) == 1 and isinstance(params[0], _Ids):  # the box alone: its ids are the count
+                    matched = params[0].count
+                else:
+                    matched = con.execute(f"SELECT count(*) FROM {table}{clause}", params).fetchone()[0]
                 rows = [] if hits else con.execute(
                     f"SELECT {fields} FROM {table}{clause} ORDER BY {ordering} LIMIT ? OFFSET ?",
                     [*params, int(limit), int(offset)]).fetchall()
@@ -326,13 +342,17 @@ class LuteceFeatures(BaseProvider):
                                             crs_transform_spec.target_crs_wkt)
             texts = shapely.to_geojson(geometries)
             # one parse of the page's geometries (an array), not one per feature
-            parsed = json.loads("[" + ",".join("null" if text is None else text for text in texts) + "]")
+            parsed = orjson.loads("[" + ",".join("null" if text is None else text for text in texts) + "]")
         else:
             parsed = [None] * len(rows)
         features = []
+        end = 1 + len(columns)
         for row, geometry in zip(rows, parsed):
-            properties = {name: value if type(value) in _PLAIN else _json_value(value)
-                          for name, value in zip(columns, row[1:1 + len(columns)])}
+            properties = dict(zip(columns, row[1:end]))
+            for name, value in properties.items():  # values only replaced: the dict keeps its size
+                if type(value) not in _PLAIN:
+                    properties[name] = (value if value - value == 0 else None) if type(value) is float \
+                        else _json_value(value)  # a float: NaN and infinities (x - x is not 0) as null
             features.append({"type": "Feature", "id": row[0], "geometry": geometry, "properties": properties})
         return features
 
@@ -386,7 +406,7 @@ def _typed(value: str, kind: str, name: str):
     return value
 
 
-_PLAIN = (int, str, type(None), bool)
+_PLAIN = frozenset((int, str, type(None), bool))
 
 
 def _json_value(value):

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Callable, Iterable
 
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import RequestRedirect
+from werkzeug.routing import Map, RequestRedirect
 from werkzeug.wrappers import Request, Response
 
 from gis.errors import LuteceError
@@ -41,8 +41,13 @@ class DeliveryRoutes:
     def __init__(self, delivery: Delivery, modules: Iterable[ModuleType] | None = None) -> None:
         self.delivery = delivery
         self.modules = list(modules) if modules is not None else families()
+        # every family's rules in one map: most requests (pygeoapi's) are told "not ours" by one match
+        self.any_rule = Map([rule.empty() for module in self.modules for rule in module.RULES.iter_rules()],
+                            strict_slashes=False, merge_slashes=False)
 
     def __call__(self, request: Request) -> Response | None:
+        if _match_map(self.any_rule, request) is None:
+            return None
         for module in self.modules:
             matched = _match(module, request)
             if matched is None:
@@ -86,7 +91,11 @@ class DeliveryRoutes:
 
 
 def _match(module: ModuleType, request: Request) -> tuple[str, dict] | None:
-    adapter = module.RULES.bind_to_environ(request.environ)
+    return _match_map(module.RULES, request)
+
+
+def _match_map(rules: Map, request: Request) -> tuple[str, dict] | None:
+    adapter = rules.bind_to_environ(request.environ)
     try:
         return adapter.match(method="GET")
     except (HTTPException, RequestRedirect):
