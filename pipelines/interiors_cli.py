@@ -82,7 +82,8 @@ def interior(env, plan: Path, out: Path, profile: str, sensitive: Path | None, o
 
 def _read(plan: Path, crs, origin, rotation: float, origin_crs: str | None, threads: int):
     if plan.suffix.lower() == ".ifc":
-        from pipelines.algorithms.ifc import GeorefOptions, read_ifc
+        from pipelines.algorithms.ifc.georef import GeorefOptions
+        from pipelines.algorithms.ifc.reader import read_ifc
 
         return read_ifc(plan, crs, GeorefOptions(origin, rotation, origin_crs), threads or None)
     if origin is not None:

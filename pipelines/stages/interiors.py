@@ -47,7 +47,7 @@ class IfcOptions:
         return GeorefOptions(tuple(self.origin) if self.origin is not None else None, self.rotation, self.crs)
 
     def cuts(self):
-        from pipelines.algorithms.ifc import PlanCuts
+        from pipelines.algorithms.ifc.reader import PlanCuts
 
         return PlanCuts(self.room_cut, self.wall_cut)
 
@@ -77,7 +77,7 @@ class IfcReader(_PlansReader):
     Options = IfcOptions
 
     def read(self, crs):
-        from pipelines.algorithms.ifc import read_ifc
+        from pipelines.algorithms.ifc.reader import read_ifc
 
         options = self.options
         return read_ifc(self.path(), crs, options.georef(), options.threads or None, options.cuts())

@@ -103,3 +103,52 @@ def with_sensitive_content(model: ifcopenshell.file) -> None:
     office = spaces["R1-09"]
     office.Name = f"Bureau {PERSON[0]} {PERSON[1]}"
     model.createIfcRelAssignsToActor(ifcopenshell.guid.new(), None, None, None, [office], None, occupant, None)
+
+
+def small_ifc2x3(path: Path) -> Path:
+    """An IFC2x3 model in millimetres, placed by its site's latitude and longitude: one storey, one 4 m x 5 m
+    space (BaseQuantities: 20 m2, 2800 mm) and an author (an IfcPerson) in the owner history."""
+    import ifcopenshell.api.aggregate
+    import ifcopenshell.api.context
+    import ifcopenshell.api.geometry
+    import ifcopenshell.api.owner.settings as owner
+    import ifcopenshell.api.project
+    import ifcopenshell.api.pset
+    import ifcopenshell.api.root
+    import ifcopenshell.api.unit
+    import numpy as np
+    from ifcopenshell.util.shape_builder import ShapeBuilder
+
+    model = ifcopenshell.api.project.create_file(version="IFC2X3")
+    organisation = model.createIfcOrganization(None, "Cabinet d'architectes")
+    user = model.createIfcPersonAndOrganization(model.createIfcPerson(None, "Durand", "Paul"), organisation)
+    application = model.createIfcApplication(organisation, "1.0", "test", "test")
+    saved = owner.get_user, owner.get_application
+    owner.get_user, owner.get_application = (lambda _: user), (lambda _: application)  # IFC2x3 needs an owner
+    try:
+        project = ifcopenshell.api.root.create_entity(model, ifc_class="IfcProject", name="Petit modèle")
+        ifcopenshell.api.unit.assign_unit(model, length={"is_metric": True, "raw": "MILLIMETERS"})
+        parent = ifcopenshell.api.context.add_context(model, context_type="Model")
+        body = ifcopenshell.api.context.add_context(model, context_type="Model", context_identifier="Body",
+                                                    target_view="MODEL_VIEW", parent=parent)
+        site = ifcopenshell.api.root.create_entity(model, ifc_class="IfcSite", name="Site")
+        site.RefLatitude, site.RefLongitude, site.RefElevation = (48, 51, 0, 0), (2, 21, 0, 0), 35000.0
+        building = ifcopenshell.api.root.create_entity(model, ifc_class="IfcBuilding", name="Bâtiment")
+        storey = ifcopenshell.api.root.create_entity(model, ifc_class="IfcBuildingStorey", name="RDC")
+        space = ifcopenshell.api.root.create_entity(model, ifc_class="IfcSpace", name="Bureau de Paul Durand")
+        space.LongName, space.ObjectType = "A-01", "office"
+        for child, whole in ((site, project), (building, site), (storey, building), (space, storey)):
+            ifcopenshell.api.aggregate.assign_object(model, products=[child], relating_object=whole)
+        for product in (site, building, storey, space):
+            ifcopenshell.api.geometry.edit_object_placement(model, product=product, matrix=np.eye(4))
+        shapes = ShapeBuilder(model)
+        outline = shapes.polyline([(0.0, 0.0), (4000.0, 0.0), (4000.0, 5000.0), (0.0, 5000.0)], closed=True)
+        solid = shapes.extrude(shapes.profile(outline), magnitude=2800.0)
+        ifcopenshell.api.geometry.assign_representation(model, product=space,
+                                                        representation=shapes.get_representation(body, [solid]))
+        quantities = ifcopenshell.api.pset.add_qto(model, product=space, name="BaseQuantities")
+        ifcopenshell.api.pset.edit_qto(model, qto=quantities, properties={"NetFloorArea": 20.0, "Height": 2800.0})
+    finally:
+        owner.get_user, owner.get_application = saved
+    model.write(str(path))
+    return path

@@ -18,12 +18,12 @@ def storey_table(model, georef) -> pd.DataFrame:
     ``elevation`` (map height of its floor), ``global_id``, ``step_id``."""
     import ifcopenshell.util.placement
 
-    rows = []
+    rows, unit = [], _unit(model)
     for storey in model.by_type("IfcBuildingStorey"):
-        if storey.ObjectPlacement is not None:
-            local_z = float(ifcopenshell.util.placement.get_local_placement(storey.ObjectPlacement)[2, 3])
+        if storey.ObjectPlacement is not None:  # placements are in project units, the geometry in metres
+            local_z = float(ifcopenshell.util.placement.get_local_placement(storey.ObjectPlacement)[2, 3]) * unit
         else:
-            local_z = float(storey.Elevation or 0.0) * _unit(model)
+            local_z = float(storey.Elevation or 0.0) * unit
         rows.append({"name": storey.Name or storey.LongName or f"#{storey.id()}", "local_z": local_z,
                      "elevation": round(float(georef.apply([[0.0, 0.0, local_z]])[0, 2]), 4),
                      "global_id": storey.GlobalId, "step_id": storey.id()})
@@ -47,10 +47,11 @@ def _ground_rank(model, table: pd.DataFrame) -> int:
     return int(above[0]) if len(above) else len(table) - 1
 
 
-def _unit(model) -> float:
+def _unit(model, kind: str = "LENGTHUNIT") -> float:
+    """Metres (or square metres for AREAUNIT) per project unit."""
     import ifcopenshell.util.unit
 
-    return ifcopenshell.util.unit.calculate_unit_scale(model)
+    return ifcopenshell.util.unit.calculate_unit_scale(model, kind)
 
 
 def elements_of(model) -> list:
@@ -88,7 +89,7 @@ def storey_of(element):
     return None
 
 
-def attributes(element, unit: float) -> dict:
+def attributes(element, unit: float, area_unit: float) -> dict:
     """name, long_name, use, description, and (spaces) net floor area and height from the quantity sets.
 
     The use of a space is its ObjectType (IFC4), else Pset_SpaceOccupancyRequirements' OccupancyType, else its
@@ -110,7 +111,7 @@ def attributes(element, unit: float) -> dict:
     if area is None:
         area = _first(psets, ("NetPlannedArea", "GrossPlannedArea"))
     height = _first(quantities, ("Height", "FinishCeilingHeight", "ClearHeight"))
-    row["area"] = float(area) * unit * unit if area is not None else math.nan
+    row["area"] = float(area) * area_unit if area is not None else math.nan
     row["height"] = float(height) * unit if height is not None else math.nan
     return row
 

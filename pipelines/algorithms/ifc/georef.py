@@ -152,9 +152,12 @@ def _from_site(model, working: pyproj.CRS | None) -> Georeference | None:
     xs, ys = to_map.transform(*np.array(points).T)
     origin = np.array([xs[0], ys[0]])
     linear = np.column_stack([[xs[1] - xs[0], ys[1] - ys[0]], [xs[2] - xs[0], ys[2] - ys[0]]]) / _AXIS_TEST
-    site_z = _placement_z(site)
-    return Georeference("IfcSite", linear, origin - linear @ site_xy(site), float(site.RefElevation or 0.0) - site_z,
-                        working, working)
+    import ifcopenshell.util.unit
+
+    unit = ifcopenshell.util.unit.calculate_unit_scale(model)  # placements and RefElevation: project units
+    site_z = _placement_z(site) * unit
+    return Georeference("IfcSite", linear, origin - linear @ (site_xy(site) * unit),
+                        float(site.RefElevation or 0.0) * unit - site_z, working, working)
 
 
 def site_xy(site) -> np.ndarray:

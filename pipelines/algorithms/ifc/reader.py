@@ -1,0 +1,120 @@
+"""Reading an IFC file into an interior: see the package docstring."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyproj
+
+from gis.errors import InputError
+from pipelines.algorithms.ifc.georef import GeorefOptions, georeference
+from pipelines.algorithms.interior import Interior, Skipped, element_frame, join_meshes
+
+
+@dataclass(frozen=True)
+class PlanCuts:
+    """Heights of the plan's cuts, above the floor (metres)."""
+
+    room: float = 0.05  # a space's outline: just above its floor
+    wall: float = 1.2  # walls and columns: above window sills and below door heads, as a plan is drawn
+
+    def __post_init__(self) -> None:
+        if not (0 < self.room < 1 and 0 < self.wall < 5):
+            raise ValueError(f"plan cuts must be above the floor and within the storey: room {self.room}, "
+                             f"wall {self.wall}")
+
+
+def read_ifc(path: Path, crs: pyproj.CRS | None, georef: GeorefOptions | None = None, threads: int | None = None,
+             cuts: PlanCuts = PlanCuts()) -> Interior:
+    """Read an IFC file into an interior in the working CRS ``crs``.
+
+    Raises
+    ------
+    InputError
+        Not IFC, truncated, no storey, no georeferencing and no origin given, nothing convertible.
+    """
+    from pipelines.algorithms.ifc.elements import (
+        attributes,
+        elements_of,
+        feature_class,
+        people,
+        storey_of,
+        storey_table,
+    )
+    from pipelines.algorithms.ifc.checks import element_problem, forget
+    from pipelines.algorithms.ifc.geometry import triangulate
+    from pipelines.algorithms.ifc.source import open_ifc
+    import ifcopenshell.util.unit
+
+    path = Path(path)
+    model = open_ifc(path)
+    placed = georeference(model, crs, georef, str(path))
+    crs = placed.working
+    storeys = storey_table(model, placed)
+    unit = ifcopenshell.util.unit.calculate_unit_scale(model)
+    area_unit = ifcopenshell.util.unit.calculate_unit_scale(model, "AREAUNIT")
+    skipped, todo = [], []
+    for element in elements_of(model):
+        problem = element_problem(element)
+        if problem is None:
+            todo.append(element)
+        elif not (problem.startswith("no geometry") and element.IsDecomposedBy):  # an aggregate: its parts count
+            skipped.append(Skipped(element.GlobalId, element.is_a(), problem))
+    forget()
+    shapes = triangulate(path, [e.id() for e in todo], {e.id(): e.GlobalId for e in todo}, threads)
+    levels = storeys.set_index("step_id")
+    rows, outlines, meshes = [], [], []
+    for element in todo:
+        if element.GlobalId in shapes.failed:
+            skipped.append(Skipped(element.GlobalId, element.is_a(), shapes.failed[element.GlobalId]))
+            continue
+        vertices, faces = shapes.meshes[element.GlobalId]
+        vertices = placed.apply(vertices)
+        storey = storey_of(element)
+        level = levels.loc[storey.id()] if storey is not None else _level_below(storeys, vertices[:, 2].min())
+        row = {"class": feature_class(element), "level": int(level["level"]), "level_name": level["name"],
+               "floor_elevation": float(level["elevation"]), "global_id": element.GlobalId,
+               **attributes(element, unit, area_unit)}
+        outline = _outline(row["class"], vertices, faces, row["floor_elevation"], cuts)
+        if row["class"] == "room":
+            if outline is None or outline.is_empty:
+                skipped.append(Skipped(element.GlobalId, element.is_a(), "its solid has no section above its floor"))
+                continue
+            if math.isnan(row["area"]):
+                row["area"] = float(outline.area)
+        if math.isnan(row["height"]) and row["class"] == "room":
+            row["height"] = float(np.ptp(vertices[:, 2]))
+        rows.append(row)
+        outlines.append(outline)
+        meshes.append((vertices, faces))
+    if not rows:
+        raise InputError(f"{path}: no element of the model could be converted ({len(skipped)} skipped, the first: "
+                         f"{skipped[0].reason if skipped else 'none'}); check the file in an IFC viewer")
+    vertices, faces, owner = join_meshes(meshes)
+    return Interior(storeys.drop(columns=["step_id"]), element_frame(rows, outlines, crs), vertices, faces, owner, crs,
+                    path, skipped, placed.describe(), people(model))
+
+
+def _level_below(storeys, z: float):
+    """The storey of an element no storey holds: the highest whose floor is below its lowest point."""
+    below = storeys[storeys["elevation"] <= z + 0.1]
+    return (below if len(below) else storeys).iloc[-1 if len(below) else 0]
+
+
+def _outline(feature_class: str, vertices: np.ndarray, faces: np.ndarray, floor: float, cuts: PlanCuts):
+    from pipelines.algorithms.sections import axis_line, footprint, section
+
+    low, high = float(vertices[:, 2].min()), float(vertices[:, 2].max())
+    if feature_class == "room":
+        return section(vertices, faces, low + cuts.room)
+    if feature_class in ("wall", "column"):
+        z = floor + cuts.wall
+        return section(vertices, faces, z if low < z < high else (low + high) / 2) or footprint(vertices, faces)
+    if feature_class == "slab":
+        return section(vertices, faces, (low + high) / 2) or footprint(vertices, faces)
+    if feature_class in ("door", "window"):
+        return axis_line(vertices)
+    return None
