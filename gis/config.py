@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "scheduler": None,
 }
 
+# Settings that were validated but read by nothing; a file still holding them says so in one line.
+REMOVED = (("tiling", "tile_size", "the job is split by lidar file"),
+           ("rasters", "resolutions", "each raster writer of a pipeline has its resolution option"))
+
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
@@ -191,6 +195,10 @@ def validate_config(data: Any, origin: str = "config") -> None:
     """Check parsed configuration data against the shipped JSON Schema."""
     import jsonschema  # 0.1 s of imports, only where a configuration is read
 
+    if isinstance(data, dict):
+        for section, key, reason in REMOVED:
+            if isinstance(data.get(section), dict) and key in data[section]:
+                raise ConfigError(f"{origin}: {section}.{key} is no longer read ({reason}); remove it")
     validator = jsonschema.Draft202012Validator(config_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is None:

@@ -108,3 +108,11 @@ def test_missing_file_is_a_config_error(tmp_path):
 def test_errors_share_one_root_and_builtins():
     error = ConfigError("x")
     assert isinstance(error, LuteceError) and isinstance(error, ValueError)
+
+
+def test_settings_no_longer_read_are_named():
+    with pytest.raises(ConfigError, match=r"tiling.tile_size is no longer read \(the job is split by lidar file\)"):
+        parse_config("tiling:\n  tile_size: 500\n")
+    with pytest.raises(ConfigError, match=r"rasters.resolutions is no longer read .*resolution option"):
+        parse_config("rasters:\n  resolutions: [0.5]\n")
+    assert parse_config("crs: auto\ntiling:\n  halo: 0\n")["crs"] == "auto"
