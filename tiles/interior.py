@@ -14,7 +14,8 @@ geometricError follows the mesh tilesets' rule (an eighth of the building's
 larger side), so an interior appears as close as a shell's leaf does.
 
 The tileset's metadata lists the storeys (level, name, elevation, content
-URI) for a viewer's storey picker.
+URI) for a viewer's storey picker; a storey with nothing to draw has no tile
+and its URI is null.
 """
 
 from __future__ import annotations
@@ -72,9 +73,10 @@ def write_storey_tileset(meshes: FeatureMeshes, storeys: pd.DataFrame, placement
     out.mkdir(parents=True)
     storeys = storeys.sort_values("level", kind="stable")
     children, listing = [], []
+    drawn = np.diff(placed.starts) > 0  # features with at least one face
     for level, name, elevation in storeys[list(STOREY_COLUMNS)].itertuples(index=False):
         features = np.flatnonzero(levels == level)
-        uri = storey_uri(level) if len(features) else None  # a storey with no element has no tile
+        uri = storey_uri(level) if drawn[features].any() else None  # a storey with nothing to draw has no tile
         listing.append({"level": int(level), "name": str(name), "elevation": float(elevation), "uri": uri})
         if uri is not None:
             mins, maxs = placed.write_glb(features, out / uri, CLASS_NAME)
@@ -94,8 +96,8 @@ def write_storey_tileset(meshes: FeatureMeshes, storeys: pd.DataFrame, placement
 
 def _check(meshes: FeatureMeshes, storeys: pd.DataFrame) -> np.ndarray:
     """The level of each feature, after checking the columns and that every level is a storey."""
-    if len(meshes) == 0:
-        raise InputError("interior: no element to write")
+    if len(meshes) == 0 or len(meshes.faces) == 0:
+        raise InputError("interior: no element with a geometry to write")
     missing = [name for name in REQUIRED if name not in meshes.properties.columns]
     if missing:
         raise InputError(f"interior elements: no column {', '.join(missing)}; give {', '.join(REQUIRED)}")

@@ -153,3 +153,17 @@ def test_integers_beyond_32_bits_stay_int64():
     table = pd.DataFrame({"cadastre": [2**40 + 7, -3], "level": [0, 1]})
     raw = encode_glb(CUBE_VERTICES, CUBE_FACES, np.repeat([0, 1], 6), table)
     pd.testing.assert_frame_equal(read_glb(raw).table, table)
+
+
+def test_a_storey_with_nothing_to_draw_is_listed_without_a_tile(elements, placement, tmp_path):
+    """Its elements stay in no content (there is none), its listing says so, the other storeys are written."""
+    level_one = np.flatnonzero(elements.properties["level"] == 1)
+    kept = ~np.isin(elements.face_feature, level_one)
+    faceless = FeatureMeshes(elements.vertices, elements.faces[kept], elements.face_feature[kept],
+                             elements.properties)
+    write_storey_tileset(faceless, STOREYS, placement, tmp_path / "out")
+    document = json.loads((tmp_path / "out" / "tileset.json").read_text())
+    assert [child["content"]["uri"] for child in document["root"]["children"]] == ["storey_m1.glb", "storey_0.glb"]
+    assert document["asset"]["extras"]["lutece"]["storeys"][2] == {"level": 1, "name": "R+1", "elevation": 39.72,
+                                                                   "uri": None}
+    assert check_tileset(tmp_path / "out" / "tileset.json").problems == []
