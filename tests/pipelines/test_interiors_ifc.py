@@ -167,3 +167,14 @@ def test_a_kernel_crash_costs_one_element(district, tmp_path):
     shapes = triangulate(path, ids, {i: model.by_id(i).GlobalId for i in ids}, threads=1)
     assert shapes.failed == {crashing: "the geometry kernel crashed on it"}
     assert list(shapes.meshes) == [sound.GlobalId]
+
+
+def test_a_rotated_map_conversion(district):
+    """The map conversion's x axis turned 8 degrees: the outline lands where the generator puts a rotated town hall."""
+    from pipelines.synthetic.townhall import TownHallSite, footprint
+
+    model = ifcopenshell.open(str(district / "hotel-de-ville.ifc"))
+    conversion = model.by_type("IfcMapConversion")[0]
+    conversion.XAxisAbscissa, conversion.XAxisOrdinate = math.cos(math.radians(8.0)), math.sin(math.radians(8.0))
+    site = TownHallSite((conversion.Eastings, conversion.Northings), 8.0, conversion.OrthogonalHeight)
+    assert _placed_outline(_georeference(model)).hausdorff_distance(footprint(site)) <= 0.01
