@@ -67,6 +67,7 @@ demo: $(STAMP) $(VIEWER_LIBS) $(DISTRICT)
 	  $(CITY) publish $(INTERIORS)/indoor_full.gpkg --source-layer $$layer --layer hotel-de-ville-$$layer-full --licence restricted --access shared --theme buildings --title "Hôtel de Ville : $$name par niveau, complet (partenaires)" || exit 1; \
 	done
 	$(CITY) layers list
+	@echo "QGIS: open $(DEMO)/city/catalog.gpkg (buildings, contours, trees, ... styled, always current); rasters: $(DEMO)/city/current/"
 	@echo "Products and run report: $(PRODUCTS)/report.html; 3D Tiles: $(TILESETS); buildings (3D Tiles, CityJSON, layer): $(BUILDINGS); interiors (3D Tiles and indoor layers, open and full): $(INTERIORS); the city GIS: $(DEMO)/city"
 	@if [ "$(SERVE)" = "0" ]; then exit 0; fi; \
 	echo ""; \

@@ -11,6 +11,7 @@ packages=(
     proj-data                # EGM96's geoid grid (egm96_15.gtx): 3D Tiles need ellipsoidal heights (tiles/geo.py)
     libsqlite3-mod-spatialite  # benchmarks/bench_server.py: the stock pygeoapi SQLiteGPKG provider loads it
     chromium                 # the web viewer's tests drive a real headless browser (Python playwright, no download)
+    gdal-bin                 # tests/gis/test_qgis_names.py: ogr2ogr reads the PostGIS views (GDAL's PostgreSQL driver)
 )
 
 # Debian's own Python needs python3-venv for `python3.11 -m venv` (ensurepip).

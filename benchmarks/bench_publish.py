@@ -20,6 +20,14 @@ text COPY of hex EWKB, the encoding geopandas' ``to_postgis`` uses (the
 target's baseline), and, for reference, a binary COPY of plain WKB, the
 fastest straightforward COPY we know. Neither builds an index.
 
+The stable names (issue 18): the same publication without the view switch,
+styles and metadata (the catalog's step before them, patched out here only),
+beside it (target: within 5 %); and a bbox read of about 100 features of the
+layer through its stable name next to the same read of its version table
+(GeoPackage: GDAL's layer ``buildings``, a view, against the same features
+written as an ordinary layer of the same ``catalog.gpkg``, ``into_city`` above; PostGIS: psycopg on ``city.buildings`` against
+``lutece_data.buildings__vN``; target: within 1.2x).
+
 Each round runs every case once, in turn, so that load from other processes
 falls on all of them alike; the table gives each case's best round, its ratio
 to the baseline's best round, and the median over the rounds of the ratio to
@@ -34,7 +42,9 @@ import argparse
 import statistics
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
+from unittest import mock
 
 import geopandas as gpd
 import numpy as np
@@ -42,9 +52,13 @@ import pyogrio
 import shapely
 
 from gis.backends.geopackage import GeoPackageBackend
+from gis.catalog import service
 from gis.catalog.service import Catalog
 
 TARGET = 1.5
+NAMES_TARGET = 1.05
+BBOX_TARGET = 1.2
+BBOX_READS = 20  # reads per round of each bbox case
 
 
 def buildings(count: int, seed: int = 0) -> gpd.GeoDataFrame:
@@ -80,17 +94,50 @@ def publisher(catalog: Catalog, product, layer_id: str):
                                            title="Bâtiments", note=f"run {attempt}", force=True)
 
 
+def without_names(function):
+    """The publication as it was before the stable names: no presentation, no switch of name, style, metadata."""
+    def run(attempt):
+        with ExitStack() as stack:
+            stack.enter_context(mock.patch.object(service, "presentation", lambda *args, **kwargs: None))
+            stack.enter_context(mock.patch.object(service, "link_current", lambda *args, **kwargs: None))
+            function(attempt)
+    return run
+
+
+def bbox_of_100(frame: gpd.GeoDataFrame) -> tuple[float, float, float, float]:
+    """A box in the middle of the layer meeting about 100 features (a 10 x 10 block of the 25 m grid)."""
+    minx, miny, maxx, maxy = frame.total_bounds
+    x, y = (minx + maxx) / 2 + 1.0, (miny + maxy) / 2 + 1.0
+    return (x, y, x + 240.0, y + 240.0)
+
+
+def repeated(function, times: int = BBOX_READS):
+    def run(_attempt):
+        for _ in range(times):
+            function()
+    return run
+
+
 def geopackage_figures(frame: gpd.GeoDataFrame, tmp: Path, product: Path, repeat: int) -> dict[str, list[float]]:
-    catalog = Catalog(GeoPackageBackend(tmp / "city"), retention=repeat + 1)
+    catalog = Catalog(GeoPackageBackend(tmp / "city"), retention=2 * repeat + 1)
     try:
-        return timed_rounds(repeat, {
+        times = timed_rounds(repeat, {
             "plain": lambda n: pyogrio.write_dataframe(frame, tmp / f"plain{n}.gpkg", driver="GPKG"),
             "arrow": lambda n: pyogrio.write_dataframe(frame, tmp / f"arrow{n}.gpkg", driver="GPKG", use_arrow=True),
             "into_city": lambda n: pyogrio.write_dataframe(frame, catalog.backend.gpkg, layer=f"plain{n}",
                                                            driver="GPKG"),
+            "before": without_names(publisher(catalog, frame, "buildings")),
             "frame": publisher(catalog, frame, "buildings"),
             "file": publisher(catalog, product, "buildings-from-file"),
         })
+        box = bbox_of_100(frame)
+        times["features"] = [len(pyogrio.read_dataframe(catalog.backend.gpkg, layer="buildings", bbox=box))]
+        times.update(timed_rounds(repeat, {
+            "table": repeated(lambda: pyogrio.read_dataframe(catalog.backend.gpkg, layer="plain0", bbox=box)),
+            "name": repeated(lambda: pyogrio.read_dataframe(catalog.backend.gpkg, layer="buildings", bbox=box)),
+            "catalog": repeated(lambda: catalog.read("buildings", bbox=box)),
+        }))
+        return times
     finally:
         catalog.close()
 
@@ -127,14 +174,26 @@ def postgis_figures(frame: gpd.GeoDataFrame, tmp: Path, product: Path, repeat: i
         cluster.start()
         cluster.create_database("bench")
         dsn = cluster.dsn("bench")
-        catalog = Catalog(PostGISBackend({"dsn": dsn, "path": str(tmp / "pg-files")}), retention=repeat + 1)
+        catalog = Catalog(PostGISBackend({"dsn": dsn, "path": str(tmp / "pg-files")}), retention=2 * repeat + 1)
         try:
-            return timed_rounds(repeat, {
+            times = timed_rounds(repeat, {
                 "plain": lambda n: plain_copy(dsn, f"plain_text{n}", binary=False),
                 "binary": lambda n: plain_copy(dsn, f"plain_binary{n}", binary=True),
+                "before": without_names(publisher(catalog, frame, "buildings")),
                 "frame": publisher(catalog, frame, "buildings"),
                 "file": publisher(catalog, product, "buildings-from-file"),
             })
+            table = catalog.version("buildings").storage.removeprefix("table:")
+            box = bbox_of_100(frame)
+            with psycopg.connect(dsn) as con:
+                def read(relation: str):
+                    return lambda: con.execute(f"SELECT lutece_fid, building_id, height_m, use, ST_AsBinary(geometry) "
+                                               f"FROM {relation} WHERE geometry && ST_MakeEnvelope(%s, %s, %s, %s, "
+                                               f"2154)", box).fetchall()
+                times["features"] = [len(read("city.buildings")())]
+                times.update(timed_rounds(repeat, {"table": repeated(read(f'lutece_data."{table}"')),
+                                                   "name": repeated(read("city.buildings"))}))
+            return times
         finally:
             catalog.close()
     finally:
@@ -170,6 +229,7 @@ def main() -> None:
     print(row(f"publication of the same GeoDataFrame (target <= {TARGET})", gpkg["frame"], gpkg["plain"],
               f"   ({min(gpkg['frame']) / min(gpkg['arrow']):.2f} x the Arrow write)"))
     print(row("publication from a GeoPackage file of it (lutece publish)", gpkg["file"], gpkg["plain"]))
+    names_rows("GeoPackage", gpkg, "GDAL layer of an ordinary table of catalog.gpkg", "GDAL layer 'buildings' (the view)")
     if postgis is None:
         print("PostGIS: skipped (no PostgreSQL 15 binaries; `make test` installs them)")
         return
@@ -179,6 +239,20 @@ def main() -> None:
     print(row(f"publication of the same GeoDataFrame (target <= {TARGET})", postgis["frame"], postgis["plain"],
               f"   ({min(postgis['frame']) / min(postgis['binary']):.2f} x the binary COPY)"))
     print(row("publication from a GeoPackage file of it (lutece publish)", postgis["file"], postgis["plain"]))
+    names_rows("PostGIS", postgis, "psycopg on lutece_data.buildings__vN", "psycopg on city.buildings (the view)")
+
+
+def names_rows(backend: str, times: dict, table_label: str, name_label: str) -> None:
+    """The stable names' figures: publication before/after, and the bbox reads (ms per read)."""
+    print(f"{backend}: stable names, styles and metadata (issue 18)")
+    print(row("publication without the name switch (as before)", times["before"], times["before"]))
+    print(row(f"publication with it (target <= {NAMES_TARGET})", times["frame"], times["before"]))
+    per_read = {key: [t / BBOX_READS * 1000 for t in times[key]] for key in ("table", "name", "catalog") if key in times}
+    print(f"  bbox read of {times['features'][0]} features, ms per read:")
+    print(row(f"  {table_label}", per_read["table"], per_read["table"]))
+    print(row(f"  {name_label} (target <= {BBOX_TARGET})", per_read["name"], per_read["table"]))
+    if "catalog" in per_read:
+        print(row("  the catalog's read of the version (GDAL SQL + its R-tree)", per_read["catalog"], per_read["table"]))
 
 
 if __name__ == "__main__":

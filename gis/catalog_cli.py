@@ -66,10 +66,12 @@ def _table(title: str, columns: list[str], rows: list[list[object]]) -> None:
 @click.option("--on-invalid", type=click.Choice(["raise", "fix", "skip"]), default="raise", show_default=True)
 @click.option("--allow-empty", is_flag=True, help="Accept a layer without features.")
 @click.option("--force", is_flag=True, help="Publish a new version even if the current one holds the same data.")
+@click.option("--style", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A QGIS style (.qml) replacing the layer's default style.")
 @click.pass_obj
 def publish(env: Env, product: Path, layer_id: str, source_layer, title, title_en, description, description_en,
             keywords, theme, producer, update_frequency, licence, access, kind, note, publisher, expected,
-            on_invalid, allow_empty, force) -> None:
+            on_invalid, allow_empty, force, style) -> None:
     """Check PRODUCT (GeoPackage, COG, 3D Tiles folder) and publish it as a new version of a layer."""
     metadata = {"title": title, "title_en": title_en, "description": description, "description_en": description_en,
                 "keywords": keywords or None, "theme": theme, "producer": producer,
@@ -78,7 +80,7 @@ def publish(env: Env, product: Path, layer_id: str, source_layer, title, title_e
         result = catalog.publish(product, layer_id, licence=licence, access=access, note=note, publisher=publisher,
                                  source_layer=source_layer, kind=kind, on_invalid=on_invalid,
                                  allow_empty=allow_empty, expected_version="current" if expected is None else expected,
-                                 force=force, **metadata)
+                                 force=force, style=style, **metadata)
     version = result.version
     if result.event is None:
         click.echo(f"{layer_id}: unchanged, version {version.number} already holds this data "
@@ -178,6 +180,19 @@ def layers_reclassify(env: Env, layer_id: str, access: str, licence: str | None)
     with _catalog(env) as catalog:
         event = catalog.reclassify(layer_id, access, licence)
     click.echo(f"{layer_id}: {event.access_before} -> {event.access_after} ({event.licence})")
+
+
+@layers.command("open-in-qgis")
+@click.argument("layer_id")
+@click.pass_obj
+def layers_open_in_qgis(env: Env, layer_id: str) -> None:
+    """What to paste into QGIS to open the layer's stable name, which always shows its current version.
+
+    GeoPackage: PATH|layername=ID (Layer > Add Layer > Add Vector Layer, or drag the file);
+    PostGIS: QGIS's data source, then GDAL's; rasters and 3D Tiles: the path under current/.
+    """
+    with _catalog(env) as catalog:
+        click.echo(catalog.open_in_qgis(layer_id))
 
 
 @layers.command("changes")

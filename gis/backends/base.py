@@ -37,6 +37,7 @@ from typing import Any
 
 from gis.backends.files import FileStore
 from gis.errors import LayerNotFound, PublishConflict
+from gis.qgis.presentation import Presentation
 from gis.records import ChangeEvent, Layer, Version, utc_now
 
 # The catalog tables' columns, the same on every SQL backend.
@@ -193,10 +194,11 @@ class Backend(ABC):
 
     @abstractmethod
     def commit_publication(self, publication: Publication, layer: Layer, version: Version,
-                           retention: int) -> ChangeEvent:
+                           retention: int, presentation: Presentation | None = None) -> ChangeEvent:
         """Atomically make ``version`` current, store ``layer`` and append the event.
 
-        Refused with :class:`~gis.errors.PublishConflict` when the layer
+        With a ``presentation``, the layer's stable name, metadata and style
+        switch to the version in the same transaction. Refused with :class:`~gis.errors.PublishConflict` when the layer
         changed since the claim (``publication.base.revision``). Versions past
         ``retention`` (never the current one) are forgotten and their data freed.
         """
@@ -207,12 +209,28 @@ class Backend(ABC):
 
     # -- other changes ----------------------------------------------------------------------------
     @abstractmethod
-    def apply_change(self, base: Layer, layer: Layer, action: str) -> ChangeEvent:
+    def apply_change(self, base: Layer, layer: Layer, action: str,
+                     presentation: Presentation | None = None) -> ChangeEvent:
         """Atomically replace ``base`` by ``layer`` (current version, access, licence) and append its event.
+
+        With a ``presentation``, the layer's stable name follows in the same
+        transaction (it disappears when ``layer`` is withdrawn).
 
         Raises :class:`~gis.errors.PublishConflict` when the stored layer is no
         longer at ``base.revision`` (someone else changed it meanwhile).
         """
+
+    # -- what a desktop GIS sees ------------------------------------------------------------------
+    def check_name(self, layer_id: str) -> None:
+        """Refuse a new layer whose stable name is taken by something else in the store."""
+
+    def vector_summary(self, version: Version, columns: tuple[str, ...]) -> tuple[str | None, dict]:
+        """A vector version's geometry type name and the (min, max) of those of ``columns`` that are numeric."""
+        return None, {}
+
+    def open_in_qgis(self, layer: Layer) -> str:
+        """What an analyst pastes into QGIS to open the layer's stable name."""
+        raise NotImplementedError
 
     # -- maintenance ------------------------------------------------------------------------------
     @abstractmethod
@@ -299,6 +317,9 @@ class SqlBackend(Backend):
         """Whether the publisher of a claim may still be running."""
         return publisher_alive(pid, host, started)
 
+    def _switch_name(self, cur, presentation: Presentation, storage: str | None) -> None:
+        """Point the layer's stable name, metadata and style at ``storage`` (None: remove the name)."""
+
     def _table(self, name: str) -> str:
         return f"{self.PREFIX}{name}"
 
@@ -371,7 +392,7 @@ class SqlBackend(Backend):
                 raise PublishConflict(f"layer {publication.layer_id}: the publication's claim was lost; publish again")
 
     def commit_publication(self, publication: Publication, layer: Layer, version: Version,
-                           retention: int) -> ChangeEvent:
+                           retention: int, presentation: Presentation | None = None) -> ChangeEvent:
         pending = self._table("pending")
         with self._writing() as cur:
             self._lock_feed(cur)
@@ -386,6 +407,8 @@ class SqlBackend(Backend):
             self._run(cur, f"DELETE FROM {pending} WHERE token=?", (publication.token,))
             event = self._append_event(cur, layer, "publish", before)
             expired = self._prune(cur, layer, retention)
+            if presentation is not None:
+                self._switch_name(cur, presentation, version.storage)
         self._let_go(publication)
         self._release(expired)  # after the switch, never in its transaction
         return event
@@ -401,7 +424,8 @@ class SqlBackend(Backend):
         self.files.remove_staged(publication.token)
 
     # -- other changes ----------------------------------------------------------------------------
-    def apply_change(self, base: Layer, layer: Layer, action: str) -> ChangeEvent:
+    def apply_change(self, base: Layer, layer: Layer, action: str,
+                     presentation: Presentation | None = None) -> ChangeEvent:
         with self._writing() as cur:
             self._lock_feed(cur)
             before = self._layer_row(cur, layer.id, lock=True)
@@ -409,7 +433,14 @@ class SqlBackend(Backend):
                 raise LayerNotFound(f"no layer {layer.id!r} in the catalog; see 'lutece layers list'")
             check_revision(layer.id, base, before)
             self._put_layer(cur, layer, before)
-            return self._append_event(cur, layer, action, before)
+            event = self._append_event(cur, layer, action, before)
+            if presentation is not None:
+                storage = None
+                if layer.current_version is not None:
+                    storage = self._run(cur, f"SELECT storage FROM {self._table('versions')} WHERE layer_id=? "
+                                             f"AND number=?", (layer.id, layer.current_version)).fetchone()[0]
+                self._switch_name(cur, presentation, storage)
+            return event
 
     # -- maintenance ------------------------------------------------------------------------------
     def gc(self) -> GcReport:

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from gis.backends import gpkg_names
 from gis.backends import gpkg_schema as schema
 from gis.backends.base import Publication, SqlBackend
 from gis.backends.files import FileStore
@@ -140,10 +141,19 @@ class GeoPackageBackend(SqlBackend):
 
     # -- reading and writing features -------------------------------------------------------------
     def read_vector(self, version: Version, bbox=None):
+        """The version's features, through GDAL's SQL on its table (hidden from GDAL's list of layers).
+
+        A bbox is first narrowed by the table's R-tree, then GDAL's own test decides, as for a layer.
+        """
         import pyogrio
 
+        table = version.storage.removeprefix("table:")
+        query = f"SELECT * FROM {schema.quote(table)}"
+        if bbox is not None:
+            with self._read() as con:
+                query += gpkg_names.rtree_filter(con, table, bbox)
         with _exclusive(self.gpkg):
-            return pyogrio.read_dataframe(self.gpkg, layer=version.storage.removeprefix("table:"), bbox=bbox)
+            return pyogrio.read_dataframe(self.gpkg, sql=query + " ORDER BY rowid", bbox=bbox)
 
     def store_vector(self, publication: Publication, frame, wkb=None) -> str:
         """Write the features as a new table of the catalog, with its R-tree, through GDAL.
@@ -157,7 +167,25 @@ class GeoPackageBackend(SqlBackend):
             schema.drop_table(con, table)  # a killed publication's leftover
         with _exclusive(self.gpkg), _gdal_write_pragmas():
             write_features(frame, wkb, self.gpkg, table)
+        with self._write() as con:
+            gpkg_names.hide_table(con, table)
         return storage
+
+    # -- what a desktop GIS sees (see gis.backends.gpkg_names) ------------------------------------
+    def _switch_name(self, cur: sqlite3.Connection, presentation, storage: str | None) -> None:
+        table = storage.removeprefix("table:") if storage and storage.startswith("table:") else None
+        gpkg_names.switch(cur, presentation, table)
+
+    def check_name(self, layer_id: str) -> None:
+        with self._read() as con:
+            gpkg_names.check_name(con, layer_id)
+
+    def vector_summary(self, version: Version, columns: tuple[str, ...]) -> tuple[str | None, dict]:
+        with self._read() as con:
+            return gpkg_names.summary(con, version.storage.removeprefix("table:"), columns)
+
+    def open_in_qgis(self, layer) -> str:
+        return f"{self.gpkg.resolve()}|layername={layer.id}"
 
 
 def _check_catalog(path: Path, con: sqlite3.Connection) -> None:

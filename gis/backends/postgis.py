@@ -43,6 +43,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from gis.backends import pg_names
 from gis.backends.base import Publication, SqlBackend, publisher_alive
 from gis.backends.files import FileStore
 from gis.backends.pg_copy import FIXED, TIMESTAMPS, copy_data
@@ -394,6 +395,24 @@ class PostGISBackend(SqlBackend):
         with self._cursor() as cur:
             cur.execute(sql.SQL("ANALYZE {}").format(ident))
         return storage
+
+    # -- what a desktop GIS sees (see gis.backends.pg_names) ---------------------------------------
+    def _switch_name(self, cur, presentation, storage: str | None) -> None:
+        table = storage.removeprefix("table:") if storage and storage.startswith("table:") else None
+        pg_names.switch(cur, presentation, DATA_SCHEMA, table)
+
+    def check_name(self, layer_id: str) -> None:
+        with self._cursor() as cur:
+            pg_names.check_name(cur, layer_id)
+
+    def vector_summary(self, version: Version, columns: tuple[str, ...]) -> tuple[str | None, dict]:
+        with self._cursor() as cur:
+            return pg_names.summary(cur, DATA_SCHEMA, version.storage.removeprefix("table:"), columns)
+
+    def open_in_qgis(self, layer) -> str:
+        from psycopg.conninfo import conninfo_to_dict
+
+        return pg_names.open_in_qgis(conninfo_to_dict(self.dsn), layer.id)
 
     def _drop(self, table: str) -> bool:
         """Drop a data table unless a reader holds it (then it stays for the next gc)."""

@@ -28,7 +28,10 @@ from gis.backends.base import Backend, GcReport
 from gis.catalog import gates
 from gis.catalog.licences import check_access, check_licence_rules, get_licence
 from gis.records import ChangeEvent, Layer, Version, check_layer_id, utc_now
+from gis.catalog.presentation import check_new_name, link_current, presentation
 from gis.catalog.products import Product, detect_kind, read_lineage
+from gis.qgis.links import stable_path
+from gis.qgis.styles import read_style_file
 from gis.checksums import geometry_wkb, sha256_file, sha256_frame, sha256_tree
 from gis.feeds.downloads import prebuild
 from gis.errors import InputError, LayerNotFound
@@ -136,6 +139,16 @@ class Catalog:
             raise InputError(f"layer {layer_id} is a vector layer; use read() for its features")
         return self.backend.files_path(version)
 
+    def open_in_qgis(self, layer_id: str) -> str:
+        """What an analyst pastes into QGIS for the layer's stable name (always its current version)."""
+        version = self.version(layer_id)
+        layer = self.backend.get_layer(layer_id)
+        if version.kind == "vector":
+            return self.backend.open_in_qgis(layer)
+        target = self.backend.files_path(version)
+        link = stable_path(self.backend.files.root.parent, layer_id, version.kind, target.name)
+        return str((link / "tileset.json") if version.kind != "raster" else link)
+
     def events(self, after: int = 0, limit: int | None = None) -> list[ChangeEvent]:
         """The change feed after sequence number ``after`` (0: from the start)."""
         return self.backend.events(after, limit)
@@ -145,7 +158,7 @@ class Catalog:
                 note: str = "", publisher: str | None = None, lineage: dict[str, Any] | None = None,
                 source_layer: str | None = None, kind: str | None = None, on_invalid: str = "raise",
                 allow_empty: bool = False, expected_version: int | None | str = "current",
-                force: bool = False, **metadata: Any) -> Published:
+                force: bool = False, style: Path | str | None = None, **metadata: Any) -> Published:
         """Check a product and publish it as the layer's new current version.
 
         Parameters
@@ -177,6 +190,9 @@ class Catalog:
             same data (same sha256) with the same licence, access and metadata;
             by default such a publication changes nothing (a nightly rerun does
             not churn versions, retention and the change feed).
+        style
+            A QGIS style file (QML) replacing the layer's default style (kept
+            for its later versions until another is given).
         **metadata
             ``title``, ``description``, ``title_en``, ``description_en``,
             ``keywords``, ``theme``, ``producer``, ``update_frequency``.
@@ -198,7 +214,10 @@ class Catalog:
         if is_frame and source_layer is not None:
             raise InputError("source_layer chooses a layer of a GeoPackage; a GeoDataFrame is published as it is")
         kind = _frame_kind(kind) if is_frame else detect_kind(Path(product), kind)
+        given_style = read_style_file(Path(style)) if style is not None else None
         existing = self.backend.find_layer(layer_id)
+        if existing is None:
+            check_new_name(self.backend, layer_id)
         if existing is not None and existing.kind != kind:
             raise InputError(f"layer {layer_id} is a {existing.kind} layer; "
                              f"{'the GeoDataFrame' if is_frame else product} is a {kind} product")
@@ -211,7 +230,7 @@ class Catalog:
         else:
             prepared = self._prepare(Path(product), kind, source_layer, lineage, on_invalid, allow_empty)
         check_licence_rules(layer_id, licence, access, self._input_licences(prepared.product.lineage))
-        if not force:
+        if not force and given_style is None:
             current = self._unchanged(existing, prepared.checksum, licence, access, expected_version, metadata)
             if current is not None:
                 log.info("%s: unchanged, version %d already holds this data", layer_id, current.number)
@@ -221,10 +240,12 @@ class Catalog:
             storage = self._store(publication, prepared)
             layer, version = self._records(publication, prepared, storage, licence, access, note,
                                            publisher, metadata)
-            event = self.backend.commit_publication(publication, layer, version, self.retention)
+            view = presentation(self.backend, layer, version, given_style, frame=prepared.frame)
+            event = self.backend.commit_publication(publication, layer, version, self.retention, view)
         except BaseException:
             self.backend.abort_publication(publication)
             raise
+        link_current(self.backend, view, version)
         layer = self.backend.get_layer(layer_id)
         prebuild(self, layer)
         seconds = time.perf_counter() - started
@@ -343,14 +364,21 @@ class Catalog:
         version = self.backend.get_version(layer_id, to)
         check_licence_rules(layer_id, layer.licence, layer.access, self._input_licences(version.lineage))
         target = layer.evolve(current_version=to, extent=version.extent, crs=version.crs, updated=utc_now())
-        return self._changed(self.backend.apply_change(layer, target, "rollback"))
+        view = presentation(self.backend, target, version)
+        event = self.backend.apply_change(layer, target, "rollback", view)
+        link_current(self.backend, view, version)
+        return self._changed(event)
 
     def withdraw(self, layer_id: str) -> ChangeEvent:
         """Stop serving a layer (its versions stay for rollback)."""
         layer = self.backend.get_layer(layer_id)
         if layer.current_version is None:
             raise InputError(f"layer {layer_id} is already withdrawn")
-        return self.backend.apply_change(layer, layer.evolve(current_version=None, updated=utc_now()), "withdraw")
+        target = layer.evolve(current_version=None, updated=utc_now())
+        view = presentation(self.backend, target, None)
+        event = self.backend.apply_change(layer, target, "withdraw", view)
+        link_current(self.backend, view, None)
+        return event
 
     def reclassify(self, layer_id: str, access: str, licence: str | None = None) -> ChangeEvent:
         """Change a layer's access level (and licence), under the licence rules."""
@@ -360,7 +388,9 @@ class Catalog:
         lineage = self.backend.get_version(layer_id, layer.current_version).lineage if layer.current_version else {}
         check_licence_rules(layer_id, licence, access, self._input_licences(lineage))
         target = layer.evolve(access=access, licence=licence, updated=utc_now())
-        return self._changed(self.backend.apply_change(layer, target, "reclassify"))
+        current = self.backend.get_version(layer_id, layer.current_version) if layer.current_version else None
+        view = presentation(self.backend, target, current)
+        return self._changed(self.backend.apply_change(layer, target, "reclassify", view))
 
     def _changed(self, event: ChangeEvent) -> ChangeEvent:
         """After a change that may make a version public: its download files, built now."""

@@ -64,6 +64,8 @@ def _geopackage_state(path: Path):
         relations = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         contents = {row[0] for row in con.execute("SELECT table_name FROM gpkg_contents")}
         geometry_columns = {row[0] for row in con.execute("SELECT table_name FROM gpkg_geometry_columns")}
+        # the stable names (views) of the current layers and QGIS's styles table are the catalog's own
+        names = {row[0] for row in con.execute("SELECT id FROM lutece_layers WHERE current_version IS NOT NULL")}
     finally:
         con.close()
     tables = {s.removeprefix("table:") for s in storages if s.startswith("table:")}
@@ -72,7 +74,7 @@ def _geopackage_state(path: Path):
                if name.startswith("lutece_") and not re.search(r"__v[0-9]+$", name)}
     own = {name for name in relations if name.startswith(("gpkg_", "sqlite_")) or name in catalog}
     rtrees = {name for name in relations if name.startswith("rtree_")}
-    data = (relations - own - rtrees) | (contents - catalog) | geometry_columns
+    data = ((relations - own - rtrees) | (contents - catalog) | geometry_columns) - names - {"layer_styles"}
     unreferenced = data - tables
     # an R-tree (rtree_<table>_<column> and its _node/_parent/_rowid shadows) of no referenced table
     unreferenced |= {name for name in rtrees if not any(name.startswith(f"rtree_{table}_") for table in tables)}
@@ -168,7 +170,7 @@ def _missing(value) -> bool:
 def stored_table(catalog, version) -> tuple[list[str], dict[str, list], list[bytes | None]]:
     """A vector version's table read straight from the store: column names, values, geometries' WKB.
 
-    GeoPackage: GDAL's own reading of the table (pyogrio's Arrow reader);
+    GeoPackage: GDAL's own reading of the table (pyogrio's Arrow reader, by SQL: version tables are not listed);
     PostGIS: psycopg, the geometries as PostGIS' ``ST_AsBinary``.
     """
     table = version.storage.removeprefix("table:")
@@ -176,7 +178,7 @@ def stored_table(catalog, version) -> tuple[list[str], dict[str, list], list[byt
     if backend.name == "geopackage":
         import pyogrio
 
-        meta, data = pyogrio.read_arrow(backend.gpkg, layer=table)
+        meta, data = pyogrio.read_arrow(backend.gpkg, sql=f'SELECT * FROM "{table}" ORDER BY rowid')
         wkb_column = meta["geometry_name"] or "wkb_geometry"
         names = [name for name in data.column_names if name != wkb_column]
         return names, {name: data[name].to_pylist() for name in names}, data[wkb_column].to_pylist()
