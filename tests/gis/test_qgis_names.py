@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from contextlib import closing
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -106,7 +107,7 @@ def _styles(catalog) -> dict[str, tuple[str, str | None, str]]:
     if backend.name == "geopackage":
         import sqlite3
 
-        with sqlite3.connect(backend.gpkg) as con:
+        with closing(sqlite3.connect(backend.gpkg)) as con:  # closed at once: GDAL's SQLite opens this file too
             rows = con.execute("SELECT f_table_name, styleQML, styleSLD, description FROM layer_styles").fetchall()
     else:
         import psycopg
@@ -224,7 +225,7 @@ def _make_table(catalog, name: str) -> None:
     if catalog.backend.name == "geopackage":
         import sqlite3
 
-        with sqlite3.connect(catalog.backend.gpkg) as con:
+        with closing(sqlite3.connect(catalog.backend.gpkg, isolation_level=None)) as con:  # closed before GDAL writes
             con.execute(f'CREATE TABLE "{name}" (id INTEGER PRIMARY KEY)')
     else:
         import psycopg
