@@ -10,7 +10,7 @@ not sampling luck). Three figures come out:
   ``check_margin`` outside the footprint that lie in no footprint of the layer (a neighbour's roof is not
   this building's), their area as points over the density: a wing or an annex the footprint misses, the
   strip a shifted footprint left, or a neighbour missing from the cadastre;
-- ``shift_x`` / ``shift_y``: the translation (steps of :data:`SAMPLE` up to ``max_shift``) that puts the
+- ``shift_x`` / ``shift_y``: the translation (steps of :data:`STEP` up to ``max_shift``) that puts the
   most of the footprint on building points of no other footprint. A shifted footprint rests partly on
   the street or on its neighbour's roof; moved back it rests on its own.
 
@@ -28,8 +28,11 @@ import numpy as np
 import shapely
 import shapely.affinity
 
-POINTS_PER_DISC = 5.0  # building points expected within a sample's reach
-SAMPLE = 0.5  # metres between the samples of a footprint, and between the shifts tried
+POINTS_PER_DISC = 8.0  # building points expected within a sample's reach (none: 1 chance in 3,000)
+SAMPLE = 1.0  # metres between the samples of a footprint
+STEP = 0.5  # metres between the shifts tried
+MIN_SHIFT = 1.0  # metres: a smaller shift is within the slack of the samples' reach and the edge
+MITRE = {"join_style": "mitre", "mitre_limit": 3.0}  # buffers keep a building's corners square, and cost less
 EDGE = 0.5  # metres: the footprint shrunk by this, and building points this close outside it left out
 
 
@@ -83,7 +86,7 @@ def check_footprint(footprint, others: list, building_points_in: Callable[[tuple
     from scipy.spatial import cKDTree
 
     density = max(density, 1e-6)
-    reach = max(SAMPLE, float(np.sqrt(POINTS_PER_DISC / (np.pi * density))))
+    reach = max(STEP, float(np.sqrt(POINTS_PER_DISC / (np.pi * density))))
     xmin, ymin, xmax, ymax = footprint.bounds
     grow = max(options.check_margin, options.max_shift) + reach
     xy = building_points_in((xmin - grow, ymin - grow, xmax + grow, ymax + grow))[:, :2]
@@ -91,15 +94,16 @@ def check_footprint(footprint, others: list, building_points_in: Callable[[tuple
     if len(xy) == 0 or len(samples) == 0:
         return FootprintCheck(0.0, 0.0, 0, (0.0, 0.0), False, False)
     taken = np.zeros(len(xy), dtype=bool)
-    for other in others:  # a neighbour's roof (and its walls) is not this building's
-        taken |= shapely.contains_xy(other.buffer(EDGE), xy[:, 0], xy[:, 1])
-    everything, free = cKDTree(xy), cKDTree(xy[~taken]) if (~taken).any() else None
-    coverage = _share(everything, samples, reach)
+    box = shapely.box(*xy.min(axis=0), *xy.max(axis=0)).buffer(EDGE)
+    for other in (o for o in others if o.intersects(box)):  # a neighbour's roof (and its walls) is not ours
+        taken |= shapely.contains_xy(other.buffer(EDGE, **MITRE), xy[:, 0], xy[:, 1])
+    free = cKDTree(xy[~taken]) if (~taken).any() else None
     at_zero = _share(free, samples, reach)
+    coverage = _share(cKDTree(xy), samples, reach) if taken.any() else at_zero
     best, shift = at_zero, np.zeros(2)
     if at_zero < 1 - options.shift_gain / 2:  # a footprint resting on its own points needs no search
-        steps = np.arange(-int(options.max_shift / SAMPLE), int(options.max_shift / SAMPLE) + 1) * SAMPLE
-        shifts = np.array([(dx, dy) for dx in steps for dy in steps if 0 < np.hypot(dx, dy) <= options.max_shift])
+        steps = np.arange(-int(options.max_shift / STEP), int(options.max_shift / STEP) + 1) * STEP
+        shifts = np.array([(dx, dy) for dx in steps for dy in steps if MIN_SHIFT <= np.hypot(dx, dy) <= options.max_shift])
         shares = _shares(free, samples, shifts, reach)
         if shares.max() > at_zero:
             # the shares plateau where the footprint rests whole on the points (the samples' reach and the
@@ -109,27 +113,30 @@ def check_footprint(footprint, others: list, building_points_in: Callable[[tuple
             left = np.array([np.count_nonzero(_outside(footprint, s, xy, taken, options.check_margin))
                              for s in plateau])
             best, shift = float(shares.max()), plateau[left <= left.min() + 0.01 * len(xy)].mean(axis=0)
-    shifted = best - at_zero >= options.shift_gain and best >= 1 - 2 * options.shift_gain  # moved, it rests on them
+    shifted = (best - at_zero >= options.shift_gain and best >= 1 - 2 * options.shift_gain  # moved, it rests on them
+               and np.hypot(*shift) >= MIN_SHIFT)
     if not shifted:
         shift = np.zeros(2)
     outside = _outside(footprint, shift, xy, taken, options.check_margin)
     outside_points = int(outside.sum())
     outside_area = outside_points / density
     partial = outside_area >= options.partial_share * footprint.area
-    return FootprintCheck(coverage, outside_area, outside_points, (float(shift[0]), float(shift[1])), shifted,
-                          partial)
+    return FootprintCheck(coverage, outside_area, outside_points, (float(shift[0]), float(shift[1])), bool(shifted),
+                          bool(partial))
 
 
 def _outside(footprint, shift: np.ndarray, xy: np.ndarray, taken: np.ndarray, margin: float) -> np.ndarray:
     """Which points are free building points outside the footprint moved by ``shift``, within ``margin``."""
-    placed = shapely.affinity.translate(footprint, *shift)
-    band = placed.buffer(margin).difference(placed.buffer(EDGE))
-    return ~taken & shapely.contains_xy(band, xy[:, 0], xy[:, 1])
+    placed = shapely.affinity.translate(footprint, *shift) if shift.any() else footprint
+    x, y = xy[:, 0], xy[:, 1]
+    near = ~taken & shapely.contains_xy(placed.buffer(margin, **MITRE), x, y)
+    near[near] = ~shapely.contains_xy(placed.buffer(EDGE, **MITRE), x[near], y[near])
+    return near
 
 
 def _samples(footprint) -> np.ndarray:
     """Points every SAMPLE metres inside the footprint shrunk by EDGE (its centre when too thin for any)."""
-    inner = footprint.buffer(-EDGE)
+    inner = footprint.buffer(-EDGE, **MITRE)
     if inner.is_empty:
         return np.array([footprint.representative_point().coords[0]])
     xmin, ymin, xmax, ymax = inner.bounds

@@ -85,7 +85,8 @@ def reconstruct(footprints: gpd.GeoDataFrame, xyz: np.ndarray, classification: n
     buildings = []
     for row, footprint in enumerate(geometries):
         identifier = str(footprints[id_column].iloc[row]) if id_column else f"building-{row}"
-        near = neighbours.query(shapely.box(*footprint.bounds).buffer(reach, join_style="mitre"))
+        xmin, ymin, xmax, ymax = footprint.bounds
+        near = neighbours.query(shapely.box(xmin - reach, ymin - reach, xmax + reach, ymax + reach))
         others = [geometries[i] for i in near if i != row]
         buildings.append(_one(identifier, footprint, others, points, options, survey_date))
     return buildings
