@@ -90,8 +90,7 @@ def changes(delivery: Delivery, feeds: _Feeds, request: Request) -> Response:
     limit = _whole(request.args, "limit", DEFAULT_LIMIT)
     page = feeds.feed.page(delivery.catalog(), since=since, limit=limit)
     named = {event["layer"] for event in page["events"]}
-    documents = _built(delivery, feeds, request).documents(base_url(request), named) if named else {}
-    page["datasets"] = documents
+    page["datasets"] = _documents(delivery, feeds, request, named) if named else {}
     body = json.dumps(page, ensure_ascii=False).encode("utf-8")
     return _conditional(request, body, "application/json", feeds.feed.last_time())
 
@@ -120,6 +119,22 @@ class _Built:
         nodes = set(self._documents.datasets())
         return {layer_id: self._documents.document(str(dataset_uri(base, layer_id))) for layer_id in sorted(layer_ids)
                 if str(dataset_uri(base, layer_id)) in nodes}
+
+
+def _documents(delivery: Delivery, feeds: _Feeds, request: Request, named: set[str]) -> dict[str, dict]:
+    """The DCAT documents of the public datasets among ``named``: cut from the catalogue when this worker
+    has it for the feed's position now, else from a graph of those datasets alone (a sync after one change
+    costs that dataset, not the whole catalogue)."""
+    catalog = delivery.catalog()
+    last = feeds.feed.refresh(catalog)
+    key = (base_url(request), last, feeds.feed.read_up_to)
+    with feeds.lock:
+        built = feeds.built if feeds.built is not None and feeds.built.key == key else None
+    if built is None:
+        graph = catalog_graph(catalog, feeds.downloads, base_url(request),
+                              visible=lambda layer: layer.id in named and PUBLIC(layer))
+        built = _Built(key, graph, None)
+    return built.documents(base_url(request), named)
 
 
 def _built(delivery: Delivery, feeds: _Feeds, request: Request) -> _Built:
