@@ -10,6 +10,9 @@ const WORDS = {
     odbl: "ODbL : partage à l'identique, toute base de données dérivée doit être partagée sous la même licence",
     loading: "Chargement…", error: "Erreur", no_layer: "Aucune couche publiée",
     key_applied: "Clé appliquée", key_cleared: "Clé retirée",
+    class_1: "non classé", class_2: "sol", class_3: "végétation basse", class_4: "végétation moyenne",
+    class_5: "végétation haute", class_6: "bâtiment", class_7: "bruit", class_9: "eau", class_17: "pont",
+    class_18: "bruit haut",
   },
   en: {
     title: "Lutèce", layers: "Layers", partner_key: "Partner key", apply: "Apply",
@@ -21,6 +24,9 @@ const WORDS = {
     odbl: "ODbL: share-alike, any derived database must be shared under the same licence",
     loading: "Loading…", error: "Error", no_layer: "No published layer",
     key_applied: "Key applied", key_cleared: "Key removed",
+    class_1: "unclassified", class_2: "ground", class_3: "low vegetation", class_4: "medium vegetation",
+    class_5: "high vegetation", class_6: "building", class_7: "noise", class_9: "water", class_17: "bridge deck",
+    class_18: "high noise",
   },
 };
 

@@ -3,7 +3,7 @@
 import { loadLayers } from "./api.js";
 import { setLanguage, getLanguage, t } from "./i18n.js";
 import { colourOf, createMap, mapView, showLayer as showLayer2d, zoomTo as zoomTo2d } from "./map2d.js";
-import { Scene } from "./scene3d.js";
+import { CLASS_COLOURS, Scene } from "./scene3d.js";
 import { getKey, readState, setKey, writeState } from "./state.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -92,8 +92,31 @@ function legend() {
     text.textContent = layer.kind === "raster" ? `${layer.title} (${t("low")} → ${t("high")})` : layer.title;
     row.append(swatch, text);
     rows.push(row);
+    const tileset = state.mode === "3d" ? lutece.scene?.tilesets.get(layer.id) : null;
+    if (tileset?.lutece.pointCloud) rows.push(...(state.colour === "class" ? classLegend() : rampLegend()));
   }
   section.replaceChildren(title, ...rows);
+}
+
+function classLegend() {
+  return Object.entries(CLASS_COLOURS).filter(([code]) => code !== "18").map(([code, colour]) => {
+    const row = document.createElement("div");
+    row.className = "legend-row sub";
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = colour;
+    row.append(swatch, t(`class_${code}`));
+    return row;
+  });
+}
+
+function rampLegend() {
+  const row = document.createElement("div");
+  row.className = "legend-row sub";
+  const swatch = document.createElement("span");
+  swatch.className = `swatch ramp-${state.colour}`;
+  row.append(swatch, `${t(`by_${state.colour}`)} : ${t("low")} → ${t("high")}`);
+  return [row];
 }
 
 function attribution() {
@@ -148,6 +171,7 @@ async function setMode(mode) {
   if (mode === "3d" && !lutece.scene) await start3d();
   if (mode === "2d") lutece.map?.resize();
   storeyPicker();
+  legend();
   save();
 }
 
@@ -162,27 +186,27 @@ async function start3d() {
   status(t("loading"));
   lutece.scene = await Scene.create($("#scene3d"), lutece.layers, state, showAttributes);
   for (const layer of lutece.layers) if (!visible(layer)) lutece.scene.showLayer(layer, false);
-  lutece.scene.onPointCloud = storeyPicker;
+  lutece.scene.onPointCloud = () => {
+    storeyPicker();
+    legend();
+  };
   lutece.scene.viewer.camera.moveEnd.addEventListener(save);
   lutece.scene.restyle();
   const done = () => {
     lutece.ready3d = true;
     status("");
   };
-  // ready once every shown tileset has loaded the tiles of the first view (and a frame drew them)
-  const waiting = [...lutece.scene.tilesets.values()].filter((tileset) => tileset.show);
-  let pending = waiting.length;
-  const drawn = () => lutece.scene.viewer.scene.postRender.addEventListener(function once() {
-    lutece.scene.viewer.scene.postRender.removeEventListener(once);
-    done();
+  // Ready once every shown tileset has no tile left to load for the view (tilesLoaded, which also holds when
+  // the view needs none: initialTilesLoaded never fires then), a few frames after they were added.
+  const scene = lutece.scene.viewer.scene;
+  const first = scene.frameState.frameNumber + 3;
+  scene.postRender.addEventListener(function check() {
+    const shown = [...lutece.scene.tilesets.values()].filter((tileset) => tileset.show);
+    if (scene.frameState.frameNumber >= first && shown.every((tileset) => tileset.tilesLoaded)) {
+      scene.postRender.removeEventListener(check);
+      done();
+    }
   });
-  if (!pending) drawn();
-  for (const tileset of waiting) {
-    tileset.initialTilesLoaded.addEventListener(() => {
-      pending -= 1;
-      if (pending === 0) drawn();
-    });
-  }
 }
 
 function wire() {
@@ -206,6 +230,7 @@ function wire() {
   $("#point-colour").addEventListener("change", (event) => {
     state.colour = event.target.value;
     lutece.scene?.restyle();
+    legend();
     save();
   });
   $("#storey").addEventListener("change", (event) => {
@@ -226,6 +251,10 @@ async function main() {
   } catch (error) {
     status(`${t("error")} : ${error.message}`);
     throw error;
+  }
+  if (!state.layers) {  // by default every layer but the rasters after the first (opaque, they would hide it)
+    const rasters = lutece.layers.filter((l) => l.kind === "raster").slice(1).map((l) => l.id);
+    state.layers = lutece.layers.map((l) => l.id).filter((id) => !rasters.includes(id));
   }
   layerList();
   await start2d();

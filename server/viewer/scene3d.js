@@ -3,9 +3,9 @@
 // feature's metadata (EXT_structural_metadata), and a storey picker styles features on their `level`.
 import { authHeaders } from "./api.js";
 
-// ASPRS classes (gis/asprs.py) as the lidar's usual colours.
-const CLASS_COLOURS = { 1: "#b3b3b3", 2: "#a0522d", 3: "#9acd32", 4: "#3cb043", 5: "#1e6b1e", 6: "#e04a3a",
-                        7: "#ff00ff", 9: "#3a7bd5", 17: "#f4d03f", 18: "#ff00ff" };
+// ASPRS classes (gis/asprs.py) as the lidar's usual colours; the legend names them (i18n.js: class_N).
+export const CLASS_COLOURS = { 1: "#b3b3b3", 2: "#a0522d", 3: "#9acd32", 4: "#3cb043", 5: "#1e6b1e", 6: "#e04a3a",
+                               7: "#ff00ff", 9: "#3a7bd5", 17: "#f4d03f", 18: "#ff00ff" };
 
 let Cesium = null;
 
@@ -70,22 +70,26 @@ export class Scene {
       });
       this.imagery.set(layer.id, this.viewer.imageryLayers.addImageryProvider(provider));
     }
-    const tilesets = this.layers.filter((l) => l.kind === "3dtiles");
-    await Promise.all(tilesets.map(async (layer) => {
-      const tileset = await Cesium.Cesium3DTileset.fromUrl(resource(layer.tileset), { maximumScreenSpaceError: 8 });
-      tileset.lutece = { layer, pointCloud: false, storeys: tileset.asset?.extras?.lutece?.storeys || null };
-      tileset.tileLoad.addEventListener((tile) => {
-        if (!tileset.lutece.pointCloud && tile.content?.pointsLength > 0) {
-          tileset.lutece.pointCloud = true;
-          this.styleTileset(tileset);
-          this.onPointCloud?.();
-        }
-      });
-      this.viewer.scene.primitives.add(tileset);
-      this.tilesets.set(layer.id, tileset);
-      this.styleTileset(tileset);
-    }));
+    await Promise.all(this.layers.filter((l) => l.kind === "3dtiles").map((layer) => this.openTileset(layer)));
     if (!this.setCamera(this.state.cam)) this.home();
+  }
+
+  async openTileset(layer, pointCloud = false) {
+    const tileset = await Cesium.Cesium3DTileset.fromUrl(resource(layer.tileset), { maximumScreenSpaceError: 12 });
+    tileset.lutece = { layer, pointCloud, storeys: tileset.asset?.extras?.lutece?.storeys || null,
+                       colour: this.state.colour };
+    tileset.tileLoad.addEventListener((tile) => {
+      if (!tileset.lutece.pointCloud && tile.content?.pointsLength > 0) {
+        tileset.lutece.pointCloud = true;
+        this.styleTileset(tileset);
+        this.onPointCloud?.();
+      }
+    });
+    tileset.show = this.isVisible(layer.id);
+    this.viewer.scene.primitives.add(tileset);
+    this.tilesets.set(layer.id, tileset);
+    this.styleTileset(tileset);
+    return tileset;
   }
 
   storeys() {
@@ -135,8 +139,17 @@ export class Scene {
     return { conditions: [...conditions, ["true", "color('#dddddd')"]] };
   }
 
-  restyle() {
-    for (const tileset of this.tilesets.values()) this.styleTileset(tileset);
+  // A point cloud's colour is compiled into its shader when its tiles are first drawn (CesiumJS 1.145 keeps it
+  // when the style changes), so a new colour opens the tileset again (its files come from the HTTP cache).
+  async restyle() {
+    for (const [id, tileset] of [...this.tilesets]) {
+      if (tileset.lutece.pointCloud && tileset.lutece.colour !== this.state.colour) {
+        this.viewer.scene.primitives.remove(tileset);
+        await this.openTileset(tileset.lutece.layer, true);
+      } else {
+        this.styleTileset(this.tilesets.get(id));
+      }
+    }
   }
 
   isVisible(id) {

@@ -16,7 +16,7 @@ export function readState() {
     cam: params.get("cam"),
     storey: params.get("storey") ?? "all",
     colour: params.get("colour") ?? "class",
-    lang: params.get("lang") ?? (navigator.language?.startsWith("fr") ? "fr" : "fr"),
+    lang: params.get("lang") ?? "fr",  // French first, whatever the browser's language
   };
 }
 

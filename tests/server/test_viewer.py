@@ -20,6 +20,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 BACKGROUND_2D = (0xEE, 0xF1, 0xF3)  # map2d.js BACKGROUND
 TOWN_HALL = "B0000"
+GROUND_BROWN = (0xA0, 0x52, 0x2D)  # scene3d.js CLASS_COLOURS[2]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,10 @@ def browser():
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield launched
+        # one context: its pages share the HTTP cache, so the immutable libraries load once per module
+        context = launched.new_context(viewport={"width": 900, "height": 600})
+        yield context
+        context.close()
         launched.close()
 
 
@@ -51,7 +55,7 @@ class Session:
     """One page of the viewer with every console message, failed request and response it saw."""
 
     def __init__(self, browser, url: str) -> None:
-        self.page = browser.new_page(viewport={"width": 1000, "height": 700})
+        self.page = browser.new_page()
         self.errors: list[str] = []
         self.responses: list[tuple[int, str]] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
@@ -61,7 +65,7 @@ class Session:
         self.page.goto(url)
 
     def wait(self, flag: str) -> None:
-        self.page.wait_for_function(f"window.lutece && window.lutece.{flag}", timeout=60_000)
+        self.page.wait_for_function(f"window.lutece && window.lutece.{flag}", timeout=150_000)
 
     def shot(self, path: Path, selector: str) -> np.ndarray:
         import rasterio  # GDAL reads PNG
@@ -70,8 +74,25 @@ class Session:
         with rasterio.open(path) as image:
             return np.moveaxis(image.read()[:3], 0, -1).astype(int)
 
+    def shot_until(self, path: Path, selector: str, test, timeout: float = 30.0) -> np.ndarray:
+        """Screenshots until ``test(pixels)`` holds; the last one fails the test when it never does."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            pixels = self.shot(path, selector)
+            if test(pixels) or time.monotonic() > deadline:
+                assert test(pixels), f"{path.name}: not drawn as expected within {timeout} s"
+                return pixels
+            self.page.wait_for_timeout(500)
+
     def close(self) -> None:
         self.page.close()
+
+
+def _near(pixels: np.ndarray, colour: tuple[int, int, int], tolerance: int = 40) -> float:
+    """The share of pixels within ``tolerance`` (sum of channel differences) of ``colour``."""
+    return float((np.abs(pixels - np.array(colour)).sum(axis=2) < tolerance).mean())
 
 
 def drawn_fraction(pixels: np.ndarray, background: tuple[int, int, int]) -> float:
@@ -86,7 +107,15 @@ def test_2d_and_3d_draw_every_kind_with_no_error(served, browser, tmp_path):
     session.page.click("#mode-3d")
     session.wait("ready3d")
     scene_pixels = session.shot(tmp_path / "viewer-3d.png", "#scene3d canvas")
-    session.page.wait_for_timeout(300)
+    ground = _near(scene_pixels, GROUND_BROWN)  # the terrain's points by class: ground (ASPRS 2) in its colour
+    assert ground > 0.02
+    recoloured = {}
+    for mode in ("intensity", "height"):  # a new style recompiles the point shader: wait for the frame
+        session.page.select_option("#point-colour", mode)
+        recoloured[mode] = session.shot_until(tmp_path / f"viewer-3d-{mode}.png", "#scene3d canvas",
+                                              lambda pixels: _near(pixels, GROUND_BROWN) < ground / 20)
+    grey, ramp = recoloured["intensity"], recoloured["height"]
+    assert np.abs(grey - ramp).sum(axis=2).mean() > 5  # intensity (greys) and height (a colour ramp) differ
     assert session.errors == []
     failed = [(status, url) for status, url in session.responses if status >= 400]
     assert failed == []
@@ -215,6 +244,18 @@ FEATURES_BY_STOREY = """(layer) => {
 }"""
 
 
+def _features_once(session: Session, expected, timeout: float = 30.0) -> list:
+    """The interior's (level, shown) pairs once every one is as ``expected`` says (a style applies within frames)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        features = session.page.evaluate(FEATURES_BY_STOREY, "town-hall-rooms")
+        if (features and all(expected(level, show) for level, show in features)) or time.monotonic() > deadline:
+            return features
+        session.page.wait_for_timeout(300)
+
+
 def test_the_storey_picker_shows_one_storey_of_the_interior(served, browser):
     import geopandas as gpd
 
@@ -224,14 +265,12 @@ def test_the_storey_picker_shows_one_storey_of_the_interior(served, browser):
     options = session.page.eval_on_selector_all("#storey option", "options => options.map(o => o.value)")
     assert options == ["all", *map(str, sorted(rooms["level_index"].unique())), "shell"]
     session.page.select_option("#storey", "2")
-    session.page.wait_for_timeout(1500)  # the style applies at the next frames
-    features = session.page.evaluate(FEATURES_BY_STOREY, "town-hall-rooms")
+    features = _features_once(session, lambda level, show: show == (level == 2))
     assert len(features) == len(rooms)  # every storey's tile loaded
     shown = [level for level, show in features if show]
     assert shown and set(shown) == {2} and len(shown) == int((rooms["level_index"] == 2).sum())
     assert "storey=2" in session.page.evaluate("location.hash")
     session.page.select_option("#storey", "shell")
-    session.page.wait_for_timeout(500)
-    assert not any(show for _level, show in session.page.evaluate(FEATURES_BY_STOREY, "town-hall-rooms"))
+    assert not any(show for _level, show in _features_once(session, lambda level, show: not show))
     assert session.errors == []
     session.close()
