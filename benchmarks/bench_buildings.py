@@ -98,7 +98,8 @@ def run_case(case: str, folder: Path) -> dict:
     built = time.perf_counter()
     layer = attribute_frame(buildings, footprints.crs)
     placement = Placement(pyproj.CRS("EPSG:2154"), HeightModel.resolve())
-    write_mesh_tileset(feature_meshes(buildings, layer), placement, out / "tiles")
+    write_mesh_tileset(feature_meshes(buildings, layer), placement, out / "tiles",
+                       coarse=feature_meshes(buildings, layer, coarse=True))
     lods = layer["lod"].value_counts().to_dict()
     return {"case": case, "reconstruct": built - started, "tiling": time.perf_counter() - built,
             "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "lods": lods}

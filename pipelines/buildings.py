@@ -75,8 +75,10 @@ def run_buildings(plan: Plan, workers: int = 0, scheduler: str | None = None,
         return RunResult([], len(jobs), len(jobs), sum(job.point_count for job in jobs),
                          time.perf_counter() - started, targets)
     xyz, classification = _points(plan, jobs, hashes, work, progress)
-    buildings = reconstruct(footprints, xyz, classification, options.id_field, options.roof_options(),
-                            options.lidar_date)
+    from pipelines.readers.las import survey_date
+
+    lidar_date = options.lidar_date or survey_date([job.path for job in jobs])  # the option wins: a known date
+    buildings = reconstruct(footprints, xyz, classification, options.id_field, options.roof_options(), lidar_date)
     progress("buildings", len(buildings), len(buildings))
     layer = attribute_frame(buildings, plan.crs)
     output = plan.spec.output
@@ -197,11 +199,15 @@ def _write(writer, buildings, layer, partial: Path, placement, plan: Plan) -> No
         if meshes is None:
             raise InputError(f"stage '{writer.tag}': no footprint has enough roof points for a shell; no tileset")
         write_mesh_tileset(meshes, placement, partial, max_features=writer.options.max_features,
+                           coarse=feature_meshes(buildings, layer, coarse=True),
                            metadata={"product": "buildings", "source": "lutece lidar-to-buildings"})
 
 
-def feature_meshes(buildings, layer):
-    """The shells of the buildings that have one (their highest LoD), with their attributes; None if none."""
+def feature_meshes(buildings, layer, coarse: bool = False):
+    """The shells of the buildings that have one (their highest LoD, or their LoD1.2 prisms if ``coarse``),
+    with their attributes; None if none."""
+    from pipelines.algorithms.shells import building_mesh
+
     from tiles.mesh import FeatureMeshes
 
     shelled = [i for i, b in enumerate(buildings) if b.lod13]
@@ -209,7 +215,7 @@ def feature_meshes(buildings, layer):
         return None
     vertices, faces, owner, offset = [], [], [], 0
     for feature, index in enumerate(shelled):
-        v, f = buildings[index].shell()
+        v, f = building_mesh(buildings[index].lod12) if coarse else buildings[index].shell()
         vertices.append(v)
         faces.append(f + offset)
         owner.append(np.full(len(f), feature))

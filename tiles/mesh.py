@@ -18,7 +18,12 @@ east-north-up frame by :mod:`tiles.geo` (ECEF, the geoid applied explicitly,
 the model recorded in the tileset's metadata), then split into a quadtree
 over their centroids until a tile holds at most ``max_features``. Contents
 are the leaves; an inner tile's geometricError is an eighth of its square's
-side, halving at each level; leaves have 0.
+side, halving at each level; leaves have 0. Given ``coarse`` meshes (the
+same features drawn simply: buildings' LoD1.2 prisms), each inner tile gets
+a content too: the coarse meshes of the ``max_features`` largest features
+under it, so that a viewer far away draws the big buildings before it
+reaches the leaves (refinement REPLACE: the children's contents take its
+place).
 """
 
 from __future__ import annotations
@@ -286,6 +291,7 @@ class QuadNode:
     children: list[QuadNode] = field(default_factory=list)
     mins: np.ndarray | None = None
     maxs: np.ndarray | None = None
+    coarse: np.ndarray | None = None  # an inner tile's features drawn coarsely as its content
 
     @property
     def geometric_error(self) -> float:
@@ -337,8 +343,8 @@ class PlacedMeshes:
         return vertices.min(axis=0), vertices.max(axis=0)
 
 
-def place_meshes(meshes: FeatureMeshes, placement: Placement) -> PlacedMeshes:
-    """``meshes`` in an east-north-up frame at the centre of their box, at their median height.
+def place_meshes(meshes: FeatureMeshes, placement: Placement, frame: LocalFrame | None = None) -> PlacedMeshes:
+    """``meshes`` in an east-north-up frame (by default at the centre of their box, at their median height).
 
     Raises :class:`~gis.errors.InputError` when the height model does not cover the features.
     """
@@ -347,7 +353,7 @@ def place_meshes(meshes: FeatureMeshes, placement: Placement) -> PlacedMeshes:
     x, y, z = meshes.vertices.T
     bounds = (float(x.min()), float(y.min()), float(x.max()), float(y.max()))
     placement.check_covers(bounds)
-    frame = placement.local_frame(bounds, height=float(np.median(z)))
+    frame = frame or placement.local_frame(bounds, height=float(np.median(z)))
     order = np.argsort(meshes.face_feature, kind="stable")
     starts = np.searchsorted(meshes.face_feature[order], np.arange(len(meshes) + 1))
     return PlacedMeshes(meshes, frame, placement.to_local(frame, x, y, z), order, starts)
@@ -360,11 +366,13 @@ def placed_metadata(meshes: FeatureMeshes, placement: Placement, metadata: dict[
 
 
 def write_mesh_tileset(meshes: FeatureMeshes, placement: Placement, out: Path, max_features: int = 500,
-                       class_name: str = "building", metadata: dict[str, Any] | None = None) -> Subtree:
+                       class_name: str = "building", metadata: dict[str, Any] | None = None,
+                       coarse: FeatureMeshes | None = None) -> Subtree:
     """Write ``meshes`` as a 3D Tiles 1.1 tileset in the folder ``out`` (created; the caller makes it appear whole).
 
-    Returns the tileset as a root tileset would reference it. Raises
-    :class:`~gis.errors.InputError` when the height model does not cover the features.
+    ``coarse``: the same features (the same rows) drawn simply, for the inner tiles' contents. Returns
+    the tileset as a root tileset would reference it. Raises :class:`~gis.errors.InputError` when the
+    height model does not cover the features.
     """
     placed = place_meshes(meshes, placement)
     vertex_feature = np.empty(len(placed.local), dtype=np.int64)
@@ -375,6 +383,9 @@ def write_mesh_tileset(meshes: FeatureMeshes, placement: Placement, out: Path, m
     root = quadtree(centres, max_features)
     out.mkdir(parents=True)
     _write_node(root, placed, out, class_name)
+    if coarse is not None:
+        simple = place_meshes(coarse, placement, placed.frame)
+        _write_coarse(root, simple, _extent(simple), max_features, out, class_name)
     tile = _tile(root)
     tile.transform = placed.frame.transform
     error = max(root.side * ERROR_PER_SIDE * 2, 1.0)
@@ -394,8 +405,35 @@ def _write_node(node: QuadNode, placed: PlacedMeshes, out: Path, class_name: str
     node.mins, node.maxs = placed.write_glb(node.features, out / f"{node.name}.glb", class_name)
 
 
+def _extent(placed: PlacedMeshes) -> np.ndarray:
+    """Each feature's size: the area of its box seen from above."""
+    faces = placed.meshes.faces
+    feature = np.repeat(placed.meshes.face_feature, 3)
+    xy = placed.local[faces.ravel(), :2]
+    lows = np.full((len(placed.meshes), 2), np.inf)
+    highs = np.full((len(placed.meshes), 2), -np.inf)
+    np.minimum.at(lows, feature, xy)
+    np.maximum.at(highs, feature, xy)
+    return np.prod(np.clip(highs - lows, 0, None), axis=1)
+
+
+def _write_coarse(node: QuadNode, simple: PlacedMeshes, extent: np.ndarray, max_features: int, out: Path,
+                  class_name: str) -> np.ndarray:
+    """Give every inner tile the coarse meshes of its largest features; returns the features under ``node``."""
+    if not node.children:
+        return node.features
+    under = np.concatenate([_write_coarse(child, simple, extent, max_features, out, class_name)
+                            for child in node.children])
+    node.coarse = np.sort(under[np.argsort(-extent[under], kind="stable")[:max_features]])
+    mins, maxs = simple.write_glb(node.coarse, out / f"{node.name}.glb", class_name)
+    node.mins = np.min([mins] + [child.mins for child in node.children], axis=0)  # children grew by theirs
+    node.maxs = np.max([maxs] + [child.maxs for child in node.children], axis=0)
+    return under
+
+
 def _tile(node: QuadNode) -> Tile:
+    content = f"{node.name}.glb" if not node.children or node.coarse is not None else None
     tile = Tile(geometric_error=node.geometric_error, bounding_volume=box(node.mins, node.maxs), refine_mode="REPLACE",
-                content_uri=None if node.children else f"{node.name}.glb")
+                content_uri=content)
     tile.children = [_tile(child) for child in node.children]
     return tile

@@ -36,7 +36,7 @@ from gis.asprs import BUILDING, TERRAIN
 from gis.errors import InputError
 from pipelines.algorithms.footprint_check import EDGE, CheckOptions, check_footprint, no_points_check
 from pipelines.algorithms.roof_planes import fit_roof
-from pipelines.algorithms.shells import Building, Prism
+from pipelines.algorithms.shells import Building, Prism, crossing_prisms, self_intersections
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,16 @@ def _one(identifier: str, footprint, others: list, points: _PointIndex, options:
     else:
         building.lod13 = _height_parts(polygons, roof, ground, options)
         fit = fit_roof(roof) if options.lod == "2.2" else None
+    crossing = crossing_prisms(building.lod12)
+    if crossing is not None:  # (never seen: a valid footprint's prism is a proper solid) said, not drawn
+        attributes.update(lod="0", lod_reason=f"LoD0: LoD1.2 failed: {crossing}", roof_min=roof_min,
+                          roof_median=roof_median, roof_max=roof_max, height=np.nan, volume=np.nan,
+                          roof_type="unknown", rmse=np.nan, roof_planes=0, parts=0)
+        building.lod12, building.lod13 = [], []
+        return building
+    split_crossing = crossing_prisms(building.lod13) if building.lod13 is not building.lod12 else None
+    if split_crossing is not None:  # the split's parts fall back to the LoD1.2 prism, which is sound
+        building.lod13 = building.lod12
     if options.lod != "2.2":
         building.lod22, why_not = None, f"not asked for (option lod: {options.lod})"
     elif fit is not None and fit.rmse > options.max_rmse:
@@ -186,6 +196,8 @@ def _one(identifier: str, footprint, others: list, points: _PointIndex, options:
         lod, reason, volume = "1.3", f"LoD2.2 {why_not}", sum(p.volume for p in building.lod13)
     else:
         lod, reason, volume = "1.3", f"LoD2.2 failed: {why_not}", sum(p.volume for p in building.lod13)
+    if split_crossing is not None:
+        reason += f"; LoD1.3 is the LoD1.2 prism: its split {split_crossing.removeprefix('a prism')}"
     attributes.update(lod=lod, lod_reason=reason, roof_min=roof_min, roof_median=roof_median,
                       roof_max=roof_max, height=top - ground, volume=volume,
                       roof_type="unknown" if fit is None else fit.roof_type, rmse=np.nan if fit is None else fit.rmse,
@@ -206,7 +218,10 @@ def _lod22(polygons: list[Polygon], fit, ground: float):
         except (ValueError, KeyError, IndexError, shapely.errors.GEOSException) as exc:
             return None, f"the roof planes cannot be fitted to the footprint ({exc})"
         problem = shell_problem(v, f)
-        if problem is None and v[:, 2].min() < ground:
+        crossings = self_intersections(v, f) if problem is None else 0
+        if crossings:  # a roof crossing its floor or a wall folding over: a shell no solid has
+            problem = f"the shell intersects itself ({crossings} pairs of triangles cross)"
+        elif problem is None and v[:, 2].min() < ground:
             problem = "the roof planes dip below the ground"
         if problem is not None:
             return None, problem

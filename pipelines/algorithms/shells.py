@@ -88,6 +88,25 @@ def triangulate(polygon, flat: np.ndarray) -> np.ndarray:
     return faces
 
 
+def self_intersections(vertices: np.ndarray, faces: np.ndarray) -> int:
+    """How many pairs of triangles of a mesh cross each other (open3d's test; triangles sharing an edge or
+    a corner are not counted): 0 for a shell that is a proper solid's boundary."""
+    from pipelines.algorithms.lean_open3d import o3d
+
+    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(np.asarray(vertices, dtype=np.float64)),
+                                     o3d.utility.Vector3iVector(np.asarray(faces, dtype=np.int32)))
+    return len(np.asarray(mesh.get_self_intersecting_triangles()))
+
+
+def crossing_prisms(prisms: list[Prism]) -> str | None:
+    """Why one of the prisms' shells intersects itself, None when none does."""
+    for prism in prisms:
+        crossings = self_intersections(*prism_mesh(prism))
+        if crossings:
+            return f"a prism's shell intersects itself ({crossings} pairs of triangles cross)"
+    return None
+
+
 def building_mesh(prisms: list[Prism]) -> tuple[np.ndarray, np.ndarray]:
     """The prisms of a building as one mesh of closed shells (vertices, faces)."""
     vertices, faces, offset = [], [], 0

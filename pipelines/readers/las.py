@@ -103,3 +103,33 @@ def inspect_lidar(path: Path) -> LidarInfo:
         point_count=int(counts.sum()), scales=tuple(float(s) for s in header.scales),
         bounds=(*mins.tolist(), *maxs.tolist()), crs=crs, classes={code: int(n) for code, n in enumerate(counts) if n},
     )
+
+
+GPS_EPOCH = np.datetime64("1980-01-06T00:00:00", "s")
+ADJUSTED_OFFSET = 1e9  # adjusted standard GPS time = GPS seconds - 1e9 (LAS 1.2+, global encoding bit 0)
+DATE_SAMPLE = 10_000  # points read for their GPS time: a tile is flown within minutes
+
+
+def survey_days(path: Path) -> tuple[str, str] | None:
+    """The first and last day (ISO) a tile was surveyed: from its points' adjusted standard GPS time when
+    the header says it is (week-seconds GPS time names no day), else the header's file creation day
+    (which producers set to the processing day more often than the flight's); None when neither is there."""
+    with open_lidar(path) as reader:
+        header = reader.header
+        if header.global_encoding.gps_time_type and "gps_time" in header.point_format.dimension_names \
+                and header.point_count:
+            seconds = np.asarray(reader.read_points(min(DATE_SAMPLE, header.point_count)).gps_time)
+            days = [str((GPS_EPOCH + np.timedelta64(int(t + ADJUSTED_OFFSET), "s")).astype("datetime64[D]"))
+                    for t in (seconds.min(), seconds.max())]
+            return days[0], days[1]
+        day = header.creation_date
+        return (day.isoformat(), day.isoformat()) if day is not None else None
+
+
+def survey_date(paths: list[Path]) -> str:
+    """The survey's date over tiles as ISO 8601: one day, or an interval ``first/last``; "" when unknown."""
+    spans = [span for span in (survey_days(path) for path in paths) if span is not None]
+    if not spans:
+        return ""
+    first, last = min(s[0] for s in spans), max(s[1] for s in spans)
+    return first if first == last else f"{first}/{last}"

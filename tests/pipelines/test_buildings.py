@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from gis.cli import cli
 from pipelines.algorithms.roofs import RoofOptions, reconstruct
-from pipelines.algorithms.shells import building_mesh
+from pipelines.algorithms.shells import Prism, building_mesh
 
 ROOT = Path(__file__).resolve().parents[2]
 CITYJSON_SCHEMA = ROOT.parent / "shared" / "data" / "cityjson-2.0" / "cityjson.min.schema.json"
@@ -362,3 +362,51 @@ def test_the_lod_option_stops_at_lod12():
     assert building.attributes["volume"] == pytest.approx(240.0 * building.attributes["height"])
     with pytest.raises(ValueError, match="'lod'"):
         RoofOptions(lod="2.1")
+
+
+def test_lidar_date_is_the_headers_creation_day(layer):
+    """The sample's LAS header says 2026-01-01 (the generator's fixed day); its GPS time is not adjusted."""
+    assert (layer["lidar_date"] == "2026-01-01").all()
+
+
+def test_lidar_date_from_adjusted_standard_gps_time(tmp_path):
+    """An adjusted standard GPS time names the flight's day, whatever the header's creation day says."""
+    import datetime
+
+    import laspy
+
+    from pipelines.readers.las import survey_date
+
+    flown = datetime.datetime(2021, 3, 2, 12, 0, tzinfo=datetime.timezone.utc)
+    gps_epoch = datetime.datetime(1980, 1, 6, tzinfo=datetime.timezone.utc)
+    seconds = (flown - gps_epoch).total_seconds() + 18 - 1e9  # 18 leap seconds since 1980 in 2021
+    paths = []
+    for name, offset in (("a.las", 0.0), ("b.las", 86400.0 * 2)):
+        header = laspy.LasHeader(point_format=6, version="1.4")
+        header.global_encoding.gps_time_type = laspy.header.GpsTimeType.STANDARD
+        header.creation_date = datetime.date(2023, 5, 5)
+        las = laspy.LasData(header)
+        las.x, las.y, las.z = np.zeros(3), np.zeros(3), np.zeros(3)
+        las.gps_time = seconds + offset + np.array([0.0, 60.0, 120.0])
+        las.write(tmp_path / name)
+        paths.append(tmp_path / name)
+    assert survey_date(paths[:1]) == "2021-03-02"
+    assert survey_date(paths) == "2021-03-02/2021-03-04"
+
+
+def test_a_self_intersecting_lod22_shell_falls_back_to_lod13():
+    """A shed roof whose plane runs 4 m below the ground at one wall: the LoD2.2 shell's roof crosses its
+    floor (open3d finds the crossing triangles); the building stays at LoD1.3 and says why."""
+    from pipelines.algorithms.shells import prism_mesh, self_intersections
+
+    building = synthetic_building(lambda x, y: -4.0 + 1.0 * x)
+    assert building.attributes["lod"] == "1.3", building.attributes["lod_reason"]
+    assert "intersects itself" in building.attributes["lod_reason"]
+    vertices, triangles = building.shell()
+    assert self_intersections(vertices, triangles) == 0
+    assert trimesh.Trimesh(vertices, triangles).is_watertight
+    # the checker itself, on a mesh of two overlapping prisms and on one prism
+    a, b = Prism(shapely.box(0, 0, 10, 10), 0, 5), Prism(shapely.box(5, 5, 15, 15), 2, 8)
+    (va, fa), (vb, fb) = prism_mesh(a), prism_mesh(b)
+    assert self_intersections(np.concatenate([va, vb]), np.concatenate([fa, fb + len(va)])) > 0
+    assert self_intersections(va, fa) == 0
