@@ -37,7 +37,7 @@ from typing import Any
 
 from gis.backends.files import FileStore
 from gis.errors import LayerNotFound, PublishConflict
-from gis.qgis.presentation import Presentation
+from gis.qgis.presentation import Presentation, Style
 from gis.records import ChangeEvent, Layer, Version, utc_now
 
 # The catalog tables' columns, the same on every SQL backend.
@@ -227,6 +227,10 @@ class Backend(ABC):
     def vector_summary(self, version: Version, columns: tuple[str, ...]) -> tuple[str | None, dict]:
         """A vector version's geometry type name and the (min, max) of those of ``columns`` that are numeric."""
         return None, {}
+
+    def given_style(self, layer_id: str) -> Style | None:
+        """The style given for the layer (``--style``), which its later versions keep; None: the default applies."""
+        return None
 
     def open_in_qgis(self, layer: Layer) -> str:
         """What an analyst pastes into QGIS to open the layer's stable name."""

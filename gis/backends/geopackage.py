@@ -184,6 +184,10 @@ class GeoPackageBackend(SqlBackend):
         with self._read() as con:
             return gpkg_names.summary(con, version.storage.removeprefix("table:"), columns)
 
+    def given_style(self, layer_id: str):
+        with self._read() as con:
+            return gpkg_names.given_style(con, layer_id)
+
     def open_in_qgis(self, layer) -> str:
         return f"{self.gpkg.resolve()}|layername={layer.id}"
 

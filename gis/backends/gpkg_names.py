@@ -25,7 +25,7 @@ import sqlite3
 
 from gis.backends.gpkg_schema import VERSION_TABLE, quote
 from gis.errors import InputError
-from gis.qgis.presentation import GDAL_METADATA_URI, QGIS_METADATA_URI, Presentation
+from gis.qgis.presentation import DEFAULT_STYLE, GDAL_METADATA_URI, QGIS_METADATA_URI, Presentation, Style
 
 HIDDEN_TYPE = "lutece_version"
 OUR_VIEW = re.compile(r'AS SELECT \* FROM "[a-z0-9_]+__v[0-9]+"$')
@@ -168,6 +168,15 @@ def _write_metadata(con: sqlite3.Connection, name: str, presentation: Presentati
                          "VALUES ('dataset', ?, 'text/xml', ?)", (uri, document)).lastrowid
         con.execute("INSERT INTO gpkg_metadata_reference (reference_scope, table_name, timestamp, md_file_id) "
                     "VALUES ('table', ?, ?, ?)", (name, _gpkg_time(presentation.published), md))
+
+
+def given_style(con: sqlite3.Connection, name: str) -> Style | None:
+    """The style given for the layer (not the default), if any."""
+    if not con.execute("SELECT 1 FROM sqlite_master WHERE name='layer_styles'").fetchone():
+        return None
+    row = con.execute("SELECT styleQML, styleSLD, description FROM layer_styles WHERE f_table_name=? "
+                      "AND owner='lutece' AND description<>?", (name, DEFAULT_STYLE)).fetchone()
+    return Style(row[0], row[1], row[2]) if row else None
 
 
 def write_style(con: sqlite3.Connection, name: str, geometry: str | None, presentation: Presentation) -> None:

@@ -13,7 +13,7 @@ view waits for the readers that hold it (they finish on the old version);
 from __future__ import annotations
 
 from gis.errors import InputError, PublishConflict
-from gis.qgis.presentation import Presentation
+from gis.qgis.presentation import DEFAULT_STYLE, Presentation, Style
 
 NAMES_SCHEMA = "city"
 SWITCH_LOCK_TIMEOUT = "30s"
@@ -70,6 +70,17 @@ def switch(cur, presentation: Presentation, data_schema: str, table: str | None)
         geometry = row[0] if row else None
     if presentation.style is not None and (table is not None or presentation.kind != "vector"):
         write_style(cur, name, geometry, presentation)
+
+
+def given_style(cur, name: str) -> Style | None:
+    """The style given for the layer (not the default), if any."""
+    cur.execute("SELECT to_regclass('public.layer_styles') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        return None
+    cur.execute("SELECT styleqml::text, stylesld::text, description FROM public.layer_styles WHERE f_table_schema=%s "
+                "AND f_table_name=%s AND stylename=%s AND description<>%s", (NAMES_SCHEMA, name, name, DEFAULT_STYLE))
+    row = cur.fetchone()
+    return Style(row[0], row[1], row[2]) if row else None
 
 
 def write_style(cur, name: str, geometry: str | None, presentation: Presentation) -> None:

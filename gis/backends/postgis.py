@@ -409,6 +409,10 @@ class PostGISBackend(SqlBackend):
         with self._cursor() as cur:
             return pg_names.summary(cur, DATA_SCHEMA, version.storage.removeprefix("table:"), columns)
 
+    def given_style(self, layer_id: str):
+        with self._cursor() as cur:
+            return pg_names.given_style(cur, layer_id)
+
     def open_in_qgis(self, layer) -> str:
         from psycopg.conninfo import conninfo_to_dict
 

@@ -42,6 +42,8 @@ def presentation(backend: Backend, layer: Layer, version: Version | None, style:
     """
     licence = LICENCES.get(layer.licence)
     if style is None and version is not None:
+        style = backend.given_style(layer.id)  # a given style stays until another is given
+    if style is None and version is not None:
         summary = frame_summary(frame) if frame is not None else _summary(backend, version)
         style = default_style(layer.id, layer.kind, layer.theme, summary, name_hint=version.storage.rsplit("/", 1)[-1])
     return Presentation(
