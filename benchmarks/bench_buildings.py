@@ -15,8 +15,11 @@ The table gives each case's wall time split into reconstruction and tiling, buil
 and the ratio of the LoD1.2 case to the floor (issue 14's targets: LoD1.2 under 3x the floor, LoD2.2 at
 least 50 buildings/s on 2 cores).
 
+- ``tiling`` (not by default): the true LoD1.2 prisms tiled, with inner tiles' contents, no reconstruction
+  and no points generated: ``--buildings 100000 --cases floor,tiling`` is the issue's 100,000 buildings.
+
 Usage: .venv/bin/python benchmarks/bench_buildings.py [--buildings 10000] [--density 4] [--keep DIR]
-       [--cases floor,lod1.2,lod2.2]
+       [--cases floor,lod1.2,lod2.2,tiling]
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ PITCH = 30.0
 ROOFS = ("flat", "gable", "hip", "mansard")
 
 
-def generate(folder: Path, count: int, density: float, seed: int = 7) -> None:
-    """The district's points (npz) and footprints (GeoPackage) in Lambert-93 around Paris."""
+def generate(folder: Path, count: int, density: float, seed: int = 7, points: bool = True) -> None:
+    """The district's points (npz, unless ``points`` is false) and footprints (GeoPackage) in Lambert-93."""
     import geopandas as gpd
     import shapely
 
@@ -49,7 +52,7 @@ def generate(folder: Path, count: int, density: float, seed: int = 7) -> None:
     ground, height = rng.uniform(30, 40, count), rng.uniform(8, 25, count)
     kinds = rng.integers(0, len(ROOFS), count)
     xyz, classes = [], []
-    for i in range(count):
+    for i in range(count if points else 0):
         n = int(density * width[i] * depth[i])
         u, v = rng.uniform(0, width[i], n), rng.uniform(0, depth[i], n)
         edge = np.minimum(np.minimum(u, width[i] - u), np.minimum(v, depth[i] - v))
@@ -62,7 +65,8 @@ def generate(folder: Path, count: int, density: float, seed: int = 7) -> None:
         g = g[away]
         xyz.append(np.column_stack([x0[i] + g[:, 0], y0[i] + g[:, 1], np.full(len(g), ground[i])]))
         classes.append(np.full(len(g), 2, np.uint8))
-    np.savez(folder / "points.npz", xyz=np.concatenate(xyz), classification=np.concatenate(classes))
+    if points:
+        np.savez(folder / "points.npz", xyz=np.concatenate(xyz), classification=np.concatenate(classes))
     boxes = shapely.box(x0, y0, x0 + width, y0 + depth)
     gpd.GeoDataFrame({"id": [f"B{i:06d}" for i in range(count)], "ground": ground, "height": height},
                      geometry=boxes, crs="EPSG:2154").to_file(folder / "footprints.gpkg", layer="footprints")
@@ -85,6 +89,8 @@ def run_case(case: str, folder: Path) -> dict:
                 "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
     import pyproj
 
+    if case == "tiling":
+        return tiling_case(footprints, out)
     from pipelines.algorithms.roofs import RoofOptions, attribute_frame, reconstruct
     from pipelines.buildings import feature_meshes
     from tiles.geo import HeightModel, Placement
@@ -105,12 +111,41 @@ def run_case(case: str, folder: Path) -> dict:
             "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "lods": lods}
 
 
+def tiling_case(footprints, out: Path) -> dict:
+    """The true LoD1.2 prisms tiled (they are their own coarse meshes for the inner tiles): the quadtree alone."""
+    import pyproj
+
+    from pipelines.algorithms.shells import Prism, building_mesh
+    from tiles.geo import HeightModel, Placement
+    from tiles.mesh import FeatureMeshes, write_mesh_tileset
+
+    started = time.perf_counter()
+    vertices, faces, owner, offset = [], [], [], 0
+    for feature, (polygon, base, height) in enumerate(zip(footprints.geometry, footprints["ground"],
+                                                          footprints["height"])):
+        v, f = building_mesh([Prism(polygon, base, base + height)])
+        vertices.append(v)
+        faces.append(f + offset)
+        owner.append(np.full(len(f), feature))
+        offset += len(v)
+    meshes = FeatureMeshes(np.concatenate(vertices), np.concatenate(faces), np.concatenate(owner),
+                           footprints.drop(columns="geometry").reset_index(drop=True))
+    built = time.perf_counter()
+    placement = Placement(pyproj.CRS("EPSG:2154"), HeightModel.resolve())
+    write_mesh_tileset(meshes, placement, out / "tiles", coarse=meshes)
+    tiles = len(list((out / "tiles").glob("*.glb")))
+    return {"case": "tiling", "reconstruct": built - started, "tiling": time.perf_counter() - built,
+            "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "lods": f"{tiles} glb contents"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buildings", type=int, default=10_000)
     parser.add_argument("--density", type=float, default=4.0)
     parser.add_argument("--keep", type=Path, help="folder keeping the generated district between runs")
-    parser.add_argument("--cases", default="floor,lod1.2,lod2.2", help="the cases to run, in turn")
+    parser.add_argument("--cases", default="floor,lod1.2,lod2.2",
+                        help="the cases to run, in turn; 'tiling' tiles the true prisms alone (no points needed: "
+                             "--buildings 100000 --cases floor,tiling measures the quadtree at the issue's scale)")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:  # a child: one case, its figures as JSON
@@ -118,9 +153,10 @@ def main() -> None:
         return
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-buildings-"))
     folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / "footprints.gpkg").is_file():
+    needs_points = any(case.startswith("lod") for case in args.cases.split(","))
+    if not (folder / "footprints.gpkg").is_file() or (needs_points and not (folder / "points.npz").is_file()):
         started = time.perf_counter()
-        generate(folder, args.buildings, args.density)
+        generate(folder, args.buildings, args.density, points=needs_points)
         print(f"generated {args.buildings:,} buildings in {time.perf_counter() - started:.1f} s", flush=True)
     count = args.buildings
     results = {}
