@@ -57,7 +57,7 @@ def _merge_product(plan: Plan, writers: list[Stage], summaries: list[dict], keys
     sidecar = target.with_name(target.name + ".lineage.json")
     if target.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("job_key") == key:
         return target, False
-    if target.suffix == ".tif":
+    if hasattr(writers[0], "merge"):  # rasters, point clouds: one writer's parts make the product
         parts = [Path(summary["parts"][writers[0].tag]) for summary in summaries]
         writers[0].merge(parts, output, lineage[writers[0].layer()])
     else:

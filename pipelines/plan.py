@@ -61,6 +61,8 @@ def build_plan(spec: PipelineSpec, crs: str = "EPSG:2154", halo: float | None = 
     if halo is not None and "halo" not in first.options and "halo" in _option_names(classes[0]):
         spec = replace(spec, stages=(replace(first, options={**first.options, "halo": halo}), *spec.stages[1:]))
     stages = [stage_class(stage) for stage_class, stage in zip(classes, spec.stages)]
+    # A writer turned off (enabled: false) is checked, then left out of the run.
+    stages = [stage for stage in stages if getattr(stage.options, "enabled", True)]
     kinds = [stage.kind for stage in stages]
     if kinds[0] != "reader" or kinds.count("reader") != 1:
         raise InputError(f"{spec.source}: a pipeline starts with exactly one reader (readers.las)")

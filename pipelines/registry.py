@@ -24,6 +24,7 @@ STAGES: dict[str, str] = {
     "writers.footprints": "pipelines.stages.vectors:FootprintsWriter",
     "writers.trees": "pipelines.stages.vectors:TreesWriter",
     "writers.canopy": "pipelines.stages.vectors:CanopyWriter",
+    "writers.las": "pipelines.stages.pointcloud:LasWriter",
     "writers.3dtiles": "pipelines.stages.tiles3d:Tiles3dWriter",
     "filters.buildings": "pipelines.stages.buildings:BuildingsFilter",
     "writers.buildings3d": "pipelines.stages.buildings:Buildings3dWriter",

@@ -12,6 +12,7 @@ in :mod:`pipelines.merge`; both run in the driver.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 
 from pipelines.cache import decoded_folder, tile_folder, write_tile_summary
 from pipelines.executors import TaskContext
-from pipelines.plan import Plan
+from pipelines.plan import Plan, needed_files
 from pipelines.stages.base import Stage
 from pipelines.stages.readers import TileJob
 
@@ -32,6 +33,31 @@ def decode_file(plan: Plan, job: TileJob, hashes: dict[Path, str], work: Path) -
     if not target.exists():
         plan.reader.decode(job, plan.crs, target)
     return target
+
+
+def needed_density(writer: Stage) -> float:
+    """Pulses/m2 a writer's product needs: its own ``needed_density``, else one pulse per cell of its surfaces."""
+    if getattr(writer, "needed_density", None) is not None:
+        return float(writer.needed_density)
+    return 1.0 / writer.resolution**2
+
+
+def _warn_if_too_sparse(tile, writer: Stage, density: float) -> None:
+    need = needed_density(writer)
+    if density < need:
+        tile.warn(writer.tag, f"{density:.2f} pulses/m2, below the {need:g} that {writer.filename()} needs: "
+                              "written all the same, from fewer points than it is made for")
+
+
+def tile_lineage(plan: Plan, writer: Stage, job: TileJob, key: str, work: Path) -> dict[str, Any]:
+    """The lineage of one tile's part: the tile's own files with their sha256 (cached), the stages, software."""
+    from pipelines.lineage import file_sha256
+    from pipelines.merge import product_lineage
+
+    hashes = {path: file_sha256(path, work / "hashes.json") for path in needed_files(job)}
+    lineage = product_lineage(plan, writer, hashes, key)
+    lineage["inputs"] = [{"path": str(path), "sha256": digest} for path, digest in hashes.items()]
+    return lineage
 
 
 def tile_task(job: TileJob, plan: Plan, keys: dict[Path, str], work: Path, *,
@@ -55,7 +81,12 @@ def process_tile(plan: Plan, job: TileJob, key: str, decoded: dict[Path, Path], 
     folder.mkdir(parents=True)
     from pipelines.surfaces import TileSurfaces  # scipy: imported while the first files decode
 
-    values = {plan.reader.tag: plan.reader.assemble(job, decoded, plan.crs)}
+    started = time.perf_counter()
+    tile = plan.reader.assemble(job, decoded, plan.crs)
+    density = tile.pulse_density()  # measured once, before the filters and the writers' threads use it
+    for writer in plan.writers:
+        _warn_if_too_sparse(tile, writer, density)
+    values = {plan.reader.tag: tile}
     surfaces: dict[tuple[str, float], TileSurfaces] = {}
     subsets: dict[str, dict] = {}  # the point subsets of each stage's points, shared by its resolutions
     writes = []
@@ -75,13 +106,19 @@ def process_tile(plan: Plan, job: TileJob, key: str, decoded: dict[Path, Path], 
     def write(stage: Stage, tile_surfaces: TileSurfaces) -> str:
         if on_stage is not None:
             on_stage(stage.tag)
+        if getattr(stage, "wants_lineage", False):  # a file per tile that carries its own lineage (writers.las)
+            return str(stage.tile_part(tile_surfaces, folder, lineage=tile_lineage(plan, stage, job, key, work)))
         return str(stage.tile_part(tile_surfaces, folder))
 
     with ThreadPoolExecutor(max_workers=writer_threads, thread_name_prefix="lutece-writer") as pool:
         parts = dict(zip([stage.tag for stage, _ in writes], pool.map(lambda item: write(*item), writes)))
     shown = values[plan.points_of(plan.writers[0])]
-    classes = np.bincount(shown.classification[shown.in_core()], minlength=256)
+    classes = np.bincount(shown.classification[shown.own_points()], minlength=256)  # each input point once
+    core = shown.xyz[shown.in_core()]
     summary = {"tile": job.name, "points": int(job.point_count), "parts": parts,
-               "classes": {int(c): int(n) for c, n in enumerate(classes) if n}}
+               "classes": {int(c): int(n) for c, n in enumerate(classes) if n},
+               "density": round(density, 3), "seconds": round(time.perf_counter() - started, 2),
+               "z_range": [float(core[:, 2].min()), float(core[:, 2].max())] if len(core) else None,
+               "warnings": [{"tile": job.name, **warning} for warning in tile.warnings]}
     write_tile_summary(folder, summary)
     return summary

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DISTRICT = ROOT / "sample_data" / "district"
-IGN_LIDAR = ROOT.parent / "shared" / "data" / "lidar"
+# LUTECE_IGN_LIDAR points elsewhere (a worktree whose parent holds no shared folder)
+IGN_LIDAR = Path(os.environ.get("LUTECE_IGN_LIDAR", ROOT.parent / "shared" / "data" / "lidar"))
 
 
 @pytest.fixture(scope="session")

@@ -64,6 +64,8 @@ from pipelines.raster import Grid, bin_count
 LOW_NOISE_RADIUS = 3.0  # metres: a low outlier is lower than all but one of the other points this close ...
 LOW_NOISE_DEPTH = 0.5  # ... by more than this many metres
 LOW_NOISE_PER_CELL = 2  # at most this many low outliers are dropped from one cell
+TIN_MIN_GAP = 16  # cells: gaps this large are filled from a TIN of the ground points; smaller ones along rows/columns
+TIN_RIM_CELLS = 2  # the TIN's vertices: the ground points this many cells around a wide gap
 
 
 def classify_ground(xyz: np.ndarray, *, cell: float = 1.0, slope: float = 0.15, window: float = 18.0,
@@ -179,7 +181,27 @@ def dtm_from_ground(x: np.ndarray, y: np.ndarray, z: np.ndarray, grid: Grid) -> 
     high = start[filled] + counts[filled] // 2
     median = np.full(counts.shape, np.nan)
     median[filled] = (z[order[low]] + z[order[high]]) / 2
-    return _fill_gaps(median.reshape(grid.shape)).astype(np.float32)
+    median = median.reshape(grid.shape)
+    wide = _wide_gaps(np.isnan(median))
+    if wide.any():
+        # The ground points of the cells around the wide gaps are the TIN's vertices (those whose triangles
+        # span the gaps), so that a dense tile triangulates its buildings' rims, not all its points.
+        rim = ndimage.binary_dilation(wide, iterations=TIN_RIM_CELLS).ravel()[index]
+        from pipelines.algorithms.tin import tin_onto_grid
+
+        tin = tin_onto_grid(x[inside][rim], y[inside][rim], z[rim], grid, wide)
+        median = np.where(np.isnan(median), tin, median)
+    return _fill_gaps(median).astype(np.float32)
+
+
+def _wide_gaps(gaps: np.ndarray) -> np.ndarray:
+    """The gap cells in components of at least ``TIN_MIN_GAP`` cells (8-connected): under buildings, water."""
+    labels, count = ndimage.label(gaps, structure=np.ones((3, 3), dtype=bool))
+    if not count:
+        return gaps
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    sizes[0] = 0
+    return (sizes >= TIN_MIN_GAP)[labels]
 
 
 def _by_cell_then_height(index: np.ndarray, z: np.ndarray) -> np.ndarray:

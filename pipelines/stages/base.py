@@ -12,7 +12,7 @@ import abc
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -122,6 +122,9 @@ class PointTile:
     crs: pyproj.CRS
     core: tuple[float, float, float, float]  # the part this tile owns in the products
     name: str = "tile"
+    own: int | None = None  # the first ``own`` points are the tile's file's (the rest: the halo); None: all
+    warnings: list[dict[str, str]] = field(default_factory=list)  # what the stages found wrong, for the run
+    density: float | None = None  # pulses/m2 of the core (pulse_density() measures it once)
 
     def __len__(self) -> int:
         return len(self.xyz)
@@ -130,6 +133,25 @@ class PointTile:
         return dataclasses.replace(
             self, xyz=self.xyz[mask], classification=self.classification[mask],
             return_number=self.return_number[mask], number_of_returns=self.number_of_returns[mask])
+
+    def pulse_density(self) -> float:
+        """First returns per m2 of the tile's core (:func:`pipelines.density.pulse_density`), measured once."""
+        if self.density is None:
+            from pipelines.density import pulse_density
+
+            core = self.in_core()
+            self.density = pulse_density(self.xyz[core, :2], self.return_number[core])
+        return self.density
+
+    def warn(self, stage: str, message: str) -> None:
+        """Record a warning of ``stage`` about this tile (stderr, lineage and report show it)."""
+        self.warnings.append({"stage": stage, "message": message})
+
+    def own_points(self) -> np.ndarray:
+        """Mask of the points read from the tile's own file (each file's points are written once)."""
+        mask = np.zeros(len(self), dtype=bool)
+        mask[: len(self) if self.own is None else self.own] = True
+        return mask
 
     def in_core(self) -> np.ndarray:
         xmin, ymin, xmax, ymax = self.core

@@ -113,6 +113,7 @@ class HillshadeWriter(RasterWriter):
 class DensityWriter(RasterWriter):
     product = "density"
     Options = DensityOptions
+    needed_density = 0.0  # it is what shows a survey's density
 
     def surface(self, surfaces: TileSurfaces) -> np.ndarray:
         return surfaces.density

@@ -145,7 +145,8 @@ class LasReader(Stage):
         return PointTile(
             xyz=xyz, classification=attributes["classification"].copy(),
             return_number=attributes["return_number"].copy(),
-            number_of_returns=attributes["number_of_returns"].copy(), crs=working_crs, core=job.core, name=job.name)
+            number_of_returns=attributes["number_of_returns"].copy(), crs=working_crs, core=job.core, name=job.name,
+            own=len(xyz_parts[0]))
 
 
 def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -20,10 +20,15 @@ import pandas as pd
 import shapely
 from scipy import ndimage
 
-from gis.asprs import BUILDING
+from gis.asprs import BUILDING, HIGH_VEGETATION
+from pipelines.density import scaled, scaled_count
 from pipelines.products import write_vector_part
 from pipelines.stages.base import Stage, positive
 from pipelines.surfaces import TileSurfaces
+
+
+# A tile with this many points of the class a vector product is drawn from should give features.
+EXPECTED_POINTS = 200
 
 
 @dataclass
@@ -48,6 +53,43 @@ class ContourOptions(VectorOptions):
         positive("interval", self.interval)
         if self.smoothing < 0 or self.min_length < 0:
             raise ValueError("options 'smoothing' and 'min_length' must be >= 0")
+
+
+@dataclass
+class FootprintOptions(VectorOptions):
+    # None: the reference value (IGN LiDAR HD's density) scaled with the tile's density (README: density)
+    cluster_distance: float | None = None  # 1.5 m: DBSCAN radius of the building points
+    min_points: int | None = None  # 30: DBSCAN's neighbours of a core point (fewer once the distance stops growing)
+    min_area: float = 20.0  # m2: smallest footprint kept
+    height_step: float = 1.0  # m: a roof height jump between two attached buildings
+    simplify: float = 0.5  # m: outline simplification
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.cluster_distance is not None:
+            positive("cluster_distance", self.cluster_distance)
+        if self.min_points is not None and self.min_points < 1:
+            raise ValueError(f"option 'min_points' must be >= 1, not {self.min_points}")
+        positive("height_step", self.height_step)
+        if self.min_area < 0 or self.simplify < 0:
+            raise ValueError("options 'min_area' and 'simplify' must be >= 0")
+
+
+@dataclass
+class TreeOptions(VectorOptions):
+    min_height: float = 3.0  # m: lowest tree top
+    smoothing: float = 0.5  # m: Gaussian smoothing of the canopy height model
+    # None: 1.5 m scaled with the tile's density; tops closer than this are one tree (the variable window
+    # of Popescu & Wynne is never narrower), so that sparse echoes in one crown do not make several trees
+    min_spacing: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive("min_height", self.min_height)
+        if self.smoothing < 0:
+            raise ValueError(f"option 'smoothing' must be >= 0, not {self.smoothing}")
+        if self.min_spacing is not None and self.min_spacing < 0:
+            raise ValueError(f"option 'min_spacing' must be >= 0, not {self.min_spacing}")
 
 
 class VectorWriter(Stage):
@@ -127,13 +169,25 @@ class FootprintsWriter(VectorWriter):
     """Building footprints from the building points, with ground and roof heights."""
 
     product = "footprints"
+    Options = FootprintOptions
+    needed_density = 1.0  # pulses/m2: outlines to about a metre
 
     def features(self, surfaces: TileSurfaces) -> gpd.GeoDataFrame:
         from pipelines.algorithms.footprints import extract_footprints
 
-        building = surfaces.tile.classification == BUILDING
-        frame = extract_footprints(surfaces.tile.xyz[building], surfaces.dtm_raster, crs=surfaces.crs)
-        return _in_core(frame, surfaces.tile.core)
+        tile, o = surfaces.tile, self.options
+        density = tile.pulse_density()
+        building = tile.classification == BUILDING
+        frame = extract_footprints(tile.xyz[building], surfaces.dtm_raster, crs=surfaces.crs,
+                                   cluster_distance=scaled(o.cluster_distance, 1.5, density),
+                                   min_points=scaled_count(o.min_points, 30, density), min_area=o.min_area,
+                                   height_step=o.height_step, simplify=o.simplify)
+        frame = _in_core(frame, tile.core)
+        expected = np.count_nonzero(building & tile.in_core())
+        if frame.empty and expected >= EXPECTED_POINTS:
+            tile.warn(self.tag, f"no footprint although {expected:,} points of the tile are building-class; "
+                                "check the building class or lower cluster_distance / min_points")
+        return frame
 
     def sew(self, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         """Join the pieces of the buildings reaching further than the halo across a tile edge."""
@@ -146,11 +200,21 @@ class TreesWriter(VectorWriter):
     """Tree tops with height and crown radius, from the canopy height model."""
 
     product = "trees"
+    Options = TreeOptions
+    needed_density = 2.0  # pulses/m2: a crown of a few metres needs several echoes
 
     def features(self, surfaces: TileSurfaces) -> gpd.GeoDataFrame:
-        from pipelines.algorithms.trees import detect_trees
+        from pipelines.algorithms.trees import detect_trees, popescu_deciduous_window
 
-        return _in_core(detect_trees(surfaces.raster(surfaces.chm), crs=surfaces.crs), surfaces.tile.core)
+        tile, o = surfaces.tile, self.options
+        spacing = scaled(o.min_spacing, 1.5, tile.pulse_density())
+        frame = _in_core(detect_trees(surfaces.raster(surfaces.chm), crs=surfaces.crs, min_height=o.min_height,
+                                      smoothing=o.smoothing,
+                                      window=lambda h: np.maximum(popescu_deciduous_window(h), spacing)), tile.core)
+        expected = np.count_nonzero((tile.classification == HIGH_VEGETATION) & tile.in_core())
+        if frame.empty and expected >= EXPECTED_POINTS:
+            tile.warn(self.tag, f"no tree although {expected:,} points of the tile are high vegetation")
+        return frame
 
     def sew(self, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         """One tree where the cores of two tiles overlap (flight strips; tiles reprojected into a rotated CRS).
