@@ -115,3 +115,5 @@ def run(ctx: click.Context, file: str, validate: bool, inputs: tuple[str, ...], 
         click.echo(f"  as is  {product} (same inputs and parameters)")
     if result.report is not None:
         click.echo(f"  report {result.report}")
+    for warning in getattr(result, "warnings", []):  # also in the products' lineage and the report
+        click.echo(f"Warning: {warning['tile']}: {warning['stage']}: {warning['message']}", err=True)

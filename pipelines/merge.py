@@ -54,6 +54,10 @@ def _merge_product(plan: Plan, writers: list[Stage], summaries: list[dict], keys
     target = output / writers[0].filename()
     key = job_key(writers, keys)
     lineage = {writer.layer(): product_lineage(plan, writer, hashes, key) for writer in writers}
+    for writer in writers:
+        chain = {stage["tag"] for stage in lineage[writer.layer()]["stages"]}
+        lineage[writer.layer()]["warnings"] = [warning for summary in summaries
+                                               for warning in summary.get("warnings", []) if warning["stage"] in chain]
     sidecar = target.with_name(target.name + ".lineage.json")
     if target.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("job_key") == key:
         return target, False

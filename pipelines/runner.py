@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gis.errors import InputError
-from pipelines.cache import WORK, class_counts, prune_work, tile_done, tile_key
+from pipelines.cache import WORK, class_counts, prune_work, tile_done, tile_key, tile_summary
 from pipelines.executors import Executor, executor_for
 from pipelines.lineage import file_sha256
 from pipelines.merge import merge_products
@@ -54,6 +54,12 @@ class RunResult:
     crs: dict = field(default_factory=dict)  # the working CRS and each input's CRS and height unit (crs_summary)
     summary: str | None = None  # a run that is not about points says what it did (interiors)
     skipped_elements: list[dict] = field(default_factory=list)  # elements of building plans left out, and why
+    tile_summaries: list[dict] = field(default_factory=list)  # per tile: points, density, seconds, warnings
+
+    @property
+    def warnings(self) -> list[dict[str, str]]:
+        """Every tile's warnings: {tile, stage, message}."""
+        return [warning for summary in self.tile_summaries for warning in summary.get("warnings", [])]
 
 
 def run_pipeline(plan: Plan, workers: int = 0, scheduler: str | None = None,
@@ -82,13 +88,36 @@ def run_pipeline(plan: Plan, workers: int = 0, scheduler: str | None = None,
     prune_work(work, set(keys.values()))
     result = RunResult(products, len(plan.jobs), len(plan.jobs) - len(todo),
                        sum(job.point_count for job in plan.jobs), time.perf_counter() - started, skipped,
-                       class_counts(work, keys), crs=crs_summary(plan))
+                       class_counts(work, keys), crs=crs_summary(plan),
+                       tile_summaries=[tile_summary(work, keys[job.path]) for job in plan.jobs])
     if products:
         from pipelines.report import RunFigures, write_report  # only with something to show
 
         result.report = write_report(output, RunFigures(plan.spec.name, result.tiles, result.tiles_reused,
-                                                        result.points, result.seconds, result.classes, products))
+                                                        result.points, result.seconds, result.classes, products,
+                                                        crs=plan.crs, tiles_table=result.tile_summaries,
+                                                        extent=_extent(plan), crs_facts=_input_crs_facts(result.crs)))
     return result
+
+
+def _input_crs_facts(summary: dict) -> dict[str, str]:
+    """The inputs' CRSs and height units (:func:`pipelines.plan.crs_summary`) as report rows, alike files together."""
+    groups: dict[str, list[str]] = {}
+    for name, facts in summary.get("inputs", {}).items():
+        heights = facts.get("heights", {})
+        factor = heights.get("to_metres")
+        text = f"{facts.get('crs')}; heights in {heights.get('unit') or 'an unstated unit'}"
+        if factor not in (None, 1, 1.0):
+            text += f", times {factor:g} to metres"
+        groups.setdefault(text, []).append(name)
+    return {(f"input CRS ({names[0]})" if len(names) == 1 else f"input CRS ({len(names)} files)"): text
+            for text, names in groups.items()}
+
+
+def _extent(plan: Plan) -> tuple[float, float, float, float]:
+    """The union of the tiles' cores."""
+    cores = [job.core for job in plan.jobs]
+    return (min(c[0] for c in cores), min(c[1] for c in cores), max(c[2] for c in cores), max(c[3] for c in cores))
 
 
 def _run_tiles(executor: Executor, plan: Plan, todo: list[TileJob], keys: dict[Path, str],

@@ -45,7 +45,8 @@ def needed_density(writer: Stage) -> float:
 def _warn_if_too_sparse(tile, writer: Stage, density: float) -> None:
     need = needed_density(writer)
     if density < need:
-        tile.warn(writer.tag, f"{density:.2f} pulses/m2, below the {need:g} that {writer.filename()} needs: "
+        product = writer.filename() if writer.filename().endswith(".tif") else f"the {writer.layer()} layer"
+        tile.warn(writer.tag, f"{density:.2f} pulses/m2, below the {need:g} that {product} needs: "
                               "written all the same, from fewer points than it is made for")
 
 

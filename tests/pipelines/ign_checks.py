@@ -15,9 +15,7 @@ import laspy
 import numpy as np
 import rasterio
 from scipy import ndimage
-from scipy.interpolate import LinearNDInterpolator
-
-GROUND, BUILDING = 2, 6
+from scipy.spatial import Delaunay
 
 
 def without_classes(source: Path, target: Path) -> Path:
@@ -45,10 +43,38 @@ def read_raster(path: Path) -> Raster:
 
 
 def tin_on(raster: Raster, xyz: np.ndarray) -> np.ndarray:
-    """Delaunay-linear heights of ``xyz`` at the raster's cell centres; NaN outside the points' convex hull."""
-    gx, gy = np.meshgrid(raster.xs, raster.ys)
-    interpolator = LinearNDInterpolator(xyz[:, :2] - xyz[:, :2].min(axis=0), xyz[:, 2])
-    return interpolator(gx - xyz[:, 0].min(), gy - xyz[:, 1].min())
+    """Delaunay-linear heights of ``xyz`` at the raster's cell centres; NaN outside the points' convex hull.
+
+    scipy triangulates; each triangle's plane is then evaluated, in numpy, at
+    the cell centres of its bounding box that it covers (barycentric weights).
+    What ``LinearNDInterpolator`` gives, without its point location, whose
+    barycentric transforms (LAPACK per triangle) took 40 s for the dense
+    tile's 43 000 triangles on a loaded machine.
+    """
+    res = raster.xs[1] - raster.xs[0]
+    u = (xyz[:, 0] - raster.xs[0]) / res  # column coordinate: cell centres at integers
+    v = (raster.ys[0] - xyz[:, 1]) / res  # row coordinate
+    triangles = Delaunay(np.column_stack([u, v])).simplices
+    tu, tv = u[triangles], v[triangles]
+    c0 = np.clip(np.ceil(tu.min(axis=1) - 1e-9), 0, None).astype(int)
+    c1 = np.clip(np.floor(tu.max(axis=1) + 1e-9), None, len(raster.xs) - 1).astype(int)
+    r0 = np.clip(np.ceil(tv.min(axis=1) - 1e-9), 0, None).astype(int)
+    r1 = np.clip(np.floor(tv.max(axis=1) + 1e-9), None, len(raster.ys) - 1).astype(int)
+    width, height = np.maximum(c1 - c0 + 1, 0), np.maximum(r1 - r0 + 1, 0)
+    owner = np.repeat(np.arange(len(triangles)), width * height)  # one candidate per cell of each box
+    rank = np.arange(len(owner)) - np.repeat(np.cumsum(width * height) - width * height, width * height)
+    col, row = c0[owner] + rank % width[owner], r0[owner] + rank // width[owner]
+    (ua, ub, uc), (va, vb, vc) = tu[owner].T, tv[owner].T
+    det = (vb - vc) * (ua - uc) + (uc - ub) * (va - vc)
+    det = np.where(det == 0, np.inf, det)
+    wa = ((vb - vc) * (col - uc) + (uc - ub) * (row - vc)) / det
+    wb = ((vc - va) * (col - uc) + (ua - uc) * (row - vc)) / det
+    wc = 1 - wa - wb
+    inside = (wa >= -1e-9) & (wb >= -1e-9) & (wc >= -1e-9)
+    z = xyz[triangles[owner], 2]
+    heights = np.full(raster.data.shape, np.nan)
+    heights[row[inside], col[inside]] = (wa * z[:, 0] + wb * z[:, 1] + wc * z[:, 2])[inside]
+    return heights
 
 
 def inner(raster: Raster, margin: float) -> np.ndarray:
