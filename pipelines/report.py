@@ -215,7 +215,7 @@ def _where(figures: RunFigures) -> list[tuple[str, str]]:
                                f"({(xmax - xmin) / 1000:.2f} x {(ymax - ymin) / 1000:.2f} km)"))
     ranges = [t["z_range"] for t in figures.tiles_table if t.get("z_range")]
     if ranges:
-        rows.append(("height range", f"{min(r[0] for r in ranges):,.2f} to {max(r[1] for r in ranges):,.2f}"))
+        rows.append(("height range", f"{min(r[0] for r in ranges):,.2f} to {max(r[1] for r in ranges):,.2f} m"))
     densities = [t["density"] for t in figures.tiles_table if isinstance(t.get("density"), (int, float))]
     if densities:
         rows.append(("pulse density", f"{min(densities):.2f} to {max(densities):.2f} pulses/m² (first returns per "
