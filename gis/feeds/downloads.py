@@ -95,7 +95,7 @@ def prebuild(catalog, layer) -> None:
     version = catalog.backend.get_version(layer.id, layer.current_version)
     try:
         Downloads(catalog, downloads_folder(catalog.backend)).all(version)
-    except (LuteceError, OSError) as error:
+    except Exception as error:  # the publication is committed: whatever GDAL raises must not undo its success
         log.warning("the downloads of %s version %d were not built (%s); the server builds them on first use",
                     layer.id, version.number, error)
 

@@ -21,7 +21,7 @@ import pytest
 from gis.errors import InputError
 from gis.feeds.changes import PublicFeed
 from gis.feeds.dcat import catalog_graph, serialize
-from gis.feeds.downloads import Downloads
+from gis.feeds.downloads import Downloads, downloads_folder
 from server.access import ANONYMOUS, can_see
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,6 +146,24 @@ def test_downloads_are_built_once_per_version(city, cadastre, tmp_path):
     newer = downloads.get(city.version("buildings"), "gpkg")
     assert newer.version == 2 and newer.path != first.path and newer.sha256 != first.sha256
     assert first.path.is_file()  # the old version's file stays as it was (a client may be reading it)
+
+
+def test_a_served_store_gets_an_open_vectors_downloads_as_it_is_published(catalog, cadastre):
+    """Once a server has made the store's downloads folder, publishers build open vectors' files (not others')."""
+    import pyogrio
+
+    catalog.publish(cadastre.head(10), "before", licence="ODbL-1.0", access="open", title="Avant")
+    folder = downloads_folder(catalog.backend)
+    assert not folder.exists()  # a city no server publishes pays nothing
+    folder.mkdir(parents=True)
+    catalog.publish(cadastre.head(20), "open-one", licence="ODbL-1.0", access="open", title="Ouverte")
+    catalog.publish(cadastre.head(20), "shared-one", licence="restricted", access="shared", title="Partagée")
+    assert sorted(path.name for path in folder.iterdir()) == ["open-one"]
+    built = sorted(path.name for path in folder.glob("open-one/*/*") if not path.name.startswith("."))
+    assert built == ["open-one-v1.geojson", "open-one-v1.geojson.json", "open-one-v1.gpkg", "open-one-v1.gpkg.json"]
+    assert len(pyogrio.read_dataframe(next(folder.glob("open-one/*/open-one-v1.gpkg")))) == 20
+    catalog.reclassify("shared-one", "open", licence="ODbL-1.0")  # made public: its files now
+    assert next(folder.glob("shared-one/*/shared-one-v1.gpkg.json")).is_file()
 
 
 def test_the_change_feed_tells_only_what_concerns_open_layers(catalog, cadastre):
