@@ -20,6 +20,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 BACKGROUND_2D = (0xEE, 0xF1, 0xF3)  # map2d.js BACKGROUND
 TOWN_HALL = "B0000"
+INTERIOR = "town-hall"  # viewer_city.py: the town hall's indoor plans as a storey tileset
 GROUND_BROWN = (0xA0, 0x52, 0x2D)  # scene3d.js CLASS_COLOURS[2]
 
 
@@ -235,7 +236,7 @@ FEATURES_BY_STOREY = """(layer) => {
     const content = tile.content;
     for (let i = 0; i < (content?.featuresLength || 0); i++) {
       const feature = content.getFeature(i);
-      out.push([feature.getProperty("level"), feature.show && tileset.show]);
+      out.push([feature.getProperty("level"), feature.show && tileset.show, feature.getProperty("class")]);
     }
     tile.children.forEach(visit);
   };
@@ -250,8 +251,8 @@ def _features_once(session: Session, expected, timeout: float = 30.0) -> list:
 
     deadline = time.monotonic() + timeout
     while True:
-        features = session.page.evaluate(FEATURES_BY_STOREY, "town-hall-rooms")
-        if (features and all(expected(level, show) for level, show in features)) or time.monotonic() > deadline:
+        features = session.page.evaluate(FEATURES_BY_STOREY, INTERIOR)
+        if (features and all(expected(level, show) for level, show, _ in features)) or time.monotonic() > deadline:
             return features
         session.page.wait_for_timeout(300)
 
@@ -260,17 +261,18 @@ def test_the_storey_picker_shows_one_storey_of_the_interior(served, browser):
     import geopandas as gpd
 
     rooms = gpd.read_file(served["district"] / "truth.gpkg", layer="rooms", engine="pyogrio")
-    session = Session(browser, f"{served['url']}/viewer#mode=3d&layers=town-hall-rooms")
+    session = Session(browser, f"{served['url']}/viewer#mode=3d&layers={INTERIOR}")
     session.wait("ready3d")
     options = session.page.eval_on_selector_all("#storey option", "options => options.map(o => o.value)")
     assert options == ["all", *map(str, sorted(rooms["level_index"].unique())), "shell"]
     session.page.select_option("#storey", "2")
     features = _features_once(session, lambda level, show: show == (level == 2))
-    assert len(features) == len(rooms)  # every storey's tile loaded
-    shown = [level for level, show in features if show]
-    assert shown and set(shown) == {2} and len(shown) == int((rooms["level_index"] == 2).sum())
+    assert len([f for f in features if f[2] == "room"]) == len(rooms)  # every storey's tile loaded
+    shown = [(level, kind) for level, show, kind in features if show]
+    assert shown and {level for level, _ in shown} == {2}
+    assert len([kind for _, kind in shown if kind == "room"]) == int((rooms["level_index"] == 2).sum())
     assert "storey=2" in session.page.evaluate("location.hash")
     session.page.select_option("#storey", "shell")
-    assert not any(show for _level, show in _features_once(session, lambda level, show: not show))
+    assert not any(show for _level, show, _ in _features_once(session, lambda level, show: not show))
     assert session.errors == []
     session.close()

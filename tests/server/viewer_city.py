@@ -7,11 +7,11 @@ buildings          vector (polygons)   open    truth.gpkg footprints (ODbL: shar
 streets            vector (lines)      open    district.gpkg streets
 trees              vector (points)     shared  truth.gpkg trees (a partner's key opens it)
 dtm                raster              open    truth-dtm.tif (as a COG)
-terrain-3d         pointcloud-3dtiles  open    district.laz, ground and water (lutece tiles)
+terrain-3d         pointcloud-3dtiles  open    district.laz, ground and water (lutece tiles pointcloud)
 buildings-3d       mesh-3dtiles        open    truth footprints extruded from ground to eave,
                                                their truth attributes per building
-town-hall-rooms    mesh-3dtiles        open    the town hall's truth rooms as prisms, one child
-                   (storeys)                   tile per storey (tiles.interior)
+town-hall          mesh-3dtiles        open    the town hall's indoor plans (rooms, doors) by
+                   (storeys)                   lutece tiles interior: one child tile per storey
 =================  ==================  ======  ===============================================
 """
 
@@ -58,37 +58,16 @@ def _prisms(polygons, bases, heights):
     return np.concatenate(vertices), np.concatenate(faces), np.concatenate(owner)
 
 
-def interior_tileset(district: Path, out: Path) -> Path:
-    """The town hall's rooms (truth) as a storey tileset: one child tile per storey, ``level`` per feature."""
-    import geopandas as gpd
-    import pandas as pd
-    import pyproj
-
-    from tiles.geo import HeightModel, Placement
-    from tiles.interior import write_storey_tileset
-    from tiles.mesh import FeatureMeshes
-
-    rooms = gpd.read_file(district / "truth.gpkg", layer="rooms", engine="pyogrio")
-    properties = pd.DataFrame({"class": "room", "level": rooms["level_index"].astype(int),
-                               "level_name": rooms["level"], "floor_elevation": rooms["floor_z"],
-                               "global_id": rooms["code"], "name": rooms["name"], "use": rooms["use"],
-                               "height": rooms["height_m"], "area": rooms["area_m2"]})
-    # a little below the ceiling, so that a storey's rooms do not touch the next storey's
-    vertices, faces, owner = _prisms(rooms.geometry, rooms["floor_z"], rooms["height_m"] - 0.3)
-    storeys = (properties.groupby("level", as_index=False)
-               .agg(name=("level_name", "first"), elevation=("floor_elevation", "min")))
-    write_storey_tileset(FeatureMeshes(vertices, faces, owner, properties), storeys,
-                         Placement(pyproj.CRS("EPSG:2154"), HeightModel.resolve()), out,
-                         metadata={"product": "interior"})
-    return out
+def _lutece(*args: str) -> subprocess.Popen:
+    """``lutece ARGS`` in a subprocess (the project's own code), its output kept for an error message."""
+    return subprocess.Popen([sys.executable, "-m", "gis", "-q", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
 
 
-def pointcloud_tileset(district: Path, out: Path) -> Path:
-    """The district's ground and water points as point-cloud 3D Tiles, by ``lutece tiles pointcloud``."""
-    subprocess.run([sys.executable, "-m", "gis", "-q", "tiles", "pointcloud", str(district / "district.laz"),
-                    str(out), "--product", "terrain"], check=True, cwd=ROOT, timeout=300,
-                   env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    return out
+def _finish(process: subprocess.Popen) -> None:
+    output, _ = process.communicate(timeout=300)
+    if process.returncode != 0:
+        raise AssertionError(f"{' '.join(process.args[3:])} failed: {output.decode(errors='replace')}")
 
 
 def dtm_cog(district: Path, out: Path) -> Path:
@@ -106,6 +85,12 @@ def publish_viewer_city(catalog, district: Path, folder: Path) -> None:
     def frame(file: str, layer: str):
         return gpd.read_file(district / file, layer=layer, engine="pyogrio")
 
+    # the two tilers run beside each other (and beside the publications below)
+    points = _lutece("tiles", "pointcloud", str(district / "district.laz"), str(folder / "terrain-3d"),
+                     "--product", "terrain")
+    interior = _lutece("tiles", "interior", str(district / "hotel-de-ville-indoor.geojson"),
+                       str(folder / "town-hall"))
+
     catalog.publish(frame("truth.gpkg", "footprints"), "buildings", licence="ODbL-1.0", access="open",
                     title="Emprises des bâtiments")
     catalog.publish(frame("district.gpkg", "streets"), "streets", licence="etalab-2.0", access="open",
@@ -114,9 +99,11 @@ def publish_viewer_city(catalog, district: Path, folder: Path) -> None:
                     title="Arbres (partenaires)")
     catalog.publish(dtm_cog(district, folder / "dtm.tif"), "dtm", licence="etalab-2.0", access="open",
                     title="Modèle numérique de terrain")
-    catalog.publish(pointcloud_tileset(district, folder / "terrain-3d"), "terrain-3d", kind="pointcloud-3dtiles",
+    _finish(points)
+    catalog.publish(folder / "terrain-3d", "terrain-3d", kind="pointcloud-3dtiles",
                     licence="etalab-2.0", access="open", title="Terrain en 3D")
     catalog.publish(building_tileset(district, folder / "buildings-3d"), "buildings-3d", kind="mesh-3dtiles",
                     licence="etalab-2.0", access="open", title="Bâtiments en 3D")
-    catalog.publish(interior_tileset(district, folder / "town-hall-rooms"), "town-hall-rooms", kind="mesh-3dtiles",
-                    licence="etalab-2.0", access="open", title="Hôtel de ville : pièces par étage")
+    _finish(interior)
+    catalog.publish(folder / "town-hall", "town-hall", kind="mesh-3dtiles", licence="etalab-2.0", access="open",
+                    title="Hôtel de ville : intérieur par étage")
