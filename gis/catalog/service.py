@@ -398,8 +398,17 @@ class Catalog:
         return event
 
     def gc(self) -> GcReport:
-        """Remove the data no version references and the leftovers of killed publications."""
-        return self.backend.gc()
+        """Remove the data no version references and the leftovers of killed publications.
+
+        Also points every file layer's ``current/`` link at its current version
+        again (a process killed between a switch and its link leaves it behind).
+        """
+        report = self.backend.gc()
+        for layer in self.backend.list_layers():
+            if layer.kind != "vector":
+                current = self.backend.get_version(layer.id, layer.current_version) if layer.current_version else None
+                link_current(self.backend, presentation(self.backend, layer, current), current)
+        return report
 
 
 @dataclass

@@ -202,6 +202,9 @@ def test_file_layers_have_a_stable_path(catalog, cog, tmp_path):
     with rasterio.open(stable) as reopened:
         assert float(reopened.read(1)[0, 0]) == float(data[0, 0, 0])
     assert stable.with_suffix(".qml").read_text() == given.read_text()  # the given style stays
+    stable.unlink()  # as a kill between the switch and the link would leave it
+    catalog.gc()
+    assert stable.resolve() == catalog.path("dtm").resolve()
     catalog.withdraw("dtm")
     assert not stable.exists() and not stable.is_symlink()
 
