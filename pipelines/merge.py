@@ -58,6 +58,11 @@ def _merge_product(plan: Plan, writers: list[Stage], summaries: list[dict], keys
         chain = {stage["tag"] for stage in lineage[writer.layer()]["stages"]}
         lineage[writer.layer()]["warnings"] = [warning for summary in summaries
                                                for warning in summary.get("warnings", []) if warning["stage"] in chain]
+        # Each tile's density and the values its density-scaled options took (the stages list them as None).
+        lineage[writer.layer()]["tiles"] = [
+            {"tile": summary.get("tile"), "density": summary.get("density"),
+             "used": {tag: values for tag, values in summary.get("used", {}).items() if tag in chain}}
+            for summary in summaries]
     sidecar = target.with_name(target.name + ".lineage.json")
     if target.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("job_key") == key:
         return target, False

@@ -120,6 +120,6 @@ def process_tile(plan: Plan, job: TileJob, key: str, decoded: dict[Path, Path], 
                "classes": {int(c): int(n) for c, n in enumerate(classes) if n},
                "density": round(density, 3), "seconds": round(time.perf_counter() - started, 2),
                "z_range": [float(core[:, 2].min()), float(core[:, 2].max())] if len(core) else None,
-               "warnings": [{"tile": job.name, **warning} for warning in tile.warnings]}
+               "warnings": [{"tile": job.name, **warning} for warning in tile.warnings], "used": tile.used}
     write_tile_summary(folder, summary)
     return summary

@@ -125,6 +125,7 @@ class PointTile:
     own: int | None = None  # the first ``own`` points are the tile's file's (the rest: the halo); None: all
     warnings: list[dict[str, str]] = field(default_factory=list)  # what the stages found wrong, for the run
     density: float | None = None  # pulses/m2 of the core (pulse_density() measures it once)
+    used: dict[str, dict] = field(default_factory=dict)  # the values of the density-scaled options, by stage tag
 
     def __len__(self) -> int:
         return len(self.xyz)
@@ -142,6 +143,10 @@ class PointTile:
             core = self.in_core()
             self.density = pulse_density(self.xyz[core, :2], self.return_number[core])
         return self.density
+
+    def record(self, stage: str, **values: float) -> None:
+        """Record the values a stage used for its scaled options (the lineage lists them per tile)."""
+        self.used[stage] = {name: round(float(value), 3) for name, value in values.items()}
 
     def warn(self, stage: str, message: str) -> None:
         """Record a warning of ``stage`` about this tile (stderr, lineage and report show it)."""

@@ -41,7 +41,9 @@ class NoiseFilter(Stage):
 
         candidates = np.flatnonzero(~np.isin(tile.classification, NOISES))
         xyz = tile.xyz[candidates]
-        voxel_of, representatives = _voxel_centroids(xyz, scaled(self.options.voxel, 1.0, tile.pulse_density()))
+        voxel = scaled(self.options.voxel, 1.0, tile.pulse_density())
+        tile.record(self.tag, voxel=voxel)
+        voxel_of, representatives = _voxel_centroids(xyz, voxel)
         if len(representatives) <= self.options.neighbours:
             return tile
         cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(representatives))
@@ -111,7 +113,9 @@ class GroundFilter(Stage):
         # The opening needs a few cells' steps to tell a roof from a hill: with cells of s metres the window
         # grows as sqrt(s), so that it keeps 18 / sqrt(s) steps.
         window = o.window if o.window is not None else 18.0 * spacing_scale(density) ** 0.5
-        ground = classify_ground(tile.xyz[usable], cell=scaled(o.cell, 1.0, density), slope=o.slope, window=window,
+        cell = scaled(o.cell, 1.0, density)
+        tile.record(self.tag, cell=cell, window=window)
+        ground = classify_ground(tile.xyz[usable], cell=cell, slope=o.slope, window=window,
                                  elevation_threshold=o.threshold, elevation_scalar=o.scalar)
         classification = tile.classification.copy()
         classification[usable & (classification == GROUND)] = UNCLASSIFIED
@@ -181,12 +185,15 @@ class ClassifyFilter(Stage):
         o, density = self.options, tile.pulse_density()
         flat = o.planarity_threshold if o.planarity_threshold is not None else \
             1.0 - 0.01 * spacing_scale(density) ** NEIGHBOURHOOD_POWER
+        used = {"cell": cell, "planarity_threshold": flat,
+                "radius": scaled(o.radius, 1.0, density, NEIGHBOURHOOD_POWER),
+                "cluster_distance": scaled(o.cluster_distance, 1.5, density, NEIGHBOURHOOD_POWER),
+                "area_cell": scaled(o.area_cell, 0.5, density, NEIGHBOURHOOD_POWER),
+                "facade_distance": scaled(o.facade_distance, 0.75, density, NEIGHBOURHOOD_POWER)}
+        tile.record(self.tag, **used)
         classification[candidates] = classify_above_ground(
             xyz[candidates], np.nan_to_num(above), min_height=o.min_height, planarity_threshold=flat,
-            radius=scaled(o.radius, 1.0, density, NEIGHBOURHOOD_POWER),
-            cluster_distance=scaled(o.cluster_distance, 1.5, density, NEIGHBOURHOOD_POWER),
-            cell=scaled(o.area_cell, 0.5, density, NEIGHBOURHOOD_POWER),
-            facade_distance=scaled(o.facade_distance, 0.75, density, NEIGHBOURHOOD_POWER),
-            min_building_area=o.min_building_area)
+            radius=used["radius"], cluster_distance=used["cluster_distance"], cell=used["area_cell"],
+            facade_distance=used["facade_distance"], min_building_area=o.min_building_area)
         tile.classification = classification
         return tile

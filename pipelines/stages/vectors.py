@@ -178,9 +178,10 @@ class FootprintsWriter(VectorWriter):
         tile, o = surfaces.tile, self.options
         density = tile.pulse_density()
         building = tile.classification == BUILDING
+        distance, least = scaled(o.cluster_distance, 1.5, density), scaled_count(o.min_points, 30, density)
+        tile.record(self.tag, cluster_distance=distance, min_points=least)
         frame = extract_footprints(tile.xyz[building], surfaces.dtm_raster, crs=surfaces.crs,
-                                   cluster_distance=scaled(o.cluster_distance, 1.5, density),
-                                   min_points=scaled_count(o.min_points, 30, density), min_area=o.min_area,
+                                   cluster_distance=distance, min_points=least, min_area=o.min_area,
                                    height_step=o.height_step, simplify=o.simplify)
         frame = _in_core(frame, tile.core)
         expected = np.count_nonzero(building & tile.in_core())
@@ -208,6 +209,7 @@ class TreesWriter(VectorWriter):
 
         tile, o = surfaces.tile, self.options
         spacing = scaled(o.min_spacing, 1.5, tile.pulse_density())
+        tile.record(self.tag, min_spacing=spacing)
         frame = _in_core(detect_trees(surfaces.raster(surfaces.chm), crs=surfaces.crs, min_height=o.min_height,
                                       smoothing=o.smoothing,
                                       window=lambda h: np.maximum(popescu_deciduous_window(h), spacing)), tile.core)

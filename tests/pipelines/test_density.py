@@ -101,4 +101,7 @@ def test_a_sparse_tile_warns_and_an_empty_footprint_layer_says_why(tmp_path):
     assert any(w["stage"] == "footprints" and "no footprint although" in w["message"] for w in result.warnings)
     lineage = json.loads((output / "layers.gpkg.lineage.json").read_text())
     assert len(lineage["layers"]["footprints"]["warnings"]) == 2
+    used = lineage["layers"]["footprints"]["tiles"][0]
+    assert used["density"] == pytest.approx(0.2, abs=0.01)  # cluster_distance: 1.5 m x sqrt(10 / 0.2)
+    assert used["used"]["footprints"] == {"cluster_distance": pytest.approx(1.5 * 50**0.5, abs=0.1), "min_points": 500}
     assert "no footprint although" in (output / "report.html").read_text()
