@@ -157,13 +157,14 @@ def test_default_styles_from_kind_and_theme_and_a_given_qml(catalog, tmp_path, c
 def test_metadata_as_gdal_shows_it(catalog, tmp_path):
     catalog.publish(buildings(5), "buildings", keywords=["bâti", "cadastre"], **META)
     catalog.publish(buildings(6), "buildings")
+    catalog.reclassify("buildings", "shared")  # the metadata follows the access level
     version = catalog.version("buildings")
     if catalog.backend.name == "geopackage":
         import pyogrio
 
         items = pyogrio.read_info(catalog.backend.gpkg, layer="buildings")["layer_metadata"]
         assert items["TITLE"] == "Bâtiments" and items["ABSTRACT"] == "Emprises au sol"
-        assert items["LICENCE"].startswith("ODbL-1.0") and items["ACCESS"] == "open"
+        assert items["LICENCE"].startswith("ODbL-1.0") and items["ACCESS"] == "shared"
         assert items["KEYWORDS"] == "bâti, cadastre" and items["VERSION"] == "2"
         assert items["PUBLISHED"] == version.published
         qgis = next(value for key, value in items.items() if key.startswith("GPKG_METADATA_ITEM"))
@@ -174,11 +175,11 @@ def test_metadata_as_gdal_shows_it(catalog, tmp_path):
         with psycopg.connect(catalog.backend.dsn) as con:
             (comment,) = con.execute("SELECT obj_description('city.buildings'::regclass)").fetchone()
         assert comment.startswith("Bâtiments\n\nEmprises au sol\n")
-        for line in ("access: open", "version: 2", f"published: {version.published}", "keywords: bâti, cadastre"):
+        for line in ("access: shared", "version: 2", f"published: {version.published}", "keywords: bâti, cadastre"):
             assert line in comment.splitlines()
 
 
-def test_file_layers_have_a_stable_path(catalog, cog, tmp_path):
+def test_file_layers_have_a_stable_path(catalog, cog, tileset, tmp_path):
     import rasterio
     import rasterio.shutil
 
@@ -207,6 +208,10 @@ def test_file_layers_have_a_stable_path(catalog, cog, tmp_path):
     assert stable.resolve() == catalog.path("dtm").resolve()
     catalog.withdraw("dtm")
     assert not stable.exists() and not stable.is_symlink()
+    catalog.publish(tileset, "buildings-3d", kind="mesh-3dtiles", licence="etalab-2.0", access="open")
+    tiles = Path(catalog.open_in_qgis("buildings-3d"))
+    assert tiles == tiles.parent.parent / "buildings-3d" / "tileset.json"
+    assert tiles.read_bytes() == (tileset / "tileset.json").read_bytes()
 
 
 def test_bad_input_clear_errors(store, catalog, tmp_path):
