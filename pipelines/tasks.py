@@ -51,13 +51,15 @@ def _warn_if_too_sparse(tile, writer: Stage, density: float) -> None:
 
 
 def tile_lineage(plan: Plan, writer: Stage, job: TileJob, key: str, work: Path) -> dict[str, Any]:
-    """The lineage of one tile's part: the tile's own files with their sha256 (cached), the stages, software."""
+    """The lineage of one tile's part: as a product's, its inputs narrowed to the tile's own files."""
     from pipelines.lineage import file_sha256
     from pipelines.merge import product_lineage
 
-    hashes = {path: file_sha256(path, work / "hashes.json") for path in needed_files(job)}
+    # The run hashed every file before the tiles started: these come from its cache.
+    hashes = {other.path: file_sha256(other.path, work / "hashes.json") for other in plan.jobs}
     lineage = product_lineage(plan, writer, hashes, key)
-    lineage["inputs"] = [{"path": str(path), "sha256": digest} for path, digest in hashes.items()]
+    files = {str(path) for path in needed_files(job)}
+    lineage["inputs"] = [item for item in lineage["inputs"] if item["path"] in files]
     return lineage
 
 

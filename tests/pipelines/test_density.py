@@ -80,6 +80,27 @@ def test_the_classified_cloud_reads_back_with_the_pipelines_classes_and_lineage(
     assert result.warnings == []
 
 
+def test_each_tile_of_a_job_gets_its_own_classified_file(tmp_path):
+    """Two tiles side by side: each file holds its own points once (not the halo), its lineage its own files."""
+    from pipelines.stages.pointcloud import read_lineage
+
+    rng = np.random.default_rng(5)
+    sources = []
+    for number, x0 in enumerate((700_000.0, 700_100.0)):
+        xy = rng.uniform(0, 100, (5_000, 2)) + [x0, 6_000_000.0]
+        xyz = np.column_stack([xy, rng.normal(0, 0.02, len(xy))])
+        sources.append(write_las(tmp_path / f"tile{number}.laz", xyz, np.full(len(xy), 1, dtype=np.uint8)))
+    output = tmp_path / "products"
+    run_pipeline(build_plan(parse_pipeline(GROUND_AND_CLOUD.format(output=output,
+                                                                    inputs=json.dumps([str(s) for s in sources])))))
+    for source in sources:
+        written, read = laspy.read(output / "classified" / source.name), laspy.read(source)
+        np.testing.assert_allclose(written.x, read.x, atol=0.001)
+        assert np.all(np.asarray(written.classification) == asprs.GROUND)
+        files = [item["file"] for item in read_lineage(output / "classified" / source.name)["inputs"]]
+        assert set(files) == {"tile0.laz", "tile1.laz"}  # its own file and the one lending it a halo
+
+
 def test_turning_the_cloud_off_leaves_it_out(tmp_path):
     spec = parse_pipeline(GROUND_AND_CLOUD.format(output=tmp_path, inputs=json.dumps(["x.laz"])),
                           overrides={"las": {"enabled": False}})
