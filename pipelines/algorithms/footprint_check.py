@@ -79,6 +79,12 @@ def no_points_check() -> dict:
             "footprint_check": "no building point in the footprint (demolished, or far from where the lidar sees it)"}
 
 
+def unchecked() -> dict:
+    """The figures of a footprint not checked (option ``check_footprints: false``)."""
+    return {**FootprintCheck(np.nan, np.nan, 0, (np.nan, np.nan), False, False).attributes(),
+            "footprint_check": "not checked (option check_footprints: false)"}
+
+
 def check_footprint(footprint, others: list, building_points_in: Callable[[tuple], np.ndarray], density: float,
                     options: CheckOptions) -> FootprintCheck:
     """The agreement of ``footprint`` with the building points (``building_points_in(box)`` gives those of a

@@ -34,7 +34,7 @@ from shapely.geometry.polygon import orient
 
 from gis.asprs import BUILDING, TERRAIN
 from gis.errors import InputError
-from pipelines.algorithms.footprint_check import EDGE, CheckOptions, check_footprint, no_points_check
+from pipelines.algorithms.footprint_check import EDGE, CheckOptions, check_footprint, no_points_check, unchecked
 from pipelines.algorithms.roof_planes import fit_roof
 from pipelines.algorithms.shells import Building, Prism, crossing_prisms, self_intersections
 
@@ -55,6 +55,7 @@ class RoofOptions:
     max_shift: float = 3.0  # metres: the largest shift of a footprint looked for
     shift_gain: float = 0.03  # a shift is reported when it puts this much more of the footprint on its points
     partial_share: float = 0.1  # building points outside the footprint on this share of its area: a part missing
+    check_footprints: bool = True  # false: no footprint check (it costs about as much as a LoD1.2 prism)
     max_rmse: float = 0.5  # metres: roof planes fitting the roof points worse than this give no LoD2.2
     lod: str | float = "2.2"  # the highest LoD to build: 1.2, 1.3 or 2.2
 
@@ -150,7 +151,9 @@ def _one(identifier: str, footprint, others: list, points: _PointIndex, options:
     area_inner = max(inner.area, 1e-9)
     attributes.update(ground=ground, point_count=len(roof), point_density=len(roof) / area_inner)
     building = Building(attributes, footprint)
-    if len(roof):
+    if not options.check_footprints:
+        attributes.update(unchecked())
+    elif len(roof):
         checked = check_footprint(footprint, others, lambda box: points.in_box(box, "building"),
                                   len(roof) / area_inner, options.check_options())
         attributes.update(checked.attributes(options.min_coverage))
@@ -171,13 +174,9 @@ def _one(identifier: str, footprint, others: list, points: _PointIndex, options:
     else:
         building.lod13 = _height_parts(polygons, roof, ground, options)
         fit = fit_roof(roof) if options.lod == "2.2" else None
-    crossing = crossing_prisms(building.lod12)
-    if crossing is not None:  # (never seen: a valid footprint's prism is a proper solid) said, not drawn
-        attributes.update(lod="0", lod_reason=f"LoD0: LoD1.2 failed: {crossing}", roof_min=roof_min,
-                          roof_median=roof_median, roof_max=roof_max, height=np.nan, volume=np.nan,
-                          roof_type="unknown", rmse=np.nan, roof_planes=0, parts=0)
-        building.lod12, building.lod13 = [], []
-        return building
+    # The LoD1.2 prisms are not checked: the footprints were validated (check_footprints), and a valid
+    # polygon's prism cannot cross itself (its triangles tile the polygon, its walls follow rings that do
+    # not cross); the LoD1.3 parts, cut from a raster, and the LoD2.2 shells are.
     split_crossing = crossing_prisms(building.lod13) if building.lod13 is not building.lod12 else None
     if split_crossing is not None:  # the split's parts fall back to the LoD1.2 prism, which is sound
         building.lod13 = building.lod12

@@ -29,6 +29,7 @@ class BuildingsOptions:
     max_shift: float = 3.0  # metres: the largest footprint shift looked for
     shift_gain: float = 0.03
     partial_share: float = 0.1
+    check_footprints: bool = True  # false: skip the footprint checks (half the LoD1.2 time)
     max_rmse: float = 0.5
     lod: str | float = "2.2"  # the highest LoD to build: 1.2, 1.3 or 2.2 (a number in YAML is read as one)
     lidar_date: str | None = None  # the survey's date, written on every building

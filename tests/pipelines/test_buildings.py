@@ -410,3 +410,13 @@ def test_a_self_intersecting_lod22_shell_falls_back_to_lod13():
     (va, fa), (vb, fb) = prism_mesh(a), prism_mesh(b)
     assert self_intersections(np.concatenate([va, vb]), np.concatenate([fa, fb + len(va)])) > 0
     assert self_intersections(va, fa) == 0
+
+
+def test_footprint_checks_can_be_left_out():
+    flat = lambda x, y: 10.0 + 0 * x  # noqa: E731
+    checked = synthetic_building(flat).attributes
+    assert checked["footprint_check"] == "ok" and checked["footprint_coverage"] >= 0.99
+    assert checked["outside_points"] == 0 and not checked["footprint_shifted"]
+    unchecked = synthetic_building(flat, options=RoofOptions(check_footprints=False)).attributes
+    assert unchecked["footprint_check"].startswith("not checked") and np.isnan(unchecked["footprint_coverage"])
+    assert unchecked["lod"] == checked["lod"] == "2.2"
