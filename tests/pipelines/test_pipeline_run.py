@@ -90,7 +90,8 @@ def test_lineage_names_inputs_stages_and_software(shipped_run, district):
     assert lineage["inputs"][0]["sha256"] == digest
     assert [s["type"] for s in lineage["stages"]] == ["readers.las", "filters.noise", "filters.ground", "filters.classify",
                                                      "writers.dtm"]
-    assert lineage["stages"][2]["options"]["cell"] == 1.0
+    assert lineage["stages"][2]["options"]["cell"] is None  # scaled with the density: the value used is per tile
+    assert lineage["tiles"][0]["used"]["noise"]["voxel"] == 1.0  # 10 pulses/m2: the reference value
     assert {"lutece", "laspy", "GDAL"} <= set(lineage["software"])
     with rasterio.open(output / "dtm_0.5m.tif") as dataset:
         assert json.loads(dataset.tags()["LUTECE_LINEAGE"])["job_key"] == lineage["job_key"]
