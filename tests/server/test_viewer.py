@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 BACKGROUND_2D = (0xEE, 0xF1, 0xF3)  # map2d.js BACKGROUND
+SKY, GLOBE = (0xCF, 0xD8, 0xDC), (0xDF, 0xE4, 0xE8)  # scene3d.js: the scene's background, the bare globe
 TOWN_HALL = "B0000"
 INTERIOR = "town-hall"  # viewer_city.py: the town hall's indoor plans as a storey tileset
 GROUND_BROWN = (0xA0, 0x52, 0x2D)  # scene3d.js CLASS_COLOURS[2]
@@ -101,40 +102,6 @@ def drawn_fraction(pixels: np.ndarray, background: tuple[int, int, int]) -> floa
     return float((np.abs(pixels - np.array(background)).sum(axis=2) > 30).mean())
 
 
-def test_2d_and_3d_draw_every_kind_with_no_error(served, browser, tmp_path):
-    session = Session(browser, f"{served['url']}/viewer")
-    session.wait("ready2d")
-    map_pixels = session.shot(tmp_path / "viewer-2d.png", "#map2d canvas")
-    session.page.click("#mode-3d")
-    session.wait("ready3d")
-    scene_pixels = session.shot(tmp_path / "viewer-3d.png", "#scene3d canvas")
-    ground = _near(scene_pixels, GROUND_BROWN)  # the terrain's points by class: ground (ASPRS 2) in its colour
-    assert ground > 0.02
-    recoloured = {}
-    for mode in ("intensity", "height"):  # a new style recompiles the point shader: wait for the frame
-        session.page.select_option("#point-colour", mode)
-        recoloured[mode] = session.shot_until(tmp_path / f"viewer-3d-{mode}.png", "#scene3d canvas",
-                                              lambda pixels: _near(pixels, GROUND_BROWN) < ground / 20)
-    grey, ramp = recoloured["intensity"], recoloured["height"]
-    assert np.abs(grey - ramp).sum(axis=2).mean() > 5  # intensity (greys) and height (a colour ramp) differ
-    assert session.errors == []
-    failed = [(status, url) for status, url in session.responses if status >= 400]
-    assert failed == []
-    ok = [url for status, url in session.responses if status in (200, 304)]
-    for kind, pattern in {"vector tiles": "/collections/buildings/tiles/WebMercatorQuad/",
-                          "raster map": "/collections/dtm/map?", "point cloud": "/collections/terrain-3d/3dtiles/",
-                          "mesh": "/collections/buildings-3d/3dtiles/"}.items():
-        assert any(pattern in url for url in ok), kind
-    assert any(url.endswith(".glb") and "/buildings-3d/" in url for url in ok)
-    assert any(url.endswith(".glb") and "/terrain-3d/" in url for url in ok)
-    assert drawn_fraction(map_pixels, BACKGROUND_2D) > 0.3  # the district fills most of the fitted map
-    background_3d = tuple(int(v) for v in np.median(scene_pixels[:20].reshape(-1, 3), axis=0))  # the sky
-    assert drawn_fraction(scene_pixels, background_3d) > 0.1
-    credits = session.page.locator("#attribution").inner_text()
-    assert "ODbL" in credits and "partag" in credits.lower()  # share-alike stated for the ODbL layer
-    session.close()
-
-
 def _centroid_lonlat(district: Path, building_id: str) -> tuple[float, float, dict]:
     import geopandas as gpd
 
@@ -144,26 +111,53 @@ def _centroid_lonlat(district: Path, building_id: str) -> tuple[float, float, di
     return point.x, point.y, row
 
 
-def test_clicking_a_building_shows_its_attributes_in_2d_and_3d(served, browser):
-    lon, lat, truth = _centroid_lonlat(served["district"], TOWN_HALL)
-    session = Session(browser, f"{served['url']}/viewer#mode=3d&layers=buildings,buildings-3d"
-                               f"&map=18/{lat}/{lon}&cam={lon},{lat},600,0,-90")
-    session.wait("ready3d")
-    box = session.page.locator("#scene3d canvas").bounding_box()
+def _click_centre(session: Session, selector: str) -> dict[str, str]:
+    box = session.page.locator(selector).bounding_box()
     session.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    shown = _attributes(session)
+    return _attributes(session)
+
+
+def test_the_city_in_2d_and_3d_every_kind_drawn_a_building_clicked(served, browser, tmp_path):
+    """One page (one Cesium start-up): over the town hall, 2D then 3D, every layer kind, clicks, point colours."""
+    lon, lat, truth = _centroid_lonlat(served["district"], TOWN_HALL)
+    session = Session(browser, f"{served['url']}/viewer#map=18/{lat}/{lon}&cam={lon},{lat},600,0,-90")
+    session.wait("ready2d")
+    map_pixels = session.shot(tmp_path / "viewer-2d.png", "#map2d canvas")
+    assert drawn_fraction(map_pixels, BACKGROUND_2D) > 0.3  # the DTM's map tiles and the footprints
+    shown = _click_centre(session, "#map2d canvas")  # the footprints' vector tile feature
+    assert shown["building_id"] == TOWN_HALL and shown["kind"] == truth["kind"]
+
+    session.page.click("#mode-3d")
+    session.wait("ready3d")
+    scene_pixels = session.shot(tmp_path / "viewer-3d.png", "#scene3d canvas")
+    assert min(drawn_fraction(scene_pixels, SKY), drawn_fraction(scene_pixels, GLOBE)) > 0.1
+    shown = _click_centre(session, "#scene3d canvas")  # the building tileset's feature metadata
     for name in BUILDING_ATTRIBUTES:
         expected = truth[name]
         assert name in shown, name
         assert (shown[name] == str(expected) if isinstance(expected, str)
                 else abs(float(shown[name]) - float(expected)) < 1e-6), name
-    session.page.click("#mode-2d")
-    session.wait("ready2d")
-    box = session.page.locator("#map2d canvas").bounding_box()
-    session.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    shown = _attributes(session)
-    assert shown["building_id"] == TOWN_HALL and shown["kind"] == truth["kind"]
+
+    ground = _near(scene_pixels, GROUND_BROWN)  # the terrain's points by class: ground (ASPRS 2) in its colour
+    assert ground > 0.02
+    recoloured = {}
+    for mode in ("intensity", "height"):  # a new colour reopens the point tileset: wait for its frame
+        session.page.select_option("#point-colour", mode)
+        recoloured[mode] = session.shot_until(tmp_path / f"viewer-3d-{mode}.png", "#scene3d canvas",
+                                              lambda pixels: _near(pixels, GROUND_BROWN) < ground / 20)
+    assert np.abs(recoloured["intensity"] - recoloured["height"]).sum(axis=2).mean() > 5  # greys vs a ramp
+
     assert session.errors == []
+    assert [(status, url) for status, url in session.responses if status >= 400] == []
+    ok = [url for status, url in session.responses if status in (200, 304)]
+    for kind, pattern in {"vector tiles": "/collections/buildings/tiles/WebMercatorQuad/",
+                          "raster map": "/collections/dtm/map?", "point cloud": "/collections/terrain-3d/3dtiles/",
+                          "mesh": "/collections/buildings-3d/3dtiles/"}.items():
+        assert any(pattern in url for url in ok), kind
+    assert any(url.endswith(".glb") and "/buildings-3d/" in url for url in ok)
+    assert any(url.endswith(".glb") and "/terrain-3d/" in url for url in ok)
+    credits = session.page.locator("#attribution").inner_text()
+    assert "ODbL" in credits and "partag" in credits.lower()  # share-alike stated for the ODbL layer
     session.close()
 
 
