@@ -5,6 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 dest=${1:?usage: install_libraries.sh DEST}
+dest=${dest%/}
 npm ci --silent --no-audit --no-fund --ignore-scripts --prefix "$here"
 version() { node -p "require('$here/node_modules/$1/package.json').version"; }
 partial="$dest.partial"
