@@ -34,6 +34,10 @@ def served(tmp_path_factory, district):
         publish_viewer_city(catalog, district, folder)
     key = city.lutece("keys", "create", "--partner", "voirie", "--layers", SHARED_LAYER).stdout.splitlines()[0].strip()
     server = start_server(city, folder)
+    if server.get("/viewer").status_code == 503:
+        server.stop()
+        pytest.fail("the viewer's libraries are not installed: run `make setup` (or bash "
+                    "server/viewer/install_libraries.sh build/viewer/lib)", pytrace=False)
     yield {"url": server.url, "key": key, "district": district}
     server.stop()
 
