@@ -8,8 +8,9 @@ public view of the lineage (file names and sha256 of the inputs, the chain of
 stages with their options, software) as JSON in a ``LUTECE``/1 extended VLR.
 The product is a folder, ``classified/`` by default, holding ``TILE.laz``.
 
-COPC is not written: no library the project uses builds a COPC octree (laspy
-reads COPC but writes LAZ only); a COPC is one ``pdal translate`` away.
+COPC is not written yet: laspy reads COPC but writes LAZ only, and copclib
+(the tests' COPC writer) leaves building the octree to its caller; a COPC is
+one ``pdal translate`` away.
 """
 
 from __future__ import annotations
