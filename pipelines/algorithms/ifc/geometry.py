@@ -4,7 +4,8 @@ The iterator runs multi-threaded in a child process (world coordinates, metres,
 openings subtracted): a model the kernel crashes on (a segmentation fault in
 OpenCASCADE on a broken boolean) costs that child, not the run. The elements of
 a crashed batch are converted again in halves until the one that crashes is
-alone; it is then skipped with that reason, and the others kept.
+alone; it is then skipped with that reason, and the others kept. The caller's own
+per-element work (``meanwhile``) runs while the first child triangulates.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -33,15 +35,29 @@ class Triangulated:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def triangulate(path: Path, ids: list[int], guids: dict[int, str], threads: int | None = None) -> Triangulated:
-    """Meshes of the elements ``ids`` (STEP ids) of the IFC file ``path``; see the module docstring."""
+def triangulate(path: Path, ids: list[int], guids: dict[int, str], threads: int | None = None,
+                meanwhile: Callable[[], None] | None = None) -> Triangulated:
+    """Meshes of the elements ``ids`` (STEP ids) of the IFC file ``path``; see the module docstring.
+
+    ``meanwhile`` is called once, in this process, while the first child runs (the kernel's work and this
+    process's overlap instead of one waiting for the other).
+    """
     threads = threads or os.cpu_count() or 1
     result = Triangulated()
     pending = [list(ids)] if ids else []
     with tempfile.TemporaryDirectory(prefix="lutece-ifc-") as folder:
         while pending:
             batch = pending.pop()
-            outcome = _run_child(Path(path), batch, threads, Path(folder))
+            child = _start_child(Path(path), batch, threads, Path(folder))
+            try:
+                if meanwhile is not None:
+                    meanwhile()
+                    meanwhile = None
+            except BaseException:
+                child.kill()
+                child.wait()
+                raise
+            outcome = _collect(child, Path(folder))
             if outcome is None:  # the child died: halve the batch until the element that kills it is alone
                 if len(batch) == 1:
                     result.failed[guids[batch[0]]] = "the geometry kernel crashed on it"
@@ -54,20 +70,33 @@ def triangulate(path: Path, ids: list[int], guids: dict[int, str], threads: int 
                 guid = guids[step_id]
                 if guid not in meshes:
                     result.failed[guid] = messages.get(guid, "the geometry kernel produced no shape")
+    if meanwhile is not None:  # no element to triangulate
+        meanwhile()
     return result
 
 
-def _run_child(path: Path, batch: list[int], threads: int, folder: Path) -> tuple[dict, dict] | None:
-    """The iterator over ``batch`` in a child interpreter (a plain subprocess: no fork, no main-module rerun)."""
+def _start_child(path: Path, batch: list[int], threads: int, folder: Path) -> subprocess.Popen:
+    """The iterator over ``batch`` in a child interpreter (a plain subprocess: no fork, no main-module rerun).
+
+    Its output goes to files, not pipes: a pipe nobody reads while ``meanwhile`` runs could fill and stall it.
+    """
     request, answer = folder / "request.json", folder / "answer.pickle"
     answer.unlink(missing_ok=True)
     request.write_text(json.dumps({"path": str(path), "ids": batch, "threads": threads, "answer": str(answer)}))
     root = str(Path(__file__).resolve().parents[3])  # the project, importable by the child wherever it runs
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    run = subprocess.run([sys.executable, "-m", __name__, str(request)], env=env, capture_output=True, text=True)
-    if run.returncode != 0 or not answer.is_file():
-        if run.returncode > 0 and "Traceback" in run.stderr:  # a bug of ours, not the kernel crashing
-            raise RuntimeError(f"IFC geometry child failed: {run.stderr[-2000:]}")
+    with (folder / "child.log").open("wb") as log:
+        return subprocess.Popen([sys.executable, "-m", __name__, str(request)], env=env, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log)
+
+
+def _collect(child: subprocess.Popen, folder: Path) -> tuple[dict, dict] | None:
+    """The child's meshes and messages; None when it died (the kernel crashed)."""
+    returncode, answer = child.wait(), folder / "answer.pickle"
+    if returncode != 0 or not answer.is_file():
+        log = (folder / "child.log").read_text(errors="replace")
+        if returncode > 0 and "Traceback" in log:  # a bug of ours, not the kernel crashing
+            raise RuntimeError(f"IFC geometry child failed: {log[-2000:]}")
         return None
     with answer.open("rb") as stream:
         return pickle.load(stream)

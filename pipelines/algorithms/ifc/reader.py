@@ -64,7 +64,14 @@ def read_ifc(path: Path, crs: pyproj.CRS | None, georef: GeorefOptions | None = 
         elif not (problem.startswith("no geometry") and element.IsDecomposedBy):  # an aggregate: its parts count
             skipped.append(Skipped(element.GlobalId, element.is_a(), problem))
     forget()
-    shapes = triangulate(path, [e.id() for e in todo], {e.id(): e.GlobalId for e in todo}, threads)
+    described = {}  # what needs no geometry, read while the geometry child runs
+
+    def describe() -> None:
+        import pipelines.algorithms.sections  # noqa: F401  (its import too)
+
+        described.update((e.id(), (storey_of(e), feature_class(e), attributes(e, unit, area_unit))) for e in todo)
+
+    shapes = triangulate(path, [e.id() for e in todo], {e.id(): e.GlobalId for e in todo}, threads, describe)
     levels = storeys.set_index("step_id")
     rows, outlines, meshes = [], [], []
     for element in todo:
@@ -73,11 +80,10 @@ def read_ifc(path: Path, crs: pyproj.CRS | None, georef: GeorefOptions | None = 
             continue
         vertices, faces = shapes.meshes[element.GlobalId]
         vertices = placed.apply(vertices)
-        storey = storey_of(element)
+        storey, kind, values = described[element.id()]
         level = levels.loc[storey.id()] if storey is not None else _level_below(storeys, vertices[:, 2].min())
-        row = {"class": feature_class(element), "level": int(level["level"]), "level_name": level["name"],
-               "floor_elevation": float(level["elevation"]), "global_id": element.GlobalId,
-               **attributes(element, unit, area_unit)}
+        row = {"class": kind, "level": int(level["level"]), "level_name": level["name"],
+               "floor_elevation": float(level["elevation"]), "global_id": element.GlobalId, **values}
         outline = _outline(row["class"], vertices, faces, row["floor_elevation"], cuts)
         if row["class"] == "room":
             if outline is None or outline.is_empty:
