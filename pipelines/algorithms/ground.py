@@ -68,7 +68,7 @@ LOW_NOISE_RADIUS = 3.0  # metres: a low outlier is lower than all but one of the
 LOW_NOISE_DEPTH = 0.5  # ... by more than this many metres
 LOW_NOISE_PER_CELL = 2  # at most this many low outliers are dropped from one cell
 TIN_MIN_GAP = 16  # cells: gaps this large are filled from a TIN of the ground points; smaller ones along rows/columns
-TIN_RIM_CELLS = 2  # the TIN's vertices: the ground points this many cells around a wide gap
+TIN_RIM_CELLS = 1  # the TIN's vertices: the ground points of the cells this close to a wide gap
 
 
 def classify_ground(xyz: np.ndarray, *, cell: float = 1.0, slope: float = 0.15, window: float = 18.0,
@@ -188,8 +188,8 @@ def dtm_from_ground(x: np.ndarray, y: np.ndarray, z: np.ndarray, grid: Grid) -> 
     median = median.reshape(grid.shape)
     wide = _wide_gaps(np.isnan(median))
     if wide.any():
-        # The ground points of the cells around the wide gaps are the TIN's vertices (those whose triangles
-        # span the gaps), so that a dense tile triangulates its buildings' rims, not all its points.
+        # The TIN's vertices: the ground points of the cells bordering a wide gap (those whose triangles span
+        # it), so that a dense tile triangulates its buildings' outlines, not all its points.
         rim = ndimage.binary_dilation(wide, iterations=TIN_RIM_CELLS).ravel()[index]
         from pipelines.algorithms.tin import tin_onto_grid
 
