@@ -9,7 +9,9 @@ peak RSS is that process's own) on the same data:
   exported as one glb: the least any LoD1.2 writer has to do;
 - ``lod1.2``: ``reconstruct`` with ``lod=1.2`` (ground plane, roof percentile), then the quadtree tileset
   (``tiles.mesh.write_mesh_tileset``, EGM96 applied);
-- ``lod2.2``: the same with roof planes and LoD2.2 shells (the default).
+- ``lod2.2``: the same with roof planes and LoD2.2 shells (the default);
+- ``CASE@N`` (e.g. ``lod2.2@2``): that case reconstructed in chunks on N Dask workers (a LocalCluster, its
+  start-up counted in the reconstruction time; the CPU column is the driver's alone).
 
 The table gives each case's wall time split into reconstruction and tiling, buildings/s and peak RSS,
 and the ratio of the LoD1.2 case to the floor (issue 14's targets: LoD1.2 under 3x the floor, LoD2.2 at
@@ -20,7 +22,7 @@ least 50 buildings/s on 2 cores).
   and no points generated: ``--buildings 100000 --cases floor,tiling`` is the issue's 100,000 buildings.
 
 Usage: .venv/bin/python benchmarks/bench_buildings.py [--buildings 10000] [--density 4] [--keep DIR]
-       [--cases floor,lod1.2,lod2.2,tiling]
+       [--cases floor,lod1.2,lod2.2,lod2.2@2,tiling]
 """
 
 from __future__ import annotations
@@ -104,17 +106,18 @@ def _run_case(case: str, folder: Path) -> dict:
 
     if case == "tiling":
         return tiling_case(footprints, out, cpu_seconds())
-    from pipelines.algorithms.roofs import RoofOptions, attribute_frame, reconstruct
-    from pipelines.buildings import feature_meshes
+    from pipelines.algorithms.roofs import RoofOptions, attribute_frame
+    from pipelines.buildings import feature_meshes, reconstruct_buildings
     from tiles.geo import HeightModel, Placement
     from tiles.mesh import write_mesh_tileset
 
     points = np.load(folder / "points.npz")
     xyz, classification = points["xyz"], points["classification"]
     cpu, started = cpu_seconds(), time.perf_counter()  # after the imports and the reading, as for the floor
-    lod, _, unchecked = case.removeprefix("lod").partition("-")  # lod1.2-unchecked: no footprint checks
-    buildings = reconstruct(footprints, xyz, classification, "id",
-                            RoofOptions(lod=lod, check_footprints=not unchecked))
+    kind, _, workers = case.partition("@")  # lod2.2@2: on 2 Dask workers
+    lod, _, unchecked = kind.removeprefix("lod").partition("-")  # lod1.2-unchecked: no footprint checks
+    buildings = reconstruct_buildings(footprints, xyz, classification, "id",
+                                      RoofOptions(lod=lod, check_footprints=not unchecked), workers=int(workers or 0))
     built = time.perf_counter()
     layer = attribute_frame(buildings, footprints.crs)
     placement = Placement(pyproj.CRS("EPSG:2154"), HeightModel.resolve())

@@ -30,6 +30,7 @@ from pipelines.plan import Plan, needed_files
 from pipelines.runner import RunResult
 
 Progress = Callable[..., None]
+CHUNK = 250  # footprints per task at most, on Dask: a task's result crosses to the driver
 
 
 def is_buildings(plan: Plan) -> bool:
@@ -50,8 +51,9 @@ def is_buildings(plan: Plan) -> bool:
 
 def run_buildings(plan: Plan, workers: int = 0, scheduler: str | None = None,
                   progress: Progress | None = None) -> RunResult:
-    """Run a building pipeline (in-process; ``workers`` and ``scheduler`` are not used yet)."""
-    from pipelines.algorithms.roofs import attribute_frame, check_footprints, reconstruct
+    """Run a building pipeline: in this process, or in chunks of footprints on Dask (``workers`` > 1 or a
+    ``scheduler``), with the same buildings in the same order either way."""
+    from pipelines.algorithms.roofs import attribute_frame, check_footprints
 
     progress = progress or (lambda *_: None)
     started = time.perf_counter()
@@ -78,7 +80,8 @@ def run_buildings(plan: Plan, workers: int = 0, scheduler: str | None = None,
     from pipelines.readers.las import survey_date
 
     lidar_date = options.lidar_date or survey_date([job.path for job in jobs])  # the option wins: a known date
-    buildings = reconstruct(footprints, xyz, classification, options.id_field, options.roof_options(), lidar_date)
+    buildings = reconstruct_buildings(footprints, xyz, classification, options.id_field, options.roof_options(),
+                                      lidar_date, workers, scheduler)
     progress("buildings", len(buildings), len(buildings))
     layer = attribute_frame(buildings, plan.crs)
     output = plan.spec.output
@@ -181,6 +184,42 @@ def _points(plan: Plan, jobs, hashes: dict[Path, str], work: Path, progress: Pro
         xyz.append(tile.xyz[core])
         classes.append(tile.classification[core])
     return np.concatenate(xyz), np.concatenate(classes)
+
+
+def reconstruct_buildings(footprints, xyz, classification, id_field: str | None, roof_options,
+                          lidar_date: str | None = None, workers: int = 0, scheduler: str | None = None) -> list:
+    """The buildings of every footprint, in the footprints' order; on Dask, in chunks of consecutive footprints.
+
+    Each worker receives every point once (a footprint's checks may look far around it on sparse lidar, so
+    a chunk's points cannot be cut by a fixed margin without changing its buildings).
+    """
+    from pipelines.algorithms.roofs import footprint_jobs, point_index, reconstruct_chunk
+    from pipelines.executors import executor_for
+
+    jobs = footprint_jobs(footprints, id_field, roof_options)
+    points = point_index(xyz, classification)
+    if workers <= 1 and not scheduler:
+        return reconstruct_chunk(jobs, points, roof_options, lidar_date)
+    size = max(1, min(CHUNK, -(-len(jobs) // (4 * max(workers, 1)))))  # a few chunks per worker, to even the load
+    chunks = [(start, jobs[start:start + size]) for start in range(0, len(jobs), size)]
+    executor = executor_for(workers, scheduler)
+    try:
+        shared = executor.share(points)
+        parts = {}
+        for outcome in executor.map(_chunk_task, chunks, shared, roof_options, lidar_date):
+            if outcome.error is not None:
+                raise outcome.error
+            parts[outcome.item[0]] = outcome.value
+    finally:
+        executor.close()
+    return [building for start, _ in chunks for building in parts[start]]
+
+
+def _chunk_task(chunk, points, roof_options, lidar_date, *, needed, context) -> list:
+    """An executor's map task: the buildings of one chunk (its first row, its footprint jobs)."""
+    from pipelines.algorithms.roofs import reconstruct_chunk
+
+    return reconstruct_chunk(chunk[1], points, roof_options, lidar_date)
 
 
 def _write(writer, buildings, layer, partial: Path, placement, plan: Plan) -> None:

@@ -79,18 +79,36 @@ class RoofOptions:
 def reconstruct(footprints: gpd.GeoDataFrame, xyz: np.ndarray, classification: np.ndarray, id_column: str | None,
                 options: RoofOptions, survey_date: str | None = None) -> list[Building]:
     """Reconstruct every footprint (already in the points' CRS and valid) from the classified points."""
-    points = _PointIndex(xyz, classification)
+    return reconstruct_chunk(footprint_jobs(footprints, id_column, options), point_index(xyz, classification),
+                             options, survey_date)
+
+
+def footprint_jobs(footprints: gpd.GeoDataFrame, id_column: str | None,
+                   options: RoofOptions) -> list[tuple[str, Polygon, list]]:
+    """Each footprint's identifier, geometry and neighbouring footprints (those its checks look at)."""
     geometries = footprints.geometry.to_numpy()
     neighbours = shapely.STRtree(geometries)
     reach = max(options.check_margin, options.max_shift) + EDGE + 10.0  # + a sparse lidar's point reach
-    buildings = []
+    jobs = []
     for row, footprint in enumerate(geometries):
         identifier = str(footprints[id_column].iloc[row]) if id_column else f"building-{row}"
         xmin, ymin, xmax, ymax = footprint.bounds
         near = neighbours.query(shapely.box(xmin - reach, ymin - reach, xmax + reach, ymax + reach))
-        others = [geometries[i] for i in near if i != row]
-        buildings.append(_one(identifier, footprint, others, points, options, survey_date))
-    return buildings
+        jobs.append((identifier, footprint, [geometries[i] for i in near if i != row]))
+    return jobs
+
+
+def point_index(xyz: np.ndarray, classification: np.ndarray) -> _PointIndex:
+    """The job's ground and building points, indexed for the footprints' queries (shared by every chunk)."""
+    return _PointIndex(xyz, classification)
+
+
+def reconstruct_chunk(jobs: list[tuple[str, Polygon, list]], points: _PointIndex, options: RoofOptions,
+                      survey_date: str | None = None) -> list[Building]:
+    """The buildings of ``jobs`` (from :func:`footprint_jobs`), in their order: each depends on its job and
+    the points alone, so chunks of the jobs reconstructed apart and joined give the same buildings."""
+    return [_one(identifier, footprint, others, points, options, survey_date)
+            for identifier, footprint, others in jobs]
 
 
 class _PointIndex:

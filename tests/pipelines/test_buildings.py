@@ -217,6 +217,16 @@ def test_a_rerun_with_the_same_inputs_does_nothing(district, products):
     assert {path: path.stat().st_mtime_ns for path in products.glob("buildings*")} == before
 
 
+def test_two_dask_workers_give_the_same_buildings_as_one_process(district, products, layer, tmp_path):
+    """Issue 14: reconstruction in chunks on 2 Dask workers, joined in the footprints' order, changes nothing."""
+    result = run_buildings(district, tmp_path, district / "district.gpkg", "buildings_cadastre", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    parallel = gpd.read_file(tmp_path / "buildings.gpkg", layer="buildings")
+    pd.testing.assert_frame_equal(parallel.drop(columns="geometry"), layer.drop(columns="geometry"))
+    assert parallel.geometry.geom_equals_exact(layer.geometry, tolerance=0).all()
+    assert (tmp_path / "buildings.city.json").read_bytes() == (products / "buildings.city.json").read_bytes()
+
+
 def test_tiles_are_valid_and_carry_the_layers_attributes(products, layer):
     from tiles.mesh import read_glb
     from tiles.tileset import check_tileset
