@@ -11,7 +11,6 @@ options: a rerun with the same ones reads no point and leaves the products as th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ import numpy as np
 from gis import __version__
 from gis.errors import InputError
 from pipelines.cache import WORK
-from pipelines.lineage import file_sha256, software_versions
+from pipelines.lineage import digest, file_sha256, made_by, software_versions
 from pipelines.plan import Plan, needed_files
 from pipelines.runner import RunResult
 
@@ -69,11 +68,11 @@ def run_buildings(plan: Plan, workers: int = 0, scheduler: str | None = None,
     work = plan.spec.output / WORK
     (work / "points").mkdir(parents=True, exist_ok=True)
     hashes = {job.path: file_sha256(job.path, work / "hashes.json") for job in jobs}
-    job_key = _digest({"lidar": sorted(hashes.values()), "footprints": file_sha256(Path(options.footprints)),
+    job_key = digest({"lidar": sorted(hashes.values()), "footprints": file_sha256(Path(options.footprints)),
                        "stages": [s.describe() for s in plan.stages[1:]], "crs": plan.crs.to_wkt(),
                        "lutece": __version__})
     targets = [plan.spec.output / writer.filename() for writer in plan.writers]
-    if all(_made_by(target, job_key) for target in targets):  # the same inputs and options made them
+    if all(made_by(target, job_key) for target in targets):  # the same inputs and options made them
         return RunResult([], len(jobs), len(jobs), sum(job.point_count for job in jobs),
                          time.perf_counter() - started, targets)
     xyz, classification = _points(plan, jobs, hashes, work, progress)
@@ -155,18 +154,6 @@ def _placement(writer, plan: Plan, bounds: np.ndarray):
     placement = Placement(plan.crs, HeightModel.resolve(writer.options.heights, writer.options.geoid))
     placement.check_covers(tuple(float(v) for v in bounds))
     return placement
-
-
-def _made_by(target: Path, job_key: str) -> bool:
-    sidecar = target.with_name(target.name + ".lineage.json")
-    try:
-        return target.exists() and json.loads(sidecar.read_text(encoding="utf-8")).get("job_key") == job_key
-    except (OSError, ValueError):
-        return False
-
-
-def _digest(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 def _points(plan: Plan, jobs, hashes: dict[Path, str], work: Path, progress: Progress):

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from gis import __version__
+from pipelines.lineage import digest
 from pipelines.plan import Plan
 from pipelines.stages.readers import TileJob
 
@@ -26,12 +27,12 @@ def tile_key(plan: Plan, job: TileJob, hashes: dict[Path, str]) -> str:
     payload = {"tile": hashes[job.path], "neighbours": neighbours, "halo": job.halo, "crs": plan.crs.to_wkt(),
                "source_crs": job.source_crs, "z_to_metres": job.z_to_metres,
                "stages": [stage.describe() for stage in plan.stages[1:]], "lutece": __version__}
-    return _digest(payload)
+    return digest(payload)
 
 
 def job_key(writers: list, keys: dict[Path, str]) -> str:
     """What a product depends on: every tile's key and its writers."""
-    return _digest({"tiles": sorted(keys.values()), "writers": [writer.describe() for writer in writers]})
+    return digest({"tiles": sorted(keys.values()), "writers": [writer.describe() for writer in writers]})
 
 
 def decoded_folder(plan: Plan, job: TileJob, hashes: dict[Path, str], work: Path) -> Path:
@@ -75,6 +76,3 @@ def class_counts(work: Path, keys: dict[Path, str]) -> dict[int, int]:
             totals[int(code)] = totals.get(int(code), 0) + count
     return totals
 
-
-def _digest(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]

@@ -10,7 +10,6 @@ a key of the inputs' checksums and the stages' options: a rerun with the same on
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from gis import __version__
 from gis.errors import InputError
-from pipelines.lineage import file_sha256, software_versions
+from pipelines.lineage import digest, file_sha256, made_by, software_versions
 from pipelines.plan import Plan
 from pipelines.runner import RunResult
 
@@ -58,11 +57,11 @@ def run_interiors(plan: Plan, workers: int = 0, scheduler: str | None = None,
     rules = {w.tag: Rules.load(w.options.sensitive, f"stage '{w.tag}': ") for w in plan.writers}
     # every geoid grid checked now; with crs: auto, the placement waits for the plans' CRS (below)
     placements = {w.tag: _placement(w, plan) for w in plan.writers if w.spec.type == "writers.interior3d"}
-    job_key = _digest({"plans": file_sha256(source), "stages": [s.describe() for s in plan.stages],
+    job_key = digest({"plans": file_sha256(source), "stages": [s.describe() for s in plan.stages],
                        "rules": {tag: r.sha256 for tag, r in rules.items()}, "crs": plan.crs.to_wkt() if plan.crs is not None else "auto",
                        "lutece": __version__})
     targets = [output / writer.filename() for writer in plan.writers]
-    if all(_made_by(target, job_key) for target in targets):
+    if all(made_by(target, job_key) for target in targets):
         return RunResult([], 1, 1, 0, time.perf_counter() - started, targets, summary=f"{source.name}: up to date")
     progress("plans", 0, 1, source.name)
     interior = reader.read(plan.crs)
@@ -128,7 +127,7 @@ def _lineage(plan: Plan, writer, source: Path, interior, rules) -> dict:
             "stages": [stage.describe() for stage in (plan.reader, writer)],
             "profile": writer.options.profile, "sensitive_list_sha256": rules.sha256,
             "georeferencing": interior.georeferencing, "skipped": len(interior.skipped),
-            "software": {**software_versions(), **_versions()},
+            "software": software_versions(SOFTWARE),
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -138,35 +137,11 @@ def _layer_lineages(writer, lineage: dict) -> dict:
     return {writer.layer(): lineage}
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in SOFTWARE:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return found
-
-
 def _placement(writer, plan: Plan, crs=None):
     from tiles.geo import HeightModel, Placement
 
     model = HeightModel.resolve(writer.options.heights, writer.options.geoid)  # a missing grid: refused now
     return Placement(crs or plan.crs, model) if (crs or plan.crs) is not None else None
-
-
-def _made_by(target: Path, job_key: str) -> bool:
-    sidecar = target.with_name(target.name + ".lineage.json")
-    try:
-        return target.exists() and json.loads(sidecar.read_text(encoding="utf-8")).get("job_key") == job_key
-    except (OSError, ValueError):
-        return False
-
-
-def _digest(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 def _remove(path: Path) -> None:

@@ -94,13 +94,14 @@ def _read(plan: Path, crs, origin, rotation: float, origin_crs: str | None, thre
 
 
 def _write_lineage(out: Path, plan: Path, profile: str, rules, building, model) -> None:
+    from pipelines.interiors import SOFTWARE
     from pipelines.lineage import file_sha256, software_versions
 
     lineage = {"inputs": [{"path": str(plan.resolve()), "sha256": file_sha256(plan)}],
                "stages": [{"type": "lutece tiles interior", "options": {"profile": profile}}],
                "profile": profile, "sensitive_list_sha256": rules.sha256, "georeferencing": building.georeferencing,
                "heights": model.describe(), "skipped": [vars(s) for s in building.skipped],
-               "software": software_versions(), "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+               "software": software_versions(SOFTWARE), "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     sidecar = out.with_name(out.name + ".lineage.json")
     sidecar.write_text(json.dumps({"product": out.name, "profile": profile, "layers": {out.name: lineage}}, indent=1),
                        encoding="utf-8")

@@ -43,11 +43,25 @@ def _read_cache(cache_file: Path | None) -> dict[str, str]:
         return {}  # a damaged cache only costs a re-hash
 
 
+def digest(payload: dict) -> str:
+    """A short stable key of what a tile's parts or a product depend on (JSON-able values)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def made_by(target: Path, job_key: str) -> bool:
+    """Whether ``target`` exists and its lineage sidecar names the run ``job_key`` (a rerun may keep it)."""
+    sidecar = target.with_name(target.name + ".lineage.json")
+    try:
+        return target.exists() and json.loads(sidecar.read_text(encoding="utf-8")).get("job_key") == job_key
+    except (OSError, ValueError):
+        return False
+
+
 @cache
-def software_versions() -> dict[str, str]:
-    """Installed versions of the libraries the products depend on."""
+def software_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of the libraries the products depend on, and of a pipeline's ``extra`` ones."""
     versions = {}
-    for name in SOFTWARE:
+    for name in SOFTWARE + extra:
         try:
             versions[name] = version(name)
         except PackageNotFoundError:

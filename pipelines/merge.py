@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipelines.cache import job_key, tile_summary
-from pipelines.lineage import software_versions
+from pipelines.lineage import made_by, software_versions
 from pipelines.plan import Plan, input_crs
 from pipelines.stages.base import Stage
 
@@ -64,7 +64,7 @@ def _merge_product(plan: Plan, writers: list[Stage], summaries: list[dict], keys
              "used": {tag: values for tag, values in summary.get("used", {}).items() if tag in chain}}
             for summary in summaries]
     sidecar = target.with_name(target.name + ".lineage.json")
-    if target.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("job_key") == key:
+    if made_by(target, key):
         return target, False
     if hasattr(writers[0], "merge"):  # rasters, point clouds: one writer's parts make the product
         parts = [Path(summary["parts"][writers[0].tag]) for summary in summaries]

@@ -12,7 +12,6 @@ lineage sidecar; a product whose job key is unchanged is left as it is.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,13 +19,13 @@ import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from gis import __version__
 from gis.errors import InputError
 from pipelines.cache import WORK
 from pipelines.executors import TaskContext, executor_for
-from pipelines.lineage import file_sha256, software_versions
+from pipelines.lineage import digest, file_sha256, made_by, software_versions
 from pipelines.plan import Plan
 from pipelines.runner import RunResult
 
@@ -69,7 +68,7 @@ def run_tiles3d(plan: Plan, workers: int = 0, scheduler: str | None = None,
         model = settings.model()
         headers = [check_file(path, settings, model) for path in paths]
         corridor = street_corridors_reaching(settings, headers)
-        keys = {path: _digest({"file": hashes[path], "tiler": settings.describe(), "geoid": model.grid_sha256,
+        keys = {path: digest({"file": hashes[path], "tiler": settings.describe(), "geoid": model.grid_sha256,
                                "lutece": __version__}) for path in paths}
         tasks.append((writer, settings, corridor, keys))
     # One task per file that some writer still needs: the file is read once for all of them.
@@ -131,8 +130,8 @@ def assemble(plan: Plan, writer, settings, keys: dict[Path, str], hashes: dict[P
     output = plan.spec.output
     target = output / writer.filename()
     sidecar = target.with_name(target.name + ".lineage.json")
-    job_key = _digest({"keys": sorted(keys.values()), "writer": writer.describe()})
-    if target.is_dir() and sidecar.is_file() and json.loads(sidecar.read_text()).get("job_key") == job_key:
+    job_key = digest({"keys": sorted(keys.values()), "writer": writer.describe()})
+    if target.is_dir() and made_by(target, job_key):
         return target, False
     records = [json.loads((work / keys[path] / "done.json").read_text()) for path in keys]
     subtrees = [Subtree(**record["subtree"]) for record in records if record["subtree"] is not None]
@@ -162,6 +161,3 @@ def assemble(plan: Plan, writer, settings, keys: dict[Path, str], hashes: dict[P
     write_json({"pipeline": plan.spec.name, "job_key": job_key, "product": target.name, "layers": {writer.layer(): lineage}}, sidecar)
     return target, True
 
-
-def _digest(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
