@@ -3,9 +3,10 @@
 A coverage subset keeps the COG's own grid and values: the window of whole
 pixels that covers the requested box, read at full resolution and written as
 a GeoTIFF (exact values) or a PNG (a picture: 8-bit rasters as they are,
-others stretched between the version's minimum and maximum). A map preview
-reads the same window resampled to the asked size, which GDAL takes from the
-COG's overviews. Nothing is reprojected: both answer in the raster's CRS.
+others stretched between the version's minimum and maximum). A map is a
+picture of the asked box warped onto the map's own grid (in the box's CRS, or
+``crs``), from the COG's overview nearest the map's scale. Coverages are not
+reprojected: they answer in the raster's CRS.
 """
 
 from __future__ import annotations
@@ -70,6 +71,16 @@ def parse_crs(value: str | None, default: str) -> str:
             return f"EPSG:{code}"
     raise BadRequest("unknown CRS; use an OGC URI such as http://www.opengis.net/def/crs/EPSG/0/2154 or "
                      f"{CRS84}")
+
+
+def crs_uri(crs: str) -> str | None:
+    """The OGC URI of a CRS (for a ``Content-Crs`` header); None when it has no EPSG or OGC code."""
+    from pyproj import CRS
+
+    authority = CRS.from_user_input(crs).to_authority()
+    if authority is None or authority[0] not in ("EPSG", "OGC"):
+        return None
+    return CRS84 if authority == ("OGC", "CRS84") else f"http://www.opengis.net/def/crs/EPSG/0/{authority[1]}"
 
 
 def parse_bbox(value: str, crs: str) -> Box:
@@ -154,26 +165,47 @@ def read_window(path: Path, box: Box | None, out_shape: tuple[int, int] | None =
     return data, transform, profile
 
 
-def read_map(path: Path, box: Box | None, out_shape: tuple[int, int]):
-    """The pixels of exactly ``box`` (the whole raster when None) at ``out_shape``; outside the raster masked.
+def read_map(path: Path, box: Box | None, out_shape: tuple[int, int], crs: str | None = None):
+    """A picture of exactly ``box`` at ``out_shape``, on a grid of ``crs`` (default the box's CRS); outside masked.
 
     A map is a picture of the box asked for (a map tile at the raster's edge
     is partly empty), unlike a coverage subset, which keeps the raster's grid.
+    The raster is warped onto the map's own grid (one pixel per map pixel, in
+    the map's CRS): a web map tile in EPSG:3857 is a skewed quadrilateral in
+    Lambert-93, so reading the Lambert-93 box around it would shift and stretch
+    the picture by pixels and leave steps at the tile edges.
     """
     if box is None:
         return read_window(path, None, out_shape)[0]
     import rasterio
     from rasterio.enums import Resampling
-    from rasterio.windows import from_bounds
+    from rasterio.transform import from_bounds as transform_from_bounds
+    from rasterio.vrt import WarpedVRT
 
+    target = crs or box.crs
+    minx, miny, maxx, maxy = box.to(target)
+    height, width = out_shape
+    transform = transform_from_bounds(minx, miny, maxx, maxy, width, height)
     with rasterio.open(path) as dataset:
-        minx, miny, maxx, maxy = box.to(dataset.crs)
-        left, bottom, right, top = dataset.bounds
-        if not (minx < right and maxx > left and miny < top and maxy > bottom):
+        left, bottom, right, top = box.to(dataset.crs)
+        if not (left < dataset.bounds.right and right > dataset.bounds.left
+                and bottom < dataset.bounds.top and top > dataset.bounds.bottom):
             raise BadRequest("bbox does not meet the coverage's extent")
-        window = from_bounds(minx, miny, maxx, maxy, transform=dataset.transform)
-        return dataset.read(window=window, out_shape=(dataset.count, *out_shape), masked=True, boundless=True,
-                            resampling=Resampling.bilinear)
+        level = _overview_level(dataset, (right - left) / width)
+    with rasterio.open(path, overview_level=level) as dataset, \
+            WarpedVRT(dataset, crs=target, transform=transform, width=width, height=height,
+                      resampling=Resampling.bilinear, add_alpha=dataset.nodata is None) as warped:
+        bands = list(range(1, dataset.count + 1))
+        return warped.read(bands, masked=True)
+
+
+def _overview_level(dataset, metres_per_pixel: float) -> int | None:
+    """The coarsest overview still finer than the map's pixels (None: the full resolution), as GDAL's own choice."""
+    level = None
+    for index, factor in enumerate(dataset.overviews(1)):
+        if dataset.res[0] * factor <= metres_per_pixel:
+            level = index
+    return level
 
 
 def _covering_window(wanted, full):

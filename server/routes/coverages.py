@@ -4,11 +4,12 @@ Routes (``ID`` a raster layer)::
 
     /collections/ID/coverage    the COG's values: ``bbox`` (+ ``bbox-crs``) or ``subset=x(a:b),y(c:d)``
                                 (+ ``subset-crs``; default the raster's CRS), ``f=GeoTIFF`` (default) or ``png``
-    /collections/ID/map         a PNG preview: ``bbox`` (+ ``bbox-crs``), ``width``, ``height`` (<= 4096); the
-                                picture covers exactly the box (a map tile at the raster's edge is partly
+    /collections/ID/map         a PNG map: ``bbox`` (+ ``bbox-crs``), ``crs`` (the map's grid; default the
+                                bbox's CRS), ``width``, ``height`` (<= 4096); the picture covers exactly the
+                                box on a grid of ``crs`` (a map tile at the raster's edge is partly
                                 transparent), which the web viewer's map tiles need
 
-Answers are in the raster's own CRS and grid (see :mod:`server.providers.coverage`);
+Coverages are in the raster's own CRS and grid (see :mod:`server.providers.coverage`);
 they carry a strong ETag of the version's sha256 and the parameters, and
 ``Cache-Control: no-cache`` (the URL does not name the version).
 """
@@ -57,9 +58,14 @@ def handle(delivery: Delivery, request: Request, endpoint: str, collection: str)
         raise BadRequest("a map is a PNG; use f=png")
     box = _box(args, native)
     size = _map_size(args, coverage.describe(path), box, native)
-    data = coverage.read_map(path, box, out_shape=size)
+    crs = coverage.parse_crs(args.get("crs"), box.crs) if box is not None else native
+    data = coverage.read_map(path, box, out_shape=size, crs=crs)
     body = coverage.png(data, coverage.band_stats(path, version.checksum))
-    return _response(request, body, "image/png", version.checksum)
+    response = _response(request, body, "image/png", version.checksum)
+    uri = coverage.crs_uri(crs)
+    if uri:
+        response.headers["Content-Crs"] = f"<{uri}>"
+    return response
 
 
 def _box(args, native: str) -> coverage.Box | None:

@@ -123,6 +123,77 @@ def test_a_map_covers_exactly_its_bbox_transparent_beyond_the_raster(served, cog
     assert (alpha[:, :98] == 0).all() and (alpha[:, 102:] == 255).all()
 
 
+WEB_MERCATOR_HALF = 20037508.342789244  # the WebMercatorQuad's half side, metres
+
+
+def web_mercator_tile(zoom: int, column: int, row: int) -> tuple[float, float, float, float]:
+    """The EPSG:3857 box of a WebMercatorQuad tile (OGC Two Dimensional Tile Matrix Set)."""
+    side = 2 * WEB_MERCATOR_HALF / 2 ** zoom
+    west, north = -WEB_MERCATOR_HALF + column * side, WEB_MERCATOR_HALF - row * side
+    return west, north - side, west + side, north
+
+
+def expected_tile(source: np.ndarray, origin, box, size: int, shift=(0.0, 0.0)) -> np.ndarray:
+    """The tile a correct map draws: each tile pixel's centre taken through PROJ to Lambert-93 and read from the
+    1 m source by bilinear interpolation; ``shift`` moves the centres by a fraction of a tile pixel."""
+    from pyproj import Transformer
+    from scipy.ndimage import map_coordinates
+
+    west, south, east, north = box
+    pixel = (east - west) / size
+    columns, rows = np.meshgrid(np.arange(size) + 0.5 + shift[0], np.arange(size) + 0.5 + shift[1])
+    x, y = Transformer.from_crs(3857, 2154, always_xy=True).transform(west + columns * pixel, north - rows * pixel)
+    return map_coordinates(source.astype(float), [origin[1] - y - 0.5, x - origin[0] - 0.5], order=1)
+
+
+@pytest.fixture(scope="module")
+def noise(served, tmp_path_factory):
+    """A 1 m Lambert-93 raster of random bytes (every pixel a landmark), published as ``bruit``."""
+    from rasterio.transform import from_origin
+
+    origin = (651000.0, 6861300.0)
+    values = np.random.default_rng(16).integers(0, 256, (200, 200), dtype=np.uint8)
+    path = tmp_path_factory.mktemp("noise") / "noise.tif"
+    with rasterio.open(path, "w", driver="COG", width=200, height=200, count=1, dtype="uint8", crs="EPSG:2154",
+                       transform=from_origin(*origin, 1.0, 1.0)) as out:
+        out.write(values, 1)
+    served["city"].publish(path, "bruit", licence="etalab-2.0", access="open", title="Bruit")
+    return values, origin
+
+
+def test_web_map_tiles_land_within_half_a_pixel(served, noise):
+    """Two adjacent WebMercatorQuad tiles (as MapLibre asks for them) match, in every 64-pixel block, the raster
+    read through PROJ at their pixel centres better than the same read half a pixel off in any direction: no
+    shift, rotation or stretch, so no step at the seams."""
+    from pyproj import Transformer
+
+    values, origin = noise
+    lon, lat = Transformer.from_crs(2154, 4326, always_xy=True).transform(origin[0] + 100, origin[1] - 100)
+    x, y = Transformer.from_crs(4326, 3857, always_xy=True).transform(lon, lat)
+    zoom, side = 19, 2 * WEB_MERCATOR_HALF / 2 ** 19  # 0.2 m ground pixels, finer than the raster's 1 m
+    column, row = int((x + WEB_MERCATOR_HALF) // side), int((WEB_MERCATOR_HALF - y) // side)
+    for tile in ((zoom, column, row), (zoom, column + 1, row)):
+        box = web_mercator_tile(*tile)
+        response = requests.get(f"{served['url']}/collections/bruit/map", params={
+            "bbox": ",".join(map(repr, box)), "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+            "width": 256, "height": 256})
+        assert response.status_code == 200 and response.headers["Content-Crs"].endswith("/EPSG/0/3857>")
+        with rasterio.open(io.BytesIO(response.content)) as png:
+            drawn, alpha = png.read(1).astype(float), png.read(2)
+        assert (alpha == 255).all()
+        shifts = ((0, 0), (0.5, 0), (-0.5, 0), (0, 0.5), (0, -0.5))
+        error = np.stack([block_error(drawn, expected_tile(values, origin, box, 256, shift)) for shift in shifts])
+        misplaced = np.argwhere(error.argmin(axis=0) != 0)  # blocks better matched half a pixel off
+        assert not len(misplaced), (tile, misplaced.tolist(), error[:, misplaced[0][0], misplaced[0][1]])
+
+
+def block_error(drawn: np.ndarray, expected: np.ndarray, block: int = 64) -> np.ndarray:
+    """Mean absolute difference per block of the tile: a rotated or stretched picture is off in some blocks only."""
+    difference = np.abs(drawn - expected)
+    count = drawn.shape[0] // block
+    return difference.reshape(count, block, count, block).mean(axis=(1, 3))
+
+
 @pytest.mark.parametrize("query", [
     "bbox=1,2,3", "bbox=1,2,3,4,5", "bbox=nan,0,1,1", "bbox=2.5,48.9,2.3,48.8", "bbox=0,0,200,95",
     "bbox=a,b,c,d", "bbox=651100,6860950,651200,6861050&bbox-crs=EPSG:99999999",
