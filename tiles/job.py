@@ -30,6 +30,7 @@ from gis.lidar_files import lidar_files
 from tiles.geo import HeightModel, Placement, frame_at
 from tiles.pointcloud import PointCloud, read_cloud, tile_cloud
 from tiles.products import ProductOptions, select, street_corridors
+from tiles.survey import survey_crs
 from tiles.tileset import SPECS, Subtree, box_corners, join, write_json
 
 
@@ -91,34 +92,16 @@ def check_file(path: Path, settings: TilerSettings, model: HeightModel) -> FileH
         raise InputError(f"{path}: not a readable LAS/LAZ file ({exc}); check the file or re-export it") from None
     if header.point_count == 0:
         raise InputError(f"{path}: the file holds no points; remove it from the job")
-    try:
-        crs = header.parse_crs()
-    except (pyproj.exceptions.CRSError, laspy.errors.LaspyException) as exc:
-        raise InputError(f"{path}: the CRS in the header cannot be parsed ({exc}); give one with --crs-in") from None
-    if crs is None:
-        if settings.crs_in is None:
-            raise InputError(f"{path}: the header has no CRS; pass --crs-in EPSG:2154 (or the CRS of the survey)")
-        crs = pyproj.CRS.from_user_input(settings.crs_in)
-    elif settings.crs_in is not None and not _same_crs(crs, settings.crs_in):
-        raise InputError(f"{path}: --crs-in {settings.crs_in} given but the header states another CRS ({crs.name}); "
-                         "the tiles are placed by the header's CRS: drop --crs-in, or write the right CRS into the file")
-    bounds = (float(header.mins[0]), float(header.mins[1]), float(header.maxs[0]), float(header.maxs[1]))
-    placement = Placement(crs, model)
+    survey = survey_crs(header, path, settings.crs_in)
+    factor = survey.xy_to_metres
+    bounds = (float(header.mins[0]) * factor, float(header.mins[1]) * factor,
+              float(header.maxs[0]) * factor, float(header.maxs[1]) * factor)
+    placement = Placement(survey.crs, model)
     try:
         placement.check_covers(bounds)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
-    return FileHeader(path, crs, bounds, header.point_count)
-
-
-def _same_crs(stated: pyproj.CRS, given: str) -> bool:
-    """--crs-in names the header's CRS (its horizontal part, when --crs-in gives no vertical)."""
-    try:
-        other = pyproj.CRS.from_user_input(given)
-    except pyproj.exceptions.CRSError:
-        raise InputError(f"--crs-in {given}: not a CRS pyproj knows; give an authority code such as EPSG:2154") from None
-    flat = stated.sub_crs_list[0] if stated.is_compound and not other.is_compound else stated
-    return flat.equals(other, ignore_axis_order=True)
+    return FileHeader(path, survey.crs, bounds, header.point_count)
 
 
 def convert_file(path: Path, settings: TilerSettings, folder: Path, corridor=None, threads: int = 2) -> Subtree | None:

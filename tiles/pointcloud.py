@@ -51,6 +51,7 @@ from py3dtiles.tileset.tile import Tile
 
 from gis.errors import InputError
 from tiles.geo import LocalFrame, Placement
+from tiles.survey import survey_crs
 from tiles.tileset import Y_UP_TO_Z_UP, Subtree, box, oriented_box, tileset_document, write_json
 
 GRID_BITS = 7  # a tile's sampling grid: 2**7 = 128 cells a side
@@ -67,7 +68,7 @@ DECODED = (laspy.DecompressionSelection.XY_RETURNS_CHANNEL | laspy.Decompression
 
 @dataclass
 class PointCloud:
-    """Points in a working CRS with the attributes the tiles carry."""
+    """Points in a working CRS (metres, heights in metres) with the attributes the tiles carry."""
 
     xyz: np.ndarray  # (n, 3) float64
     classification: np.ndarray  # uint8, ASPRS
@@ -91,22 +92,18 @@ def read_cloud(path: Path, crs_in: str | None = None) -> PointCloud:
         raise InputError(f"{path}: not a readable LAS/LAZ file ({exc}); check the file or re-export it") from None
     with reader:
         header = reader.header
-        try:
-            crs = header.parse_crs()
-        except (pyproj.exceptions.CRSError, laspy.errors.LaspyException) as exc:
-            raise InputError(f"{path}: the CRS in the header cannot be parsed ({exc}); give one with --crs-in") from None
-        if crs is None:
-            if crs_in is None:
-                raise InputError(f"{path}: the header has no CRS; pass --crs-in EPSG:2154 (or the CRS of the survey)")
-            crs = pyproj.CRS.from_user_input(crs_in)
+        survey = survey_crs(header, path, crs_in)
         count = header.point_count
         if count == 0:
             raise InputError(f"{path}: the file holds no points; remove it from the job")
         coloured = "red" in header.point_format.dimension_names
         cloud = PointCloud(xyz=np.empty((count, 3)), classification=np.empty(count, np.uint8),
                            intensity=np.empty(count, np.uint16), return_number=np.empty(count, np.uint8),
-                           rgb=np.empty((count, 3), np.uint16) if coloured else None, crs=crs)
+                           rgb=np.empty((count, 3), np.uint16) if coloured else None, crs=survey.crs)
         _read_points(reader, path, cloud)  # chunk by chunk: never the whole point record in memory
+    for axis, factor in enumerate((survey.xy_to_metres, survey.xy_to_metres, survey.z_to_metres)):
+        if factor != 1.0:  # a survey in feet: the same projection, in metres (tiles.survey)
+            cloud.xyz[:, axis] *= factor
     if not np.isfinite(cloud.xyz).all():
         raise InputError(f"{path}: some coordinates are NaN; check the header's scales and offsets")
     if cloud.rgb is not None:  # LAS colours are 16-bit; 8-bit ones written as they are stay so

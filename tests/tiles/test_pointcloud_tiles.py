@@ -161,3 +161,36 @@ def test_colours_survive(tmp_path):
     expected = colours.astype(np.uint8)
     assert len(decoded) == n
     assert np.array_equal(decoded[np.lexsort(decoded.T)], expected[np.lexsort(expected.T)])
+
+
+def test_a_survey_in_us_feet_is_tiled_in_metres(tmp_path):
+    """A compound CRS in US survey feet, horizontal and vertical (North Carolina's state plane + NAVD88 in
+    ftUS): each decoded point within 1 cm of where PROJ places the same point given in metres (the same
+    projection's metre version, EPSG:32119), its height taken to metres before the geoid is added."""
+    from tiles.job import TilerSettings, convert
+
+    us_foot = 1200 / 3937
+    rng = np.random.default_rng(11)
+    n = 20_000
+    metres = np.column_stack([rng.uniform(600000, 600200, n), rng.uniform(200000, 200150, n), rng.uniform(100, 130, n)])
+    header = laspy.LasHeader(point_format=6, version="1.4")
+    header.scales, header.offsets = [0.001] * 3, [1968500, 656000, 0]
+    header.add_crs(pyproj.CRS("EPSG:2264+6360"))
+    las = laspy.LasData(header)
+    las.x, las.y, las.z = (metres / us_foot).T
+    las.classification = np.full(n, 2, np.uint8)
+    las.write(tmp_path / "feet.laz")
+    out = convert([str(tmp_path / "feet.laz")], tmp_path / "feet", TilerSettings(max_points=5000)).output
+    contents = []
+    assert check_tileset(out / "tileset.json", contents).problems == []
+    to_lonlat = pyproj.Transformer.from_crs("EPSG:32119", "EPSG:4326", always_xy=True)
+    to_ecef = pyproj.Transformer.from_pipeline(
+        "+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
+        "+step +proj=vgridshift +grids=/usr/share/proj/egm96_15.gtx +multiplier=1 +step +proj=cart +ellps=WGS84")
+    stored = np.column_stack([las.x, las.y, las.z]) * us_foot  # the file's points, as quantised, in metres
+    lon, lat = to_lonlat.transform(stored[:, 0], stored[:, 1])
+    expected = np.column_stack(to_ecef.transform(lon, lat, stored[:, 2]))
+    points = np.concatenate([c.ecef for c in contents])
+    assert len(points) == n
+    distance, _ = cKDTree(expected).query(points)
+    assert distance.max() < 0.01
