@@ -32,11 +32,10 @@ import numpy as np
 import pyproj
 
 from gis.errors import InputError
+from gis.geoid import DEFAULT_GEOID, find_default_geoid
 
 log = logging.getLogger(__name__)
 
-DEFAULT_GEOID = "egm96_15.gtx"  # EGM96 at 15', shipped by Debian's proj-data
-GEOID_DIRS = (Path("/usr/share/proj"),)
 MAX_FIT_ERROR = 0.0005  # metres: the fast placement must agree with PROJ's exact transform within this
 LATTICE_STEP = 10.0  # metres between the geoid lattice nodes (error < 1e-4 of the grid's slope changes)
 HEIGHTS = ("orthometric", "ellipsoidal")
@@ -86,15 +85,6 @@ class HeightModel:
         """What the tileset's metadata and the lineage record about the heights."""
         return {"heights": self.heights, "geoid": self.name,
                 "geoid_grid": str(self.grid) if self.grid else None, "geoid_sha256": self.grid_sha256}
-
-
-def find_default_geoid() -> Path:
-    """EGM96's grid in PROJ's data folders; the path where it is expected when it is nowhere."""
-    folders = [Path(pyproj.datadir.get_data_dir()), *GEOID_DIRS]
-    for folder in folders:
-        if (folder / DEFAULT_GEOID).is_file():
-            return folder / DEFAULT_GEOID
-    return GEOID_DIRS[0] / DEFAULT_GEOID
 
 
 class Placement:

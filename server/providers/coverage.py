@@ -23,6 +23,10 @@ from server.routes.http import LRU, BadRequest
 MAX_PIXELS = 4096 * 4096  # of a coverage subset, per band
 MAX_SIDE = 4096  # of a map
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+ELLIPSOIDAL = "EPSG:4979"  # WGS84 longitude, latitude and height above the ellipsoid: a terrain's heights for 3D globes
+ELLIPSOIDAL_URI = "http://www.opengis.net/def/crs/EPSG/0/4979"
+TERRAIN_NAMES = {"dtm", "mnt", "terrain"}  # a raster layer so named (id or keyword) holds orthometric ground heights
+COVERAGE_JSON = "application/prs.coverage+json"
 _STATS = LRU(128)
 # A PNG has no geotransform; rasterio warns on every one (its own silencing is not thread-safe).
 warnings.filterwarnings("ignore", message="Dataset has no geotransform")
@@ -197,6 +201,85 @@ def read_map(path: Path, box: Box | None, out_shape: tuple[int, int], crs: str |
                       resampling=Resampling.bilinear, add_alpha=dataset.nodata is None) as warped:
         bands = list(range(1, dataset.count + 1))
         return warped.read(bands, masked=True)
+
+
+def is_terrain(layer) -> bool:
+    """Whether a raster layer holds ground heights (a DTM), which the server also serves in EPSG:4979."""
+    names = {layer.id.lower(), *(keyword.lower() for keyword in layer.keywords)}
+    return bool(names & TERRAIN_NAMES)
+
+
+def geoid_name() -> str:
+    """The geoid grid added to a terrain's heights in EPSG:4979 (the 3D Tiles placement's default)."""
+    from gis.geoid import DEFAULT_GEOID, find_default_geoid
+
+    grid = find_default_geoid()
+    return f"EGM96 ({grid.name})" if grid.name == DEFAULT_GEOID else grid.name
+
+
+def parse_scale_size(value: str) -> tuple[int, int]:
+    """OGC API Coverages' ``scale-size=x(W),y(H)`` as (height, width); 400 for anything else."""
+    sizes: dict[str, int] = {}
+    for item in value.split(","):
+        name, _, rest = item.strip().partition("(")
+        axis = {"x": "x", "e": "x", "lon": "x", "y": "y", "n": "y", "lat": "y"}.get(name.strip().lower())
+        try:
+            sizes[axis] = int(rest.removesuffix(")"))
+        except ValueError:
+            raise BadRequest("scale-size must read like x(65),y(65)") from None
+    if set(sizes) != {"x", "y"} or not all(0 < n <= MAX_SIDE for n in sizes.values()):
+        raise BadRequest(f"scale-size needs x(W),y(H) with W and H between 1 and {MAX_SIDE}")
+    return sizes["y"], sizes["x"]
+
+
+def read_heights(path: Path, box: Box, out_shape: tuple[int, int]):
+    """Ground heights above the WGS84 ellipsoid on a CRS84 grid of exactly ``box``: the orthometric heights of
+    the raster plus the geoid separation the 3D Tiles placement adds (:mod:`gis.geoid`), so a terrain made of them
+    lies under the tilesets."""
+    from rasterio.transform import from_bounds as transform_from_bounds
+
+    from gis.geoid import ellipsoidal_heights
+
+    data = read_map(path, box, out_shape, crs="OGC:CRS84")
+    transform = transform_from_bounds(*box.to("OGC:CRS84"), out_shape[1], out_shape[0])
+    columns, rows = np.meshgrid(np.arange(out_shape[1]) + 0.5, np.arange(out_shape[0]) + 0.5)
+    lon, lat = transform * (columns, rows)
+    try:
+        shifted = ellipsoidal_heights(lon, lat, data[0].filled(0.0))
+    except ValueError as error:
+        raise BadRequest(f"no ellipsoidal heights here: {error}") from None
+    return np.ma.masked_array(shifted[np.newaxis].astype("float32"), mask=np.ma.getmaskarray(data[:1]))
+
+
+def coverage_json(data, transform, crs: str) -> bytes:
+    """A CoverageJSON grid (OGC Community Standard) of the bands: pixel centres on the axes, nodata as null."""
+    import json
+
+    bands, height, width = data.shape
+    x0, y0 = transform * (0.5, 0.5)
+    x1, y1 = transform * (width - 0.5, height - 0.5)
+    values = data.astype("float64").filled(np.nan)
+    document = {
+        "type": "Coverage",
+        "domain": {"type": "Domain", "domainType": "Grid",
+                   "axes": {"x": {"start": x0, "stop": x1, "num": width}, "y": {"start": y0, "stop": y1, "num": height}},
+                   "referencing": [{"coordinates": ["x", "y"],
+                                    "system": {"type": "GeographicCRS" if _geographic(crs) else "ProjectedCRS",
+                                               "id": crs_uri(crs)}}]},
+        "parameters": {f"band{b}": {"type": "Parameter", "observedProperty": {"label": {"en": f"band {b}"}}}
+                       for b in range(1, bands + 1)},
+        "ranges": {f"band{b}": {"type": "NdArray", "dataType": "float", "axisNames": ["y", "x"],
+                                "shape": [height, width],
+                                "values": [None if np.isnan(v) else round(float(v), 3) for v in values[b - 1].ravel()]}
+                   for b in range(1, bands + 1)},
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _geographic(crs) -> bool:
+    from pyproj import CRS
+
+    return CRS.from_user_input(crs).is_geographic
 
 
 def _overview_level(dataset, metres_per_pixel: float) -> int | None:

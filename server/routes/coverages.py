@@ -3,7 +3,12 @@
 Routes (``ID`` a raster layer)::
 
     /collections/ID/coverage    the COG's values: ``bbox`` (+ ``bbox-crs``) or ``subset=x(a:b),y(c:d)``
-                                (+ ``subset-crs``; default the raster's CRS), ``f=GeoTIFF`` (default) or ``png``
+                                (+ ``subset-crs``; default the raster's CRS), ``f=GeoTIFF`` (default),
+                                ``covjson`` (CoverageJSON) or ``png``; with ``scale-size=x(W),y(H)`` and/or
+                                ``crs`` the values are resampled onto a W x H grid of exactly the box in
+                                ``crs``; ``crs=EPSG:4979`` (terrain layers: id or keyword dtm, mnt,
+                                terrain) gives heights above the WGS84 ellipsoid (the geoid the 3D Tiles
+                                placement uses added), for 3D globes
     /collections/ID/map         a PNG map: ``bbox`` (+ ``bbox-crs``), ``crs`` (the map's grid; default the
                                 bbox's CRS), ``width``, ``height`` (<= 4096); the picture covers exactly the
                                 box on a grid of ``crs`` (a map tile at the raster's edge is partly
@@ -27,7 +32,8 @@ from server.routes.http import CORS_HEADERS, BadRequest, Delivery, not_found
 KINDS = ("raster",)
 FORMATS = {"geotiff": "image/tiff; application=geotiff", "tif": "image/tiff; application=geotiff",
            "tiff": "image/tiff; application=geotiff", "image/tiff": "image/tiff; application=geotiff",
-           "png": "image/png", "image/png": "image/png"}
+           "png": "image/png", "image/png": "image/png", "covjson": coverage.COVERAGE_JSON,
+           "coveragejson": coverage.COVERAGE_JSON, coverage.COVERAGE_JSON: coverage.COVERAGE_JSON}
 
 RULES = Map([
     Rule("/collections/<collection>/coverage", endpoint="coverage"),
@@ -46,14 +52,23 @@ def handle(delivery: Delivery, request: Request, endpoint: str, collection: str)
     if endpoint == "coverage":
         mimetype = FORMATS.get((args.get("f") or "geotiff").lower())
         if mimetype is None:
-            raise BadRequest("unknown format f; use GeoTIFF or png")
+            raise BadRequest("unknown format f; use GeoTIFF, CoverageJSON (covjson) or png")
         box = _box(args, native)
-        data, transform, profile = coverage.read_window(path, box)
+        if "scale-size" in args or "crs" in args:
+            data, transform, profile = _resampled(args, layer, path, box, native)
+        else:
+            data, transform, profile = coverage.read_window(path, box)
         if mimetype == "image/png":
             body = coverage.png(data, coverage.band_stats(path, version.checksum))
+        elif mimetype == coverage.COVERAGE_JSON:
+            body = coverage.coverage_json(data, transform, profile["crs"])
         else:
             body = coverage.geotiff(data, transform, profile)
-        return _response(request, body, mimetype, version.checksum)
+        response = _response(request, body, mimetype, version.checksum)
+        uri = coverage.crs_uri(profile["crs"])
+        if uri:
+            response.headers["Content-Crs"] = f"<{uri}>"
+        return response
     if (args.get("f") or "png").lower() not in ("png", "image/png"):
         raise BadRequest("a map is a PNG; use f=png")
     box = _box(args, native)
@@ -66,6 +81,31 @@ def handle(delivery: Delivery, request: Request, endpoint: str, collection: str)
     if uri:
         response.headers["Content-Crs"] = f"<{uri}>"
     return response
+
+
+def _resampled(args, layer, path, box: coverage.Box | None, native: str):
+    """A coverage on the grid of exactly ``box`` (``scale-size`` samples, in ``crs``), warped like a map.
+
+    ``crs=EPSG:4979`` (a terrain layer only) answers heights above the WGS84
+    ellipsoid on a CRS84 grid: what a 3D globe's terrain needs.
+    """
+    from rasterio.transform import from_bounds
+
+    if box is None:
+        raise BadRequest("scale-size and crs need a bbox or subset")
+    crs = coverage.parse_crs(args.get("crs"), native)
+    size = coverage.parse_scale_size(args["scale-size"]) if "scale-size" in args else \
+        _map_size({}, coverage.describe(path), box, native)
+    if crs == coverage.ELLIPSOIDAL:
+        if not coverage.is_terrain(layer):
+            raise BadRequest(f"crs {coverage.ELLIPSOIDAL_URI} is served for terrain (DTM) layers only")
+        data = coverage.read_heights(path, box, size)
+        grid = "OGC:CRS84"
+    else:
+        data = coverage.read_map(path, box, size, crs=crs)
+        grid = crs
+    transform = from_bounds(*box.to(grid), size[1], size[0])
+    return data.astype("float32"), transform, {"crs": crs, "nodata": float("nan"), "dtype": "float32"}
 
 
 def _box(args, native: str) -> coverage.Box | None:

@@ -5,6 +5,9 @@ import { getKey } from "./state.js";
 const VECTOR_TILES = "tilesets-vector";
 const MAP = "http://www.opengis.net/def/rel/ogc/1.0/map";
 const TILES_3D = "application/json+3dtiles";
+const COVERAGE = "http://www.opengis.net/def/rel/ogc/1.0/coverage";
+const COVERAGE_JSON = "application/prs.coverage+json";
+export const ELLIPSOIDAL = "http://www.opengis.net/def/crs/EPSG/0/4979";  // lon, lat, height above the ellipsoid
 
 export function authHeaders() {
   const key = getKey();
@@ -40,6 +43,15 @@ function extentOf(document) {
   return bbox && bbox[0] > -180 + 1e-9 ? bbox.slice(0, 4) : null;
 }
 
+// A raster whose coverage answers heights above the ellipsoid (crs EPSG:4979) is a terrain for the 3D view.
+function terrainOf(collection) {
+  const coverage = link(collection, (l) => l.rel === COVERAGE && l.type === COVERAGE_JSON);
+  if (!coverage || !(collection.crs || []).includes(ELLIPSOIDAL)) return null;
+  const url = new URL(sameOrigin(coverage.href));
+  url.search = "";
+  return url.href;
+}
+
 // One layer of the listing, as the viewer draws it (null: nothing a map shows, e.g. the records collection).
 async function describe(collection) {
   const base = { id: collection.id, title: collection.title || collection.id, extent: extentOf(collection) };
@@ -60,7 +72,7 @@ async function describe(collection) {
   if (map) {
     const url = new URL(sameOrigin(map.href));
     url.search = "";
-    return { ...base, kind: "raster", licence: licenceOf(collection), map: url.href };
+    return { ...base, kind: "raster", licence: licenceOf(collection), map: url.href, terrain: terrainOf(collection) };
   }
   const self = link(collection, (l) => l.rel === "self" && (l.type || "").includes("json"));
   if (!self) return null;

@@ -1,7 +1,8 @@
 // The 3D scene (CesiumJS, no ion token, no remote imagery): 3D Tiles layers as the server serves them, the
-// city's rasters draped on the ellipsoid, point clouds coloured by class, height or intensity, a click reads a
+// city's rasters draped on the terrain (terrain.js: the DTM's heights above the ellipsoid, else the ellipsoid), point clouds coloured by class, height or intensity, a click reads a
 // feature's metadata (EXT_structural_metadata), and a storey picker styles features on their `level`.
 import { authHeaders } from "./api.js";
+import { terrainProvider } from "./terrain.js";
 
 // ASPRS classes (gis/asprs.py) as the lidar's usual colours; the legend names them (i18n.js: class_N).
 export const CLASS_COLOURS = { 1: "#b3b3b3", 2: "#a0522d", 3: "#9acd32", 4: "#3cb043", 5: "#1e6b1e", 6: "#e04a3a",
@@ -61,6 +62,8 @@ export class Scene {
   }
 
   async addLayers() {
+    const terrain = this.layers.find((l) => l.kind === "raster" && l.terrain);
+    if (terrain) this.viewer.terrainProvider = await terrainProvider(Cesium, terrain, resource);
     for (const layer of this.layers.filter((l) => l.kind === "raster")) {
       const [w, s, e, n] = layer.extent || [-180, -90, 180, 90];
       const provider = new Cesium.UrlTemplateImageryProvider({

@@ -194,12 +194,53 @@ def block_error(drawn: np.ndarray, expected: np.ndarray, block: int = 64) -> np.
     return difference.reshape(count, block, count, block).mean(axis=(1, 3))
 
 
+def test_terrain_heights_above_the_ellipsoid_in_coverage_json(served, cog):
+    """A DTM in EPSG:4979 (what a 3D globe's terrain reads): at each CRS84 sample, the COG's height there (bilinear)
+    plus the geoid separation the 3D Tiles placement adds, within 5 cm; nodata beyond the raster is null."""
+    import pyproj
+    from scipy.ndimage import map_coordinates
+
+    from tiles.geo import HeightModel, Placement
+
+    to_lonlat = pyproj.Transformer.from_crs(2154, 4326, always_xy=True)
+    (west, east), (south, north) = to_lonlat.transform([651120, 651300], [6861100, 6861280])
+    response = requests.get(f"{served['url']}/collections/mnt/coverage", params={
+        "f": "covjson", "bbox": f"{west},{south},{east},{north}", "crs": "http://www.opengis.net/def/crs/EPSG/0/4979",
+        "scale-size": "x(7),y(5)"})
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/prs.coverage+json"
+    document = response.json()
+    axes = document["domain"]["axes"]
+    lon = np.linspace(axes["x"]["start"], axes["x"]["stop"], axes["x"]["num"])
+    lat = np.linspace(axes["y"]["start"], axes["y"]["stop"], axes["y"]["num"])
+    assert (lon[0], lon[-1], lat[0]) == pytest.approx((west + (east - west) / 14, east - (east - west) / 14,
+                                                       north - (north - south) / 10), abs=1e-12)
+    heights = np.array(document["ranges"]["band1"]["values"], dtype=float).reshape(5, 7)
+    lon, lat = np.meshgrid(lon, lat)
+    x, y = pyproj.Transformer.from_crs(4326, 2154, always_xy=True).transform(lon, lat)
+    with rasterio.open(cog) as source:
+        values = source.read(1).astype(float)
+        col, row = ~source.transform * (x, y)
+    orthometric = map_coordinates(values, [row - 0.5, col - 0.5], order=1)
+    separation = Placement(pyproj.CRS("EPSG:2154"), HeightModel.resolve()).separation(x.ravel(), y.ravel())
+    assert np.abs(heights - orthometric - separation.reshape(5, 7)).max() < 0.05
+    beyond = requests.get(f"{served['url']}/collections/mnt/coverage", params={
+        "f": "covjson", "bbox": f"{west - 0.01},{south},{east},{north}", "crs": "EPSG:4979", "scale-size": "x(4),y(2)"})
+    assert beyond.json()["ranges"]["band1"]["values"][0] is None
+
+
+def test_ellipsoidal_heights_are_for_terrains_only(served, noise):
+    status, _, body = raw_get(served["url"], "/collections/bruit/coverage?bbox=2.33,48.85,2.34,48.86&crs=EPSG:4979"
+                                             "&scale-size=x(2),y(2)")
+    assert status == 400 and "terrain" in json.loads(body)["description"]
+
+
 @pytest.mark.parametrize("query", [
     "bbox=1,2,3", "bbox=1,2,3,4,5", "bbox=nan,0,1,1", "bbox=2.5,48.9,2.3,48.8", "bbox=0,0,200,95",
     "bbox=a,b,c,d", "bbox=651100,6860950,651200,6861050&bbox-crs=EPSG:99999999",
     "bbox=651100,6860950,651200,6861050&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/2154x",
     "bbox=0,0,1,1&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/2154", "f=xml", "subset=x(1:2)", "subset=z(1:2),y(1:2)",
-    "subset=x(a:b),y(1:2)", "bbox=0,0,1,1&subset=x(1:2),y(1:2)",
+    "subset=x(a:b),y(1:2)", "bbox=0,0,1,1&subset=x(1:2),y(1:2)", "crs=EPSG:4979&scale-size=x(2),y(2)",
+    "bbox=2.33,48.85,2.34,48.86&scale-size=x(0),y(2)", "bbox=2.33,48.85,2.34,48.86&scale-size=2",
 ])
 def test_bad_coverage_requests_are_400_with_an_ogc_exception(served, query):
     status, _, body = raw_get(served["url"], f"/collections/mnt/coverage?{query}")

@@ -122,7 +122,8 @@ def _click_centre(session: Session, selector: str) -> dict[str, str]:
 
 
 def test_the_city_in_2d_and_3d_every_kind_drawn_a_building_clicked(served, browser, tmp_path):
-    """One page (one Cesium start-up): over the town hall, 2D then 3D, every layer kind, clicks, point colours."""
+    """One page (one Cesium start-up): over the town hall, 2D then 3D, every layer kind, clicks, the terrain (the
+    DTM's heights above the ellipsoid where the tilesets stand), point colours."""
     lon, lat, truth = _centroid_lonlat(served["district"], TOWN_HALL)
     session = Session(browser, f"{served['url']}/viewer#map=18/{lat}/{lon}&cam={lon},{lat},600,0,-90")
     session.wait("ready2d")
@@ -142,6 +143,8 @@ def test_the_city_in_2d_and_3d_every_kind_drawn_a_building_clicked(served, brows
         assert (shown[name] == str(expected) if isinstance(expected, str)
                 else abs(float(shown[name]) - float(expected)) < 1e-6), name
 
+    assert abs(_terrain_height(session, lon, lat) - _ellipsoidal_dtm(served["district"], lon, lat)) < 1.0
+
     ground = _near(scene_pixels, GROUND_BROWN)  # the terrain's points by class: ground (ASPRS 2) in its colour
     assert ground > 0.02
     recoloured = {}
@@ -156,13 +159,40 @@ def test_the_city_in_2d_and_3d_every_kind_drawn_a_building_clicked(served, brows
     ok = [url for status, url in session.responses if status in (200, 304)]
     for kind, pattern in {"vector tiles": "/collections/buildings/tiles/WebMercatorQuad/",
                           "raster map": "/collections/dtm/map?", "point cloud": "/collections/terrain-3d/3dtiles/",
-                          "mesh": "/collections/buildings-3d/3dtiles/"}.items():
+                          "mesh": "/collections/buildings-3d/3dtiles/",
+                          "terrain": "/collections/dtm/coverage?f=covjson&crs="}.items():
         assert any(pattern in url for url in ok), kind
     assert any(url.endswith(".glb") and "/buildings-3d/" in url for url in ok)
     assert any(url.endswith(".glb") and "/terrain-3d/" in url for url in ok)
     credits = session.page.locator("#attribution").inner_text()
     assert "ODbL" in credits and "partag" in credits.lower()  # share-alike stated for the ODbL layer
     session.close()
+
+
+TERRAIN_HEIGHT = """async ([lon, lat]) => {
+  const [point] = await Cesium.sampleTerrain(window.lutece.scene.viewer.terrainProvider, 17,
+                                             [Cesium.Cartographic.fromDegrees(lon, lat)]);
+  return point.height;
+}"""
+
+
+def _terrain_height(session: Session, lon: float, lat: float) -> float:
+    """The 3D view's terrain height at a point (metres above the ellipsoid), sampled as Cesium draws it."""
+    return session.page.evaluate(TERRAIN_HEIGHT, [lon, lat])
+
+
+def _ellipsoidal_dtm(district: Path, lon: float, lat: float) -> float:
+    """The truth DTM's height at a point plus the geoid separation the tilesets were placed with (tiles.geo)."""
+    import pyproj
+    import rasterio
+
+    from tiles.geo import HeightModel, Placement
+
+    x, y = pyproj.Transformer.from_crs(4326, 2154, always_xy=True).transform(lon, lat)
+    with rasterio.open(district / "truth-dtm.tif") as dtm:
+        height = float(next(dtm.sample([(x, y)]))[0])
+    separation = Placement(pyproj.CRS("EPSG:2154"), HeightModel.resolve()).separation(np.array([x]), np.array([y]))
+    return height + float(separation[0])
 
 
 def _attributes(session: Session) -> dict[str, str]:
