@@ -30,8 +30,16 @@ Each case is preceded by ``--warmup`` seconds of the same load, not measured
 (Flask's test client in a child process: no HTTP, no queue), the CPU cost
 per request that bounds what 2 workers can serve.
 
+On a shared machine, ``--rounds N`` runs each case N times with the servers
+interleaved (A B A B ...): the table gives each server's median and the
+ours/stock ratio per round (median and range), with the load average seen.
+``--before TREE`` also serves our app from another source tree (e.g.
+``git archive`` of the previous commit): the ours/before column is the gain
+of a change under the same load.
+
 Usage: .venv/bin/python benchmarks/bench_server.py [--features 100000] [--duration 30] [--connections 32]
        [--warmup 5] [--workers 2] [--backends geopackage,postgis] [--cases items,item,tile] [--in-process N]
+       [--rounds N] [--before TREE] [--no-stock]
 """
 
 from __future__ import annotations
@@ -97,10 +105,12 @@ def publish(store: dict, frame: gpd.GeoDataFrame) -> str:
     return published.version.storage.removeprefix("table:")
 
 
-def lutece_yml(folder: Path, store: dict) -> Path:
-    path = folder / "lutece.yml"
+def lutece_yml(folder: Path, store: dict, name: str = "ours") -> Path:
+    """Our server's configuration; each of our servers has its own tile cache (none builds the other's tiles)."""
+    path = folder / f"lutece-{name}.yml"
     lines = ["store:"] + [f"  {key}: {json.dumps(value)}" for key, value in store.items()]
-    path.write_text("\n".join(lines) + "\nserver:\n  max_items: 1000\n", encoding="utf-8")
+    path.write_text("\n".join(lines) + f"\nserver:\n  max_items: 1000\n  tile_cache: {json.dumps(str(folder / f'tiles-{name}'))}\n",
+                    encoding="utf-8")
     return path
 
 
@@ -148,13 +158,16 @@ def stock_config(folder: Path, port: int, backend: str, table: str, store: dict,
 class Gunicorn:
     """A gunicorn server in its own process group, stopped (SIGTERM, then SIGKILL) at the end."""
 
-    def __init__(self, target: str, port: int, workers: int, env: dict, log: Path) -> None:
+    def __init__(self, target: str, port: int, workers: int, env: dict, log: Path, chdir: Path = HERE) -> None:
         self.port, self.log = port, log
-        command = [str(Path(sys.executable).parent / "gunicorn"), target, "--bind", f"127.0.0.1:{port}",
+        # gunicorn puts its --chdir first on sys.path: the tree whose code it serves
+        command = [str(Path(sys.executable).parent / "gunicorn"), target, "--chdir", str(chdir),
+                   "--bind", f"127.0.0.1:{port}",
                    "--workers", str(workers), "--worker-class", "sync", "--timeout", "60", "--keep-alive", "5",
                    "--log-level", "warning"]
-        self.process = subprocess.Popen(command, env={**os.environ, **env}, stdout=log.open("wb"),
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        # (it also puts the launching folder, $PWD, first: started from the tree itself)
+        self.process = subprocess.Popen(command, env={**os.environ, **env, "PWD": str(chdir)}, cwd=chdir,
+                                        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait(self, path: str, timeout: float = 60) -> None:
         deadline = time.time() + timeout
@@ -284,6 +297,11 @@ def measure_items(config: str, bounds: list[float], requests: int) -> float:
 
 
 def bench_backend(backend: str, frame, args, folder: Path, cluster) -> list[dict]:
+    """Every case on every server of ``backend``, interleaved: per case, ``--rounds`` rounds of each server in turn.
+
+    All servers run at once (idle ones cost nothing but their memory), so a
+    round measures them back to back under the same load of the machine.
+    """
     database = None
     store = {"backend": backend, "path": str(folder / "city")}
     if backend == "postgis":
@@ -299,48 +317,80 @@ def bench_backend(backend: str, frame, args, folder: Path, cluster) -> list[dict
         print(f"{backend}: items in-process {cost:.2f} ms CPU per request (ours, best of 3 x {args.in_process})",
               file=sys.stderr, flush=True)
         rows.append({"backend": backend, "server": "ours", "case": "items", "in_process": cost})
-    servers = {"ours": ("server.wsgi:application()", {"LUTECE_CONFIG": str(config)}, ""),
-               "stock": ("stock_pygeoapi:APP", {}, "?f=mvt")}
-    for name, (target, env, tile_query) in servers.items():
-        port = free_port()
-        if name == "stock":
-            stock = stock_config(folder, port, backend, table, store, cluster, database)
-            openapi = folder / "stock-openapi.yml"
-            script = ("import sys, pathlib, stock_pygeoapi as s; "
-                      "pathlib.Path(sys.argv[2]).write_text(s.openapi_document(sys.argv[1]))")
-            made = subprocess.run([sys.executable, "-c", script, str(stock), str(openapi)], cwd=HERE,
-                                  capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(HERE)})
-            if made.returncode != 0:
-                raise RuntimeError(f"pygeoapi's OpenAPI document failed: {made.stderr[-3000:]}")
-            env = {"PYGEOAPI_CONFIG": str(stock), "PYGEOAPI_OPENAPI": str(openapi),
-                   "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-        server = Gunicorn(target, port, args.workers, env, folder / f"{name}-{backend}.log")
-        try:
-            server.wait(f"/collections/{LAYER}/items/1?f=json")
-            for case in args.cases:
-                if case == "tile" and name == "stock" and backend == "geopackage":
-                    rows.append({"backend": backend, "server": name, "case": case, "na": True})
-                    continue
-                print(f"{backend} {name} {case} ...", file=sys.stderr, flush=True)
-                if args.warmup:  # every worker imports, connects and fills its caches first (not measured)
-                    run_wrk(f"http://127.0.0.1:{port}", case, bounds, len(frame), args.warmup, args.connections,
-                            folder, tile_query if case == "tile" else "")
-                result = run_wrk(f"http://127.0.0.1:{port}", case, bounds, len(frame), args.duration,
-                                 args.connections, folder, tile_query if case == "tile" else "")
-                rows.append({"backend": backend, "server": name, "case": case, **result})
-                # sync workers still answer the requests queued by wrk's closed connections: let them drain,
-                # or the next case measures the previous one's backlog
-                server.wait(f"/collections/{LAYER}/items/1?f=json", timeout=300)
-        finally:
+    servers = start_servers(backend, args, folder, store, table, cluster, database)
+    try:
+        for case in args.cases:
+            for round_ in range(1, args.rounds + 1):
+                for name, (server, tile_query) in servers.items():
+                    if case == "tile" and name == "stock" and backend == "geopackage":
+                        if round_ == 1:
+                            rows.append({"backend": backend, "server": name, "case": case, "na": True})
+                        continue
+                    print(f"{backend} {case} round {round_} {name} ...", file=sys.stderr, flush=True)
+                    url = f"http://127.0.0.1:{server.port}"
+                    query = tile_query if case == "tile" else ""
+                    if args.warmup:  # every worker imports, connects and fills its caches first (not measured)
+                        run_wrk(url, case, bounds, len(frame), args.warmup, args.connections, folder, query)
+                    result = run_wrk(url, case, bounds, len(frame), args.duration, args.connections, folder, query)
+                    rows.append({"backend": backend, "server": name, "case": case, "round": round_,
+                                 "load": os.getloadavg()[0], **result})
+                    # sync workers still answer the requests queued by wrk's closed connections: let them drain,
+                    # or the next case measures the previous one's backlog
+                    server.wait(f"/collections/{LAYER}/items/1?f=json", timeout=300)
+    finally:
+        for server, _query in servers.values():
             server.stop()
     return rows
 
 
+def start_servers(backend: str, args, folder: Path, store: dict, table: str, cluster, database) -> dict:
+    """name -> (running Gunicorn, tile query): ours, ``before`` (ours from ``--before``'s tree) and stock."""
+    planned = {"ours": ("server.wsgi:application()", {"LUTECE_CONFIG": str(lutece_yml(folder, store, "ours")),
+                                                      "PYTHONPATH": str(HERE.parent), "_tree": HERE.parent}, "")}
+    if args.before:
+        tree = Path(args.before).resolve()
+        planned["before"] = ("server.wsgi:application()",
+                             {"LUTECE_CONFIG": str(lutece_yml(folder, store, "before")), "PYTHONPATH": str(tree),
+                              "_tree": tree}, "")
+    if not args.no_stock:
+        port = free_port()
+        stock = stock_config(folder, port, backend, table, store, cluster, database)
+        openapi = folder / "stock-openapi.yml"
+        script = ("import sys, pathlib, stock_pygeoapi as s; "
+                  "pathlib.Path(sys.argv[2]).write_text(s.openapi_document(sys.argv[1]))")
+        made = subprocess.run([sys.executable, "-c", script, str(stock), str(openapi)], cwd=HERE,
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(HERE)})
+        if made.returncode != 0:
+            raise RuntimeError(f"pygeoapi's OpenAPI document failed: {made.stderr[-3000:]}")
+        planned["stock"] = ("stock_pygeoapi:APP", {"PYGEOAPI_CONFIG": str(stock), "PYGEOAPI_OPENAPI": str(openapi),
+                                                   "PYTHONPATH": str(HERE), "_port": port}, "?f=mvt")
+    servers = {}
+    try:
+        for name, (target, env, tile_query) in planned.items():
+            port = env.pop("_port", None) or free_port()
+            tree = env.pop("_tree", HERE)
+            server = Gunicorn(target, port, args.workers, env, folder / f"{name}-{backend}.log", chdir=tree)
+            servers[name] = (server, tile_query)
+            server.wait(f"/collections/{LAYER}/items/1?f=json")
+    except BaseException:
+        for server, _query in servers.values():
+            server.stop()
+        raise
+    return servers
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
 def table(rows: list[dict], args) -> str:
-    lines = [f"bench_server: {args.features} buildings, {args.connections} connections, {args.duration} s per case, "
-             f"{args.workers} gunicorn sync workers each, wrk on loopback",
+    """One line per backend, case and server (the median of its rounds), ratios per round with their range."""
+    lines = [f"bench_server: {args.features} buildings, {args.connections} connections, {args.duration} s per case "
+             f"and round, {args.rounds} round(s) interleaved, {args.workers} gunicorn sync workers each, wrk on "
+             f"loopback; load average (1 min) during the runs: {_load_range(rows)}",
              f"{'backend':<11}{'case':<7}{'server':<7}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-             f"{'errors':>8}{'ours/stock':>12}"]
+             f"{'errors':>8}{'ours/stock':>22}{'ours/before':>22}"]
+    done = set()
     for row in rows:
         if "in_process" in row:
             lines.append(f"{row['backend']:<11}{'items':<7}{'ours':<7}   in-process: {row['in_process']:.2f} ms CPU "
@@ -350,17 +400,41 @@ def table(rows: list[dict], args) -> str:
             lines.append(f"{row['backend']:<11}{row['case']:<7}{row['server']:<7}"
                          f"   n/a (pygeoapi has no provider building tiles from a GeoPackage)")
             continue
-        ratio = ""
-        if row["server"] == "ours":
-            stock = next((r for r in rows if r["backend"] == row["backend"] and r["case"] == row["case"]
-                          and r["server"] == "stock" and not r.get("na") and "in_process" not in r), None)
-            if stock and stock["rps"]:
-                ratio = f"{row['rps'] / stock['rps']:.1f}x"
-            else:  # stock ended no request within the case: it serves under one per duration
-                ratio = f">{row['rps'] * args.duration:.0f}x" if stock else "n/a"
-        lines.append(f"{row['backend']:<11}{row['case']:<7}{row['server']:<7}{row['rps']:>9.1f}{row['p50']:>9.1f}"
-                     f"{row['p95']:>9.1f}{row['p99']:>9.1f}{row['errors']:>8d}{ratio:>12}")
+        key = (row["backend"], row["case"], row["server"])
+        if key in done:
+            continue
+        done.add(key)
+        same = [r for r in rows if (r["backend"], r["case"], r["server"]) == key and "rps" in r]
+        ratios = {other: _ratios(rows, row["backend"], row["case"], other, args.duration)
+                  for other in ("stock", "before")} if row["server"] == "ours" else {}
+        lines.append(f"{row['backend']:<11}{row['case']:<7}{row['server']:<7}"
+                     f"{_median([r['rps'] for r in same]):>9.1f}{_median([r['p50'] for r in same]):>9.1f}"
+                     f"{_median([r['p95'] for r in same]):>9.1f}{_median([r['p99'] for r in same]):>9.1f}"
+                     f"{sum(r['errors'] for r in same):>8d}{ratios.get('stock', ''):>22}{ratios.get('before', ''):>22}")
     return "\n".join(lines)
+
+
+def _ratios(rows: list[dict], backend: str, case: str, other: str, duration: int) -> str:
+    """ours/other throughput per round: the median and, over several rounds, the range (``n/a``: no such server)."""
+    def of(server):
+        return {r["round"]: r["rps"] for r in rows if (r["backend"], r["case"], r["server"]) == (backend, case, server)
+                and "rps" in r}
+
+    ours, theirs = of("ours"), of(other)
+    if not theirs:
+        return "n/a" if other == "stock" else ""
+    ratios = [ours[n] / theirs[n] if theirs[n] else math.inf for n in sorted(ours) if n in theirs]
+    if not ratios:
+        return "n/a"
+    text = f"{_median(ratios):.1f}x" if all(map(math.isfinite, ratios)) else f">{max(ours.values()) * duration:.0f}x"
+    if len(ratios) > 1 and all(map(math.isfinite, ratios)):
+        text += f" ({min(ratios):.1f}-{max(ratios):.1f})"
+    return text
+
+
+def _load_range(rows: list[dict]) -> str:
+    loads = [r["load"] for r in rows if "load" in r]
+    return f"{min(loads):.1f}-{max(loads):.1f}" if loads else "n/a"
 
 
 def main() -> None:
@@ -372,6 +446,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backends", default="geopackage,postgis")
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of each case, the servers interleaved")
+    parser.add_argument("--before", metavar="TREE",
+                        help="also serve our app from another source tree (e.g. a worktree of the previous commit)")
+    parser.add_argument("--no-stock", action="store_true", help="leave stock pygeoapi out")
     parser.add_argument("--in-process", type=int, default=0, metavar="N",
                         help="also time N items requests through our app in-process (CPU ms per request)")
     args = parser.parse_args()
@@ -394,6 +472,7 @@ def main() -> None:
                 if cluster is not None:
                     cluster.stop()
     print(table(rows, args))
+    print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 
 
 if __name__ == "__main__":

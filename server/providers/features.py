@@ -10,9 +10,9 @@ per request: construction only reads the provider definition, which
 - GeoPackage: Python's sqlite3 only (see :mod:`server.providers.gpkg`), bbox
   through the R-tree, items through the primary key, the geometry blob
   decoded here; the CRS transformed with pyproj, vectorised.
-- PostGIS: a connection pool per process (psycopg_pool), a server-side cursor
-  per query in one read-only transaction, bbox through the GIST index
-  (``&&``, then the exact test), the CRS transformed by ``ST_Transform``.
+- PostGIS: a connection pool per process (psycopg_pool; autocommit, read-only
+  sessions), a page and its count in one round trip (a pipeline), bbox through
+  the GIST index (``&&``, then the exact test), the CRS transformed by ``ST_Transform``.
 
 Limits are clamped by pygeoapi (``server.limits.max_items``); sortby,
 properties, ``?name=value`` and CQL2 (:mod:`server.providers.cql`) become
@@ -287,6 +287,14 @@ class LuteceFeatures(BaseProvider):
     # -- PostGIS ---------------------------------------------------------------------------------
     def _pg_page(self, columns, where, params, order, offset, limit, hits, skip_geometry, target,
                  count: bool = True) -> _Page:
+        """The page and its count in ONE round trip: two plain statements in a pipeline.
+
+        No transaction of our own (the pool's sessions are autocommit and
+        read-only; both statements share the pipeline's implicit
+        transaction) and no server-side cursor: a page is bounded by
+        ``max_items``, and DECLARE, FETCH and CLOSE were three round trips
+        more. psycopg prepares a statement run often (``prepare_threshold``).
+        """
         import psycopg
 
         table = f"{quote(self.source['schema'])}.{quote(self.source['table'])}"
@@ -297,21 +305,15 @@ class LuteceFeatures(BaseProvider):
         fields = ", ".join([quote(self.pk), *(quote(c) for c in columns)]
                            + ([] if skip_geometry else [f"ST_AsBinary({geometry})"]))
         ordering = ", ".join([*order, quote(self.pk)])
+        page_sql = f"SELECT {fields} FROM {table}{clause} ORDER BY {ordering} LIMIT %s OFFSET %s"
         try:
             with pool(self.source["dsn"]).connection() as con:
-                con.read_only = True
-                with con.transaction():
-                    matched = 1
-                    if count:
-                        with con.cursor() as cur:
-                            cur.execute(f"SELECT count(*) FROM {table}{clause}", params)
-                            matched = cur.fetchone()[0]
-                    rows: list = []
-                    if not hits:
-                        with con.cursor(name="lutece_items") as cur:  # server-side
-                            cur.execute(f"SELECT {fields} FROM {table}{clause} ORDER BY {ordering} "
-                                        f"LIMIT %s OFFSET %s", [*params, int(limit), int(offset)])
-                            rows = cur.fetchall()
+                if not count:
+                    return _Page(con.execute(page_sql, [*params, int(limit), int(offset)]).fetchall(), 1)
+                with con.pipeline():
+                    counted = con.execute(f"SELECT count(*) FROM {table}{clause}", params)
+                    page = None if hits else con.execute(page_sql, [*params, int(limit), int(offset)])
+                return _Page([] if page is None else page.fetchall(), counted.fetchone()[0])
         except psycopg.errors.UndefinedTable:
             raise VersionGone() from None
         except (psycopg.errors.DataError, psycopg.errors.NumericValueOutOfRange, psycopg.errors.SyntaxError,
@@ -322,7 +324,6 @@ class LuteceFeatures(BaseProvider):
         except psycopg.OperationalError as exc:
             log.error("PostGIS unreachable: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             raise ProviderConnectionError(user_msg="the store is unreachable, retry later") from None
-        return _Page(rows, matched)
 
     # -- GeoJSON ---------------------------------------------------------------------------------
     def _features(self, rows, columns, skip_geometry, crs_transform_spec, target) -> list[dict]:
@@ -475,9 +476,12 @@ def pool(dsn: str):
             _POOLS_PID = os.getpid()
         found = _POOLS.get(dsn)
         if found is None:
+            # autocommit: a statement is its own (implicit) transaction, no BEGIN/COMMIT round trips;
+            # read-only for the whole session, so no statement of the server can ever write
             found = ConnectionPool(dsn, min_size=1, max_size=int(os.environ.get("LUTECE_POOL_SIZE", "4")),
                                    kwargs={"application_name": "lutece-server", "connect_timeout": 5,
-                                           "options": "-c timezone=UTC"},
+                                           "autocommit": True,
+                                           "options": "-c timezone=UTC -c default_transaction_read_only=on"},
                                    open=True, name="lutece-server")
             _POOLS[dsn] = found
         return found
