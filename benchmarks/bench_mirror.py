@@ -5,14 +5,19 @@ the truth DTM as a COG, the truth footprints and the truth trees, in turn;
 each copy made distinct, a tag of the COG or a column of the features, so
 that no two files are the same bytes), serves them with ``lutece serve`` on
 loopback (gunicorn, 2 workers), warms the server's download cache (one
-``/catalog``), then, in each of ``--rounds`` rounds, in turn:
+``/catalog``), then, in each of ``--rounds`` rounds, one after the other
+(plain then mirror in odd rounds, mirror then plain in even ones, so that
+neither always runs first on a machine whose load drifts):
 
 - plain: a sequential download of every file of the catalogue with one
   ``requests.Session`` into a fresh folder (no checksum, no staging);
 - mirror: ``lutece mirror``'s first sync into a fresh folder (the change
-  feed, the catalogue, each file downloaded, verified by sha256, committed).
+  feed, the catalogue, ``--downloads`` files at once, each verified by
+  sha256, then all synced to disk and committed).
 
-It prints MB/s of each (best round) and their ratio, then publishes a new
+It prints each round's times and ratio (plain seconds / mirror seconds), the
+range of the ratios, their median and the load average, then MB/s of each
+(best round) and their ratio, then publishes a new
 version of one layer and prints the requests (downloads, and the others:
 the change feed, which describes the changed dataset), bytes and time of
 the next sync, and of a sync when nothing changed.
@@ -20,13 +25,14 @@ Targets (issue 13): first sync >= 0.8x the plain download; one changed layer
 costs one download plus at most one conditional request per other dataset
 (one request in all when the change feed is used).
 
-Usage: .venv/bin/python benchmarks/bench_mirror.py [--layers 50] [--rounds 3]
+Usage: .venv/bin/python benchmarks/bench_mirror.py [--layers 50] [--rounds 6] [--downloads 4]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import shutil
 import signal
 import subprocess
@@ -94,10 +100,17 @@ def plain_download(urls: list[str], folder: Path) -> float:
     return time.perf_counter() - started
 
 
+def mirror_sync(source: str, target: Path, downloads: int, files: int) -> float:
+    report = sync(source, target, downloads=downloads)
+    assert len(report.downloaded) == files
+    return report.seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--downloads", type=int, default=4, help="the mirror's files at once (lutece mirror --downloads)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-mirror-"))
     server = None
@@ -118,17 +131,26 @@ def main() -> None:
         files = [spec for dataset in parse_catalog(body, source).values() for spec in dataset.files]
         total = sum(spec.size for spec in files)
         plain, mirrored = [], []
+        print(f"\n{len(files)} files, {total / 1e6:.1f} MB, {args.rounds} rounds, the mirror {args.downloads} "
+              f"files at once\n\n{'round':<8}{'first':<8}{'plain s':>10}{'mirror s':>10}{'ratio':>8}{'load 1 min':>12}")
         for round_ in range(args.rounds):
-            plain.append(plain_download([spec.url for spec in files], work / f"plain-{round_}"))
-            report = sync(source, work / f"mirror-{round_}")
-            mirrored.append(report.seconds)
-            assert len(report.downloaded) == len(files)
-        print(f"\n{len(files)} files, {total / 1e6:.1f} MB, best of {args.rounds} rounds\n")
-        print(f"{'case':<28}{'seconds':>10}{'MB/s':>10}{'ratio':>10}")
+            runs = {"plain": lambda: plain_download([spec.url for spec in files], work / f"plain-{round_}"),
+                    "mirror": lambda: mirror_sync(source, work / f"mirror-{round_}", args.downloads, len(files))}
+            order = ["plain", "mirror"] if round_ % 2 == 0 else ["mirror", "plain"]
+            seconds = {name: runs[name]() for name in order}
+            plain.append(seconds["plain"])
+            mirrored.append(seconds["mirror"])
+            print(f"{round_ + 1:<8}{order[0]:<8}{plain[-1]:>10.2f}{mirrored[-1]:>10.2f}{plain[-1] / mirrored[-1]:>8.2f}"
+                  f"{os.getloadavg()[0]:>12.1f}", flush=True)
+        ratios = [a / b for a, b in zip(plain, mirrored)]
+        print(f"ratio per round: {min(ratios):.2f} to {max(ratios):.2f}, median {statistics.median(ratios):.2f}; "
+              f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min) on {os.cpu_count()} cores")
+        print(f"\nbest of {args.rounds} rounds\n{'case':<28}{'seconds':>10}{'MB/s':>10}{'ratio':>10}")
         best_plain, best_mirror = min(plain), min(mirrored)
         print(f"{'plain sequential download':<28}{best_plain:>10.2f}{total / 1e6 / best_plain:>10.1f}{1.0:>10.2f}")
         print(f"{'lutece mirror, first sync':<28}{best_mirror:>10.2f}{total / 1e6 / best_mirror:>10.1f}"
               f"{best_plain / best_mirror:>10.2f}")
+        print("target: first sync >= 0.8x the plain sequential download")
         target = work / "mirror-0"
         idle = sync(source, target)
         with Catalog(open_backend(store)) as catalog:

@@ -21,11 +21,13 @@ from gis.mirror.sync import sync, watch
               help="Seconds between two looks at the change feed (with --watch).")
 @click.option("--grace-days", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep a withdrawn dataset this many days under archive/ (never listed as current).")
-def mirror(source: str, target: Path, follow: bool, interval: float, grace_days: int) -> None:
+@click.option("--downloads", type=click.IntRange(min=1, max=16), default=4, show_default=True,
+              help="Files downloaded at once (a polite harvester keeps this small).")
+def mirror(source: str, target: Path, follow: bool, interval: float, grace_days: int, downloads: int) -> None:
     """Mirror the open layers of a Lutèce server into TARGET: files, DCAT metadata, licence notices, index."""
     if not follow:
         try:
-            click.echo(sync(source, target, grace_days).line())
+            click.echo(sync(source, target, grace_days, downloads=downloads).line())
         except LuteceError as error:  # one line, also when the command runs outside the root group
             raise click.ClickException(one_line(error)) from None
         return
@@ -34,6 +36,6 @@ def mirror(source: str, target: Path, follow: bool, interval: float, grace_days:
     click.echo(f"mirror: following {source} into {target} every {interval:g} s (Ctrl-C stops)", err=True)
     try:
         watch(source, target, interval, grace_days, report=lambda line: click.echo(line, err=True),
-              stop=lambda: bool(stopping))
+              stop=lambda: bool(stopping), downloads=downloads)
     except KeyboardInterrupt:
         pass

@@ -17,7 +17,6 @@ from typing import Any
 import requests
 
 from gis.errors import SyncError
-from gis.mirror.state import sync_dir
 
 TIMEOUT = (10, 60)  # connect, read (seconds)
 _CHUNK = 1 << 20
@@ -38,6 +37,7 @@ class Client:
     """An HTTP client of one server's feeds (``source``: its root URL)."""
 
     source: str
+    downloads: int = 4  # files downloaded at once (small files cost a round trip each; a polite harvester stays low)
     counters: Counters = field(default_factory=Counters)
     _local: threading.local = field(default_factory=threading.local)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -115,8 +115,10 @@ class Client:
             partial file is removed: the next run downloads it again), a full disk.
         """
         final = staging / sha256
-        if final.is_file() and final.stat().st_size == size:
-            return final
+        if final.is_file() and final.stat().st_size == size:  # staged by an earlier run: checked again, as
+            if _sha256(final) == sha256:  # it was not synced (a power cut may have left it with other bytes)
+                return final
+            final.unlink()
         partial = staging / f"{sha256}.part"
         offset = partial.stat().st_size if partial.is_file() else 0
         if offset > size:
@@ -136,8 +138,7 @@ class Client:
             raise SyncError(f"{name}: the download does not match the catalogue's checksum (sha256 {got[:12]}..., "
                             f"expected {sha256[:12]}...); it was discarded, the mirror is unchanged and the next "
                             f"run downloads it again")
-        os.replace(partial, final)  # the file was fsynced as written; now its new name
-        sync_dir(staging)
+        os.replace(partial, final)  # synced with the other staged files before the commit's journal
         return final
 
     def _fetch(self, url: str, name: str, partial: Path, headers: dict, offset: int, digest) -> None:
@@ -155,8 +156,6 @@ class Client:
                         digest.update(chunk)
                         out.write(chunk)
                         self.count(bytes_=len(chunk))
-                    out.flush()
-                    os.fsync(out.fileno())
         except requests.RequestException as error:
             raise SyncError(f"{name}: the download was interrupted ({type(error).__name__}); the mirror is "
                             f"unchanged, the next run resumes it") from None
@@ -200,6 +199,11 @@ def _check(response: requests.Response, what: str) -> None:
     if response.status_code != 200:
         raise SyncError(f"{what}: the server answered {response.status_code} {response.reason}; the mirror is "
                         f"unchanged, the next run retries")
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def _hash_into(digest, path: Path) -> None:

@@ -10,8 +10,9 @@ A sync:
    is no longer public), or, on a first sync, for a mirror missing files or
    from a server whose feed does not describe them, from the catalogue
    (conditional on its ETag); then downloads into the staging folder only
-   the files whose sha256 it does not hold, each verified against the
-   described checksum;
+   the files whose sha256 it does not hold, a few at once, each verified
+   against the described checksum, while it writes the new metadata,
+   notices and index beside them;
 4. commits: moves the verified files into the datasets' folders, writes the
    metadata, notices and index, archives (``grace_days``) or removes the
    withdrawn datasets, and writes the new state, through the journal.
@@ -41,8 +42,6 @@ from gis.mirror.dcat import Dataset, from_index, parse_catalog, parse_described
 from gis.mirror.portal import index_document, index_html, notice
 
 log = logging.getLogger(__name__)
-
-DOWNLOADS_AT_ONCE = 4  # files downloaded in parallel (small files cost a round trip each, not bandwidth)
 
 
 @dataclass
@@ -75,8 +74,8 @@ def check_source(source: str) -> str:
 
 
 def sync(source: str, target: Path, grace_days: int = 0, now: datetime | None = None,
-         client: Client | None = None) -> SyncReport:
-    """Bring the mirror in ``target`` up to date with the server at ``source``.
+         client: Client | None = None, downloads: int = 4) -> SyncReport:
+    """Bring the mirror in ``target`` up to date with the server at ``source`` (``downloads`` files at once).
 
     Raises
     ------
@@ -92,7 +91,7 @@ def sync(source: str, target: Path, grace_days: int = 0, now: datetime | None = 
     except OSError as error:
         raise SyncError(f"--target {target}: cannot create the mirror's folder ({error.strerror})") from None
     now = now or datetime.now(timezone.utc)
-    client = client or Client(source)
+    client = client or Client(source, downloads)
     try:
         with records.locked(target):
             if records.apply_journal(target):
@@ -144,12 +143,27 @@ def _sync(client: Client, target: Path, state: dict[str, Any], grace_days: int, 
 
 def _commit(client: Client, target: Path, state: dict[str, Any], datasets: dict[str, Dataset], seq: int,
             etag: str | None, grace_days: int, now: datetime) -> SyncReport:
-    """Download what the mirror lacks of ``datasets`` (the current ones), then commit them."""
+    """Download what the mirror lacks of ``datasets`` (the current ones) while planning the commit, then commit.
+
+    A failed download stops the sync once the downloads under way have
+    ended (the others are not started); what they fetched stays in the
+    staging folder for the next run.
+    """
     staging = records.staging(target)
     staging.mkdir(parents=True, exist_ok=True)
     report = SyncReport(datasets=len(datasets), seq=seq)
-    staged = _download(client, target, state, datasets, staging, report)
-    steps, new_state = _plan(client.source, target, state, datasets, staged, grace_days, now, report)
+    wanted = _wanted(target, state, datasets)
+    with ThreadPoolExecutor(client.downloads, thread_name_prefix="lutece-mirror") as pool:
+        futures = [pool.submit(client.download, spec.url, sha, spec.size, staging) for sha, (_, spec) in wanted.items()]
+        try:
+            steps, new_state = _plan(client.source, target, state, datasets, set(wanted), grace_days, now, report)
+            for future in futures:
+                future.result()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            shutil.rmtree(staging / "meta", ignore_errors=True)  # the plan is made again by the next run
+            raise
+    report.downloaded += [name for name, _spec in wanted.values()]
     new_state.update(last_seq=seq, catalog_etag=etag)
     records.commit(target, steps, new_state)
     _clean(staging)
@@ -181,13 +195,8 @@ def _complete(target: Path, state: dict[str, Any]) -> bool:
     return (target / "index.json").is_file() or not state["datasets"]
 
 
-def _download(client: Client, target: Path, state: dict[str, Any], datasets: dict[str, Dataset], staging: Path,
-              report: SyncReport) -> dict[str, Path]:
-    """Download (verified) every file the mirror lacks, a few at a time; return the staged files by sha256.
-
-    A failure stops the sync once the downloads under way have ended; what
-    they fetched stays in the staging folder for the next run.
-    """
+def _wanted(target: Path, state: dict[str, Any], datasets: dict[str, Dataset]) -> dict[str, tuple[str, Any]]:
+    """The files the mirror lacks, by sha256 (one download for the same bytes under two names): name, spec."""
     wanted: dict[str, tuple[str, Any]] = {}
     for dataset in datasets.values():
         held = state["datasets"].get(dataset.id, {}).get("files", {})
@@ -197,18 +206,20 @@ def _download(client: Client, target: Path, state: dict[str, Any], datasets: dic
                     and path.stat().st_size == spec.size:
                 continue
             wanted.setdefault(spec.sha256, (f"{dataset.id}/{spec.name}", spec))
-    with ThreadPoolExecutor(DOWNLOADS_AT_ONCE, thread_name_prefix="lutece-mirror") as pool:
-        futures = {sha: pool.submit(client.download, spec.url, sha, spec.size, staging)
-                   for sha, (_name, spec) in wanted.items()}
-        staged = {sha: future.result() for sha, future in futures.items()}
-    report.downloaded += [name for name, _spec in wanted.values()]
-    return staged
+    return wanted
 
 
-def _plan(source: str, target: Path, state: dict[str, Any], datasets: dict[str, Dataset], staged: dict[str, Path],
+def _plan(source: str, target: Path, state: dict[str, Any], datasets: dict[str, Dataset], staged: set[str],
           grace_days: int, now: datetime, report: SyncReport) -> tuple[list[dict], dict[str, Any]]:
-    """The commit's steps and the new state."""
+    """The commit's steps and the new state; writes the metadata, notices and index into the staging folder.
+
+    ``staged``: the sha256 of the files downloaded into the staging folder
+    (under their sha256). What it writes goes into ``staging/meta``, synced
+    by the commit with the downloads, all at once.
+    """
     staging = records.staging(target)
+    meta = staging / "meta"
+    meta.mkdir(exist_ok=True)
     relative = lambda path: path.relative_to(target).as_posix()  # noqa: E731
     steps: list[dict] = []
     archived = dict(state["archived"])
@@ -227,15 +238,13 @@ def _plan(source: str, target: Path, state: dict[str, Any], datasets: dict[str, 
         steps += [{"do": "remove", "path": f"{folder}/{name}"} for name in held if name not in names]
         if dataset.metadata is None:  # unchanged: its description and notice stay
             continue
-        meta = staging / "meta" / dataset.id
-        meta.mkdir(parents=True, exist_ok=True)
-        records.write_file(meta / "dcat.jsonld", dataset.metadata)
-        records.write_file(meta / "LICENCE.txt", notice(dataset, source).encode("utf-8"))
-        steps += [{"do": "move", "from": relative(meta / name), "to": f"{folder}/{name}"}
+        records.write_file(meta / f"{dataset.id}.dcat.jsonld", dataset.metadata, durable=False)
+        records.write_file(meta / f"{dataset.id}.LICENCE.txt", notice(dataset, source).encode("utf-8"), durable=False)
+        steps += [{"do": "move", "from": relative(meta / f"{dataset.id}.{name}"), "to": f"{folder}/{name}"}
                   for name in ("dcat.jsonld", "LICENCE.txt")]
     for sha, destinations in uses.items():  # copies first: the move takes the staged file away
-        steps += [{"do": "copy", "from": relative(staged[sha]), "to": to} for to in destinations[1:]]
-        steps.append({"do": "move", "from": relative(staged[sha]), "to": destinations[0]})
+        steps += [{"do": "copy", "from": relative(staging / sha), "to": to} for to in destinations[1:]]
+        steps.append({"do": "move", "from": relative(staging / sha), "to": destinations[0]})
     for layer_id, entry in state["datasets"].items():
         if layer_id in datasets:
             continue
@@ -248,9 +257,9 @@ def _plan(source: str, target: Path, state: dict[str, Any], datasets: dict[str, 
             steps.append({"do": "remove", "path": f"datasets/{layer_id}"})
             report.removed.append(layer_id)
     index = index_document(source, now.isoformat(timespec="seconds"), datasets, archived, grace_days)
-    records.write_json(staging / "index.json", index)
-    records.write_file(staging / "index.html", index_html(index).encode("utf-8"))
-    steps += [{"do": "move", "from": relative(staging / name), "to": name} for name in ("index.json", "index.html")]
+    records.write_json(meta / "index.json", index, durable=False)
+    records.write_file(meta / "index.html", index_html(index).encode("utf-8"), durable=False)
+    steps += [{"do": "move", "from": relative(meta / name), "to": name} for name in ("index.json", "index.html")]
     new_state = {**state, "archived": archived, "datasets": {
         d.id: {"version": d.version, "title": d.title,
                "files": {f.name: {"sha256": f.sha256, "size": f.size} for f in d.files}} for d in datasets.values()}}
@@ -275,9 +284,10 @@ def _clean(staging: Path) -> None:
 
 
 def watch(source: str, target: Path, interval: float, grace_days: int = 0,
-          report: Callable[[str], None] = log.info, stop: Callable[[], bool] = lambda: False) -> None:
+          report: Callable[[str], None] = log.info, stop: Callable[[], bool] = lambda: False,
+          downloads: int = 4) -> None:
     """Sync, then follow the change feed every ``interval`` seconds; a failed sync is reported and retried."""
-    client = Client(check_source(source))
+    client = Client(check_source(source), downloads)
     while not stop():
         client.counters = type(client.counters)()
         try:

@@ -299,6 +299,12 @@ def test_a_corrupted_download_is_refused_and_redone(big, city):
     result = run_mirror(server.url, target)
     assert result.returncode == 1 and "does not match the catalogue's checksum" in result.stderr, result.stderr
     assert snapshot(target) == before
+    staged = [path for path in (target / ".lutece-mirror" / "staging").iterdir() if len(path.name) == 64]
+    assert staged  # the large raster's download ended, verified, and waits in staging for the next run
+    for path in staged:  # not synced yet: a power cut may leave it with its size and other bytes
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
     cached.write_bytes(good)
     result = run_mirror(server.url, target)
     assert result.returncode == 0, result.stderr
