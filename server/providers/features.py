@@ -11,8 +11,9 @@ per request: construction only reads the provider definition, which
   through the R-tree, items through the primary key, the geometry blob
   decoded here; the CRS transformed with pyproj, vectorised.
 - PostGIS: a connection pool per process (psycopg_pool; autocommit, read-only
-  sessions), a page and its count in one round trip (a pipeline), bbox through
-  the GIST index (``&&``, then the exact test), the CRS transformed by ``ST_Transform``.
+  sessions), one round trip for most pages (counted only when the page does
+  not tell how many match), bbox through the GIST index (``&&``, then the
+  exact test), the CRS transformed by ``ST_Transform``.
 
 Limits are clamped by pygeoapi (``server.limits.max_items``); sortby,
 properties, ``?name=value`` and CQL2 (:mod:`server.providers.cql`) become
@@ -287,13 +288,17 @@ class LuteceFeatures(BaseProvider):
     # -- PostGIS ---------------------------------------------------------------------------------
     def _pg_page(self, columns, where, params, order, offset, limit, hits, skip_geometry, target,
                  count: bool = True) -> _Page:
-        """The page and its count in ONE round trip: two plain statements in a pipeline.
+        """The page, then its count only where the page does not tell it: one round trip for most pages.
 
-        No transaction of our own (the pool's sessions are autocommit and
-        read-only; both statements share the pipeline's implicit
-        transaction) and no server-side cursor: a page is bounded by
-        ``max_items``, and DECLARE, FETCH and CLOSE were three round trips
-        more. psycopg prepares a statement run often (``prepare_threshold``).
+        A page shorter than ``limit`` (not empty, or at offset 0) ends the
+        matches, so ``numberMatched`` is ``offset`` plus its length, exactly
+        what ``count(*)`` would say (a version's table never changes); a
+        full page, an empty one past the start, and ``resulttype=hits`` are
+        counted. No transaction of our own (the pool's sessions are
+        autocommit and read-only) and no server-side cursor: a page is
+        bounded by ``max_items``, and DECLARE, FETCH and CLOSE were three
+        round trips more. psycopg prepares a statement run often
+        (``prepare_threshold``).
         """
         import psycopg
 
@@ -305,15 +310,17 @@ class LuteceFeatures(BaseProvider):
         fields = ", ".join([quote(self.pk), *(quote(c) for c in columns)]
                            + ([] if skip_geometry else [f"ST_AsBinary({geometry})"]))
         ordering = ", ".join([*order, quote(self.pk)])
-        page_sql = f"SELECT {fields} FROM {table}{clause} ORDER BY {ordering} LIMIT %s OFFSET %s"
         try:
             with pool(self.source["dsn"]).connection() as con:
+                rows: list = []
+                if not hits:
+                    rows = con.execute(f"SELECT {fields} FROM {table}{clause} ORDER BY {ordering} LIMIT %s OFFSET %s",
+                                       [*params, int(limit), int(offset)]).fetchall()
                 if not count:
-                    return _Page(con.execute(page_sql, [*params, int(limit), int(offset)]).fetchall(), 1)
-                with con.pipeline():
-                    counted = con.execute(f"SELECT count(*) FROM {table}{clause}", params)
-                    page = None if hits else con.execute(page_sql, [*params, int(limit), int(offset)])
-                return _Page([] if page is None else page.fetchall(), counted.fetchone()[0])
+                    return _Page(rows, 1)
+                if not hits and len(rows) < int(limit) and (rows or not offset):
+                    return _Page(rows, int(offset) + len(rows))
+                return _Page(rows, con.execute(f"SELECT count(*) FROM {table}{clause}", params).fetchone()[0])
         except psycopg.errors.UndefinedTable:
             raise VersionGone() from None
         except (psycopg.errors.DataError, psycopg.errors.NumericValueOutOfRange, psycopg.errors.SyntaxError,

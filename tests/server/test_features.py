@@ -76,6 +76,26 @@ def test_limit_is_clamped_to_the_maximum_and_offset_pages(client, buildings):
     assert get_json(client, "/collections/buildings/items?offset=5000")["features"] == []
 
 
+def test_number_matched_on_every_shape_of_page(client, buildings):
+    """numberMatched is the count of the matches whether the page is full, short, empty or only counted.
+
+    (PostGIS counts only a full page, an empty one past the start and hits:
+    a short page tells the count by itself.)
+    """
+    box = (651100.0, 6861100.0, 651250.0, 6861220.0)
+    truth = int(shapely.intersects(buildings.geometry.values, shapely.box(*box)).sum())
+    assert truth > 4
+    query = "/collections/buildings/items?bbox=" + ",".join(map(str, box)) \
+        + "&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/2154"
+    shapes = {"short": "&limit=50", "full": f"&limit={truth - 2}", "short past the start": "&limit=50&offset=3",
+              "exact end": f"&limit={truth - 3}&offset=3", "empty past the end": f"&offset={truth + 5}"}
+    for shape, page in shapes.items():
+        answer = get_json(client, query + page)
+        assert answer["numberMatched"] == truth, shape
+    assert get_json(client, query + "&resulttype=hits")["numberMatched"] == truth
+    assert get_json(client, "/collections/buildings/items?resulttype=hits")["numberMatched"] == len(buildings)
+
+
 def test_geometries_and_attributes_in_each_crs(client, buildings):
     fid = 17
     row = buildings.iloc[fid - 1]
