@@ -22,13 +22,18 @@ least 50 buildings/s on 2 cores).
   and no points generated: ``--buildings 100000 --cases floor,tiling`` is the issue's 100,000 buildings.
 
 Usage: .venv/bin/python benchmarks/bench_buildings.py [--buildings 10000] [--density 4] [--keep DIR]
-       [--cases floor,lod1.2,lod2.2,lod2.2@2,tiling]
+       [--cases floor,lod1.2,lod2.2,lod2.2@2,tiling] [--rounds 3]
+
+The table gives, per case, buildings/s of the reconstruction alone and of reconstruction and tiling, the
+medians over ``--rounds`` rounds (the cases interleaved in each), the ratio to the floor of the same round
+with its range, CPU seconds, peak RSS, and the load average seen during the run (a shared machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -163,6 +168,9 @@ def main() -> None:
     parser.add_argument("--cases", default="floor,lod1.2,lod2.2",
                         help="the cases to run, in turn; 'tiling' tiles the true prisms alone (no points needed: "
                              "--buildings 100000 --cases floor,tiling measures the quadtree at the issue's scale)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the cases this many times, interleaved; the table gives medians and each ratio's "
+                             "range (the ratio to the floor of the same round)")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:  # a child: one case, its figures as JSON
@@ -175,24 +183,46 @@ def main() -> None:
         started = time.perf_counter()
         generate(folder, args.buildings, args.density, points=needs_points)
         print(f"generated {args.buildings:,} buildings in {time.perf_counter() - started:.1f} s", flush=True)
-    count = args.buildings
-    results = {}
-    for case in args.cases.split(","):
-        run = subprocess.run([sys.executable, __file__, "--case", case, "--keep", str(folder)], check=True,
-                             capture_output=True, text=True)
-        results[case] = json.loads(run.stdout.splitlines()[-1])
-        r = results[case]
-        print(f"{case:<8} reconstruct {r['reconstruct']:7.1f} s  tiling {r['tiling']:6.1f} s  "
-              f"peak RSS {r['rss'] / 2**20:6.0f} MiB  {r.get('lods', '')}", flush=True)
-    print()
-    print(f"{'case':<10}{'buildings/s':>14}{'tiling s':>10}{'total s':>10}{'peak RSS MiB':>14}{'x floor':>9}"
-          f"{'CPU s':>8}{'x floor':>9}")
-    floor = results["floor"] if "floor" in results else {"tiling": float("nan"), "cpu": float("nan")}
-    for case, r in results.items():
-        total = r["reconstruct"] + r["tiling"]
-        print(f"{case:<10}{count / total:>14,.0f}{r['tiling']:>10.1f}{total:>10.1f}{r['rss'] / 2**20:>14.0f}"
-              f"{total / floor['tiling']:>9.2f}{r['cpu']:>8.1f}{r['cpu'] / floor['cpu']:>9.2f}")
+    results: dict[str, list[dict]] = {}
+    loads = [os.getloadavg()]
+    for round_ in range(1, args.rounds + 1):  # the cases interleaved, round after round (a shared machine)
+        for case in args.cases.split(","):
+            run = subprocess.run([sys.executable, __file__, "--case", case, "--keep", str(folder)], check=True,
+                                 capture_output=True, text=True)
+            r = json.loads(run.stdout.splitlines()[-1])
+            results.setdefault(case, []).append(r)
+            print(f"round {round_} {case:<17} reconstruct {r['reconstruct']:7.1f} s  tiling {r['tiling']:6.1f} s  "
+                  f"CPU {r['cpu']:6.1f} s  peak RSS {r['rss'] / 2**20:6.0f} MiB  {r.get('lods', '')}", flush=True)
+            loads.append(os.getloadavg())
+    print_table(results, args.buildings, loads)
 
+
+def print_table(results: dict[str, list[dict]], count: int, loads: list[tuple]) -> None:
+    """Each case's medians over the rounds, and its ratios to the floor of the same round (their range)."""
+    floors = results.get("floor")
+    print(f"\n{count:,} buildings, {len(next(iter(results.values())))} round(s); load average (1 min) during the run "
+          f"{min(load[0] for load in loads):.1f}-{max(load[0] for load in loads):.1f} on {os.cpu_count()} cores")
+    print(f"{'case':<18}{'reconstr. b/s':>14}{'total b/s':>10}{'tiling s':>9}{'total s':>9}{'peak RSS MiB':>13}"
+          f"{'x floor (range)':>20}{'CPU s':>8}{'CPU x floor':>13}")
+    for case, runs in results.items():
+        totals = [r["reconstruct"] + r["tiling"] for r in runs]
+        rebuild = float(np.median([r["reconstruct"] for r in runs]))
+        wall = _ratios(totals, [f["tiling"] for f in floors]) if floors else [float("nan")]
+        cpu = _ratios([r["cpu"] for r in runs], [f["cpu"] for f in floors]) if floors else [float("nan")]
+        print(f"{case:<18}{count / rebuild if rebuild else float('nan'):>14,.0f}{count / np.median(totals):>10,.0f}"
+              f"{np.median([r['tiling'] for r in runs]):>9.1f}{np.median(totals):>9.1f}"
+              f"{max(r['rss'] for r in runs) / 2**20:>13.0f}"
+              f"{_span(wall):>20}{np.median([r['cpu'] for r in runs]):>8.1f}{_span(cpu):>13}")
+
+
+def _ratios(values: list[float], floors: list[float]) -> list[float]:
+    return [value / floor for value, floor in zip(values, floors)]
+
+
+def _span(ratios: list[float]) -> str:
+    """The median ratio, and its range over the rounds when there are several."""
+    median = f"{np.median(ratios):.2f}"
+    return median if len(ratios) == 1 else f"{median} ({min(ratios):.2f}-{max(ratios):.2f})"
 
 if __name__ == "__main__":
     main()

@@ -232,8 +232,6 @@ def _write(writer, buildings, layer, partial: Path, placement, plan: Plan) -> No
 def feature_meshes(buildings, layer, coarse: bool = False):
     """The shells of the buildings that have one (their highest LoD, or their LoD1.2 prisms if ``coarse``),
     with their attributes; None if none."""
-    from pipelines.algorithms.shells import building_mesh
-
     from tiles.mesh import FeatureMeshes
 
     shelled = [i for i, b in enumerate(buildings) if b.lod13]
@@ -241,7 +239,7 @@ def feature_meshes(buildings, layer, coarse: bool = False):
         return None
     vertices, faces, owner, offset = [], [], [], 0
     for feature, index in enumerate(shelled):
-        v, f = building_mesh(buildings[index].lod12) if coarse else buildings[index].shell()
+        v, f = buildings[index].lod12_mesh() if coarse else buildings[index].shell()
         vertices.append(v)
         faces.append(f + offset)
         owner.append(np.full(len(f), feature))

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 import shapely.affinity
+from scipy.spatial import cKDTree
 
 POINTS_PER_DISC = 8.0  # building points expected within a sample's reach (none: 1 chance in 3,000)
 SAMPLE = 1.0  # metres between the samples of a footprint
@@ -85,29 +86,53 @@ def unchecked() -> dict:
             "footprint_check": "not checked (option check_footprints: false)"}
 
 
-def check_footprint(footprint, others: list, building_points_in: Callable[[tuple], np.ndarray], density: float,
+@dataclass(frozen=True)
+class CheckShapes:
+    """What the checks need of one footprint, made for a whole chunk of footprints at once."""
+
+    samples: np.ndarray  # (k, 2) points every SAMPLE metres inside the footprint shrunk by EDGE
+    edge: object  # the footprint grown by EDGE
+    wide: object  # the footprint grown by check_margin
+    xs: np.ndarray  # the sample grid's columns and rows (the samples are some of its nodes)
+    ys: np.ndarray
+    nodes: np.ndarray | None  # each sample's node (row * len(xs) + column); None: one sample off the grid
+
+
+def check_shapes(footprints, margin: float) -> list[CheckShapes]:
+    """The :class:`CheckShapes` of each footprint: one vectorised buffer of each kind for all of them."""
+    footprints = np.asarray(footprints, dtype=object)
+    edges, wides = grown(footprints, EDGE), grown(footprints, margin)
+    shapely.prepare(edges)  # each is tested against a thousand points or more
+    shapely.prepare(wides)
+    return [CheckShapes(samples, edge, wide, *grid) for (samples, grid), edge, wide
+            in zip(_samples(footprints), edges, wides)]
+
+
+def grown(geometries, distance: float):
+    """The geometries buffered by ``distance`` with square corners (``Polygon.buffer(distance, **MITRE)``)."""
+    return shapely.buffer(geometries, distance, quad_segs=16, **MITRE)
+
+
+def check_footprint(footprint, shapes: CheckShapes, others: np.ndarray,
+                    building_points_in: Callable[[tuple], np.ndarray], density: float,
                     options: CheckOptions) -> FootprintCheck:
     """The agreement of ``footprint`` with the building points (``building_points_in(box)`` gives those of a
-    box), ``others`` the layer's footprints near it, ``density`` the building points per m2 inside it."""
-    from scipy.spatial import cKDTree
-
+    box), ``shapes`` its :func:`check_shapes`, ``others`` the layer's footprints near it grown by EDGE,
+    ``density`` the building points per m2 inside it."""
     density = max(density, 1e-6)
     reach = max(STEP, float(np.sqrt(POINTS_PER_DISC / (np.pi * density))))
     xmin, ymin, xmax, ymax = footprint.bounds
     grow = max(options.check_margin, options.max_shift) + reach
     xy = building_points_in((xmin - grow, ymin - grow, xmax + grow, ymax + grow))[:, :2]
-    samples = _samples(footprint)
+    samples = shapes.samples
     if len(xy) == 0 or len(samples) == 0:
         return FootprintCheck(0.0, 0.0, 0, (0.0, 0.0), False, False)
-    taken = np.zeros(len(xy), dtype=bool)
-    box = shapely.box(*xy.min(axis=0), *xy.max(axis=0)).buffer(EDGE)
-    for other in (o for o in others if o.intersects(box)):  # a neighbour's roof (and its walls) is not ours
-        taken |= shapely.contains_xy(other.buffer(EDGE, **MITRE), xy[:, 0], xy[:, 1])
-    free = cKDTree(xy[~taken]) if (~taken).any() else None
-    at_zero = _share(free, samples, reach)
-    coverage = _share(cKDTree(xy), samples, reach) if taken.any() else at_zero
+    taken = _taken(others, xy)
+    at_zero = _share_near(shapes, xy[~taken], reach)
+    coverage = _share_near(shapes, xy, reach) if taken.any() else at_zero
     best, shift = at_zero, np.zeros(2)
     if at_zero < 1 - options.shift_gain / 2:  # a footprint resting on its own points needs no search
+        free = cKDTree(xy[~taken], balanced_tree=False, compact_nodes=False) if (~taken).any() else None
         steps = np.arange(-int(options.max_shift / STEP), int(options.max_shift / STEP) + 1) * STEP
         shifts = np.array([(dx, dy) for dx in steps for dy in steps if MIN_SHIFT <= np.hypot(dx, dy) <= options.max_shift])
         shares = _shares(free, samples, shifts, reach)
@@ -116,14 +141,14 @@ def check_footprint(footprint, others: list, building_points_in: Callable[[tuple
             # shrunk edge are slack): of those shifts, the ones leaving the fewest free points next to it,
             # and of these their middle
             plateau = shifts[shares >= shares.max() - 0.005]
-            left = np.array([np.count_nonzero(_outside(footprint, s, xy, taken, options.check_margin))
+            left = np.array([np.count_nonzero(_outside(footprint, shapes, s, xy, taken, options.check_margin))
                              for s in plateau])
             best, shift = float(shares.max()), plateau[left <= left.min() + 0.01 * len(xy)].mean(axis=0)
     shifted = (best - at_zero >= options.shift_gain and best >= 1 - 2 * options.shift_gain  # moved, it rests on them
                and np.hypot(*shift) >= MIN_SHIFT)
     if not shifted:
         shift = np.zeros(2)
-    outside = _outside(footprint, shift, xy, taken, options.check_margin)
+    outside = _outside(footprint, shapes, shift, xy, taken, options.check_margin)
     outside_points = int(outside.sum())
     outside_area = outside_points / density
     partial = outside_area >= options.partial_share * footprint.area
@@ -131,25 +156,78 @@ def check_footprint(footprint, others: list, building_points_in: Callable[[tuple
                           bool(partial))
 
 
-def _outside(footprint, shift: np.ndarray, xy: np.ndarray, taken: np.ndarray, margin: float) -> np.ndarray:
+def _taken(others: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Which points lie on a neighbour (``others``: the neighbours grown by EDGE): a neighbour's roof, and
+    its walls, are not this footprint's."""
+    taken = np.zeros(len(xy), dtype=bool)
+    if len(others) == 0:
+        return taken
+    low, high = xy.min(axis=0), xy.max(axis=0)
+    bounds = shapely.bounds(others)
+    near = (bounds[:, 0] <= high[0]) & (bounds[:, 2] >= low[0]) & (bounds[:, 1] <= high[1]) & (bounds[:, 3] >= low[1])
+    for other in others[near]:
+        taken |= shapely.contains_xy(other, xy[:, 0], xy[:, 1])
+    return taken
+
+
+def _outside(footprint, shapes: CheckShapes, shift: np.ndarray, xy: np.ndarray, taken: np.ndarray,
+             margin: float) -> np.ndarray:
     """Which points are free building points outside the footprint moved by ``shift``, within ``margin``."""
-    placed = shapely.affinity.translate(footprint, *shift) if shift.any() else footprint
+    if shift.any():
+        placed = shapely.affinity.translate(footprint, *shift)
+        wide, edge = placed.buffer(margin, **MITRE), placed.buffer(EDGE, **MITRE)
+    else:
+        wide, edge = shapes.wide, shapes.edge
     x, y = xy[:, 0], xy[:, 1]
-    near = ~taken & shapely.contains_xy(placed.buffer(margin, **MITRE), x, y)
-    near[near] = ~shapely.contains_xy(placed.buffer(EDGE, **MITRE), x[near], y[near])
+    near = ~taken & shapely.contains_xy(wide, x, y)
+    near[near] = ~shapely.contains_xy(edge, x[near], y[near])
     return near
 
 
-def _samples(footprint) -> np.ndarray:
-    """Points every SAMPLE metres inside the footprint shrunk by EDGE (its centre when too thin for any)."""
-    inner = footprint.buffer(-EDGE, **MITRE)
-    if inner.is_empty:
-        return np.array([footprint.representative_point().coords[0]])
-    xmin, ymin, xmax, ymax = inner.bounds
-    gx, gy = np.meshgrid(np.arange(xmin + SAMPLE / 2, xmax, SAMPLE), np.arange(ymin + SAMPLE / 2, ymax, SAMPLE))
-    grid = np.column_stack([gx.ravel(), gy.ravel()])
-    inside = grid[shapely.contains_xy(inner, grid[:, 0], grid[:, 1])]
-    return inside if len(inside) else np.array([inner.representative_point().coords[0]])
+def _samples(footprints: np.ndarray) -> list[tuple[np.ndarray, tuple]]:
+    """For each footprint, points every SAMPLE metres inside it shrunk by EDGE (its centre when too thin for
+    any) and their grid (columns, rows, each sample's node): every footprint's nodes tested in one call."""
+    inner = grown(footprints, -EDGE)
+    grids, lines = [], []
+    for bounds in shapely.bounds(inner):
+        xmin, ymin, xmax, ymax = bounds if np.isfinite(bounds[0]) else (0.0, 0.0, 0.0, 0.0)  # empty: no grid
+        xs, ys = np.arange(xmin + SAMPLE / 2, xmax, SAMPLE), np.arange(ymin + SAMPLE / 2, ymax, SAMPLE)
+        grids.append(np.column_stack([np.tile(xs, len(ys)), np.repeat(ys, len(xs))]))  # a meshgrid's order
+        lines.append((xs, ys))
+    counts = np.array([len(grid) for grid in grids], dtype=np.int64)
+    grid = np.concatenate(grids) if grids else np.empty((0, 2))
+    inside = shapely.contains_xy(np.repeat(inner, counts), grid[:, 0], grid[:, 1])
+    kept = np.bincount(np.repeat(np.arange(len(grids)), counts)[inside], minlength=len(grids))
+    samples = np.split(grid[inside], np.cumsum(kept)[:-1])
+    nodes = np.split(np.concatenate([np.arange(count) for count in counts])[inside], np.cumsum(kept)[:-1])
+    found = []
+    for k, (axes, points, node) in enumerate(zip(lines, samples, nodes)):
+        if not len(points):
+            centre = footprints[k] if shapely.is_empty(inner[k]) else inner[k]
+            points, node = np.array([centre.representative_point().coords[0]]), None
+        found.append((points, (*axes, node)))
+    return found
+
+
+def _share_near(shapes: CheckShapes, points: np.ndarray, reach: float) -> float:
+    """The share of the samples with one of ``points`` within ``reach``, as a KD-tree of the points would
+    say (:func:`_share`) without building one: each point marks the sample grid's nodes around it."""
+    if len(points) == 0:
+        return 0.0
+    if shapes.nodes is None:  # a footprint too thin for the grid: its one sample
+        return _share(cKDTree(points), shapes.samples, reach)
+    xs, ys = shapes.xs, shapes.ys
+    steps = np.arange(int(2 * reach / SAMPLE) + 2)  # from the first node past x - reach, those up to x + reach
+    column = np.searchsorted(xs, points[:, 0] - reach)[:, None] + steps
+    row = np.searchsorted(ys, points[:, 1] - reach)[:, None] + steps
+    dx2 = (xs[np.minimum(column, len(xs) - 1)] - points[:, :1]) ** 2
+    dy2 = (ys[np.minimum(row, len(ys) - 1)] - points[:, 1:2]) ** 2
+    dx2[column >= len(xs)] = np.inf  # past the grid's last column or row
+    dy2[row >= len(ys)] = np.inf
+    point, i, j = np.nonzero(dx2[:, :, None] + dy2[:, None, :] < reach * reach)  # the tree's test, squared
+    marked = np.zeros(len(xs) * len(ys), dtype=bool)
+    marked[row[point, j] * len(xs) + column[point, i]] = True
+    return float(marked[shapes.nodes].mean())
 
 
 def _share(tree, samples: np.ndarray, reach: float) -> float:

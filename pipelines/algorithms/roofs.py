@@ -24,6 +24,7 @@ ground, leaves the building at LoD1.3 with the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -34,9 +35,13 @@ from shapely.geometry.polygon import orient
 
 from gis.asprs import BUILDING, TERRAIN
 from gis.errors import InputError
-from pipelines.algorithms.footprint_check import EDGE, CheckOptions, check_footprint, no_points_check, unchecked
+from pipelines.algorithms.footprint_check import (EDGE, CheckOptions, CheckShapes, check_footprint, check_shapes,
+                                                  grown, no_points_check, unchecked)
 from pipelines.algorithms.roof_planes import fit_roof
 from pipelines.algorithms.shells import Building, Prism, crossing_prisms, self_intersections
+
+NEAR = 1.5  # metres: building points read this much beyond the checks' margin and shift (a point's reach
+# up to it, i.e. 1.1 points/m2 or more, needs no second read)
 
 
 @dataclass(frozen=True)
@@ -84,18 +89,23 @@ def reconstruct(footprints: gpd.GeoDataFrame, xyz: np.ndarray, classification: n
 
 
 def footprint_jobs(footprints: gpd.GeoDataFrame, id_column: str | None,
-                   options: RoofOptions) -> list[tuple[str, Polygon, list]]:
-    """Each footprint's identifier, geometry and neighbouring footprints (those its checks look at)."""
+                   options: RoofOptions) -> list[tuple[str, Polygon, np.ndarray]]:
+    """Each footprint's identifier, geometry and neighbouring footprints grown by the checks' EDGE (those
+    its checks look at), found by one query of a spatial index for all footprints."""
     geometries = footprints.geometry.to_numpy()
-    neighbours = shapely.STRtree(geometries)
     reach = max(options.check_margin, options.max_shift) + EDGE + 10.0  # + a sparse lidar's point reach
-    jobs = []
-    for row, footprint in enumerate(geometries):
-        identifier = str(footprints[id_column].iloc[row]) if id_column else f"building-{row}"
-        xmin, ymin, xmax, ymax = footprint.bounds
-        near = neighbours.query(shapely.box(xmin - reach, ymin - reach, xmax + reach, ymax + reach))
-        jobs.append((identifier, footprint, [geometries[i] for i in near if i != row]))
-    return jobs
+    bounds = shapely.bounds(geometries)
+    boxes = shapely.box(bounds[:, 0] - reach, bounds[:, 1] - reach, bounds[:, 2] + reach, bounds[:, 3] + reach)
+    row, near = shapely.STRtree(geometries).query(boxes)
+    order = np.lexsort((near, row))  # by footprint, its neighbours in the layer's order
+    row, near = row[order], near[order]
+    keep = row != near
+    edges = grown(geometries, EDGE)
+    shapely.prepare(edges)
+    neighbours = np.split(edges[near[keep]], np.cumsum(np.bincount(row[keep], minlength=len(geometries)))[:-1])
+    identifiers = ([str(value) for value in footprints[id_column].tolist()] if id_column
+                   else [f"building-{row}" for row in range(len(geometries))])
+    return list(zip(identifiers, geometries, neighbours))
 
 
 def point_index(xyz: np.ndarray, classification: np.ndarray) -> _PointIndex:
@@ -103,12 +113,31 @@ def point_index(xyz: np.ndarray, classification: np.ndarray) -> _PointIndex:
     return _PointIndex(xyz, classification)
 
 
-def reconstruct_chunk(jobs: list[tuple[str, Polygon, list]], points: _PointIndex, options: RoofOptions,
+def reconstruct_chunk(jobs: list[tuple[str, Polygon, np.ndarray]], points: _PointIndex, options: RoofOptions,
                       survey_date: str | None = None) -> list[Building]:
     """The buildings of ``jobs`` (from :func:`footprint_jobs`), in their order: each depends on its job and
-    the points alone, so chunks of the jobs reconstructed apart and joined give the same buildings."""
-    return [_one(identifier, footprint, others, points, options, survey_date)
-            for identifier, footprint, others in jobs]
+    the points alone, so chunks of the jobs reconstructed apart and joined give the same buildings. The
+    footprints' buffers are made for the whole chunk at once (shapely's vectorised calls)."""
+    parts = [[orient(p, 1.0) for p in getattr(footprint, "geoms", [footprint])] for _, footprint, _ in jobs]
+    oriented = np.empty(len(jobs), dtype=object)
+    oriented[:] = [shapely.MultiPolygon(p) if len(p) > 1 else p[0] for p in parts]
+    inner = shapely.buffer(oriented, -options.edge_margin, quad_segs=16)
+    shapely.prepare(inner)  # each tested against its roof's points
+    shapes = check_shapes(oriented, options.check_margin) if options.check_footprints else [None] * len(jobs)
+    return [_one(_Footprint(identifier, polygons, footprint, roof_area, checks, others), points, options, survey_date)
+            for (identifier, _, others), polygons, footprint, roof_area, checks
+            in zip(jobs, parts, oriented, inner, shapes)]
+
+
+class _Footprint(NamedTuple):
+    """One footprint as :func:`_one` reconstructs it."""
+
+    identifier: str
+    polygons: list[Polygon]  # its parts, exterior rings counter-clockwise
+    shape: Polygon | shapely.MultiPolygon  # those parts as one geometry
+    inner: Polygon  # shrunk by edge_margin: where the roof points are taken
+    checks: CheckShapes | None  # what the footprint checks need of it (None: not checked)
+    others: np.ndarray  # the neighbouring footprints grown by EDGE
 
 
 class _PointIndex:
@@ -137,11 +166,6 @@ class _PointIndex:
         column, row = self._cell(x, y)
         return row * self.columns + column
 
-    def within(self, polygon, group: str) -> np.ndarray:
-        """The points of ``group`` (terrain or building) inside ``polygon``."""
-        candidates = self.in_box(polygon.bounds, group)
-        return candidates[shapely.contains_xy(polygon, candidates[:, 0], candidates[:, 1])]
-
     def in_box(self, bounds, group: str) -> np.ndarray:
         """The points of ``group`` inside the box (xmin, ymin, xmax, ymax)."""
         points, keys = self.groups[group]
@@ -150,30 +174,47 @@ class _PointIndex:
         starts = np.searchsorted(keys, np.arange(r0, r1 + 1) * self.columns + c0, side="left")
         stops = np.searchsorted(keys, np.arange(r0, r1 + 1) * self.columns + c1, side="right")
         candidates = np.concatenate([points[a:b] for a, b in zip(starts, stops)]) if len(starts) else points[:0]
-        x, y = candidates[:, 0], candidates[:, 1]
-        return candidates[(x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)]
+        return clip(candidates, bounds)
 
 
-def _one(identifier: str, footprint, others: list, points: _PointIndex, options: RoofOptions,
-         survey_date: str | None) -> Building:
-    polygons = [orient(p, 1.0) for p in getattr(footprint, "geoms", [footprint])]
-    footprint = shapely.MultiPolygon(polygons) if len(polygons) > 1 else polygons[0]
-    attributes = {"id": identifier, "footprint_area": footprint.area, "lidar_date": survey_date or ""}
+def clip(points: np.ndarray, bounds) -> np.ndarray:
+    """The points inside the box (xmin, ymin, xmax, ymax), borders included, in their order."""
+    xmin, ymin, xmax, ymax = bounds
+    x, y = points[:, 0], points[:, 1]
+    return points[(x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)]
+
+
+def _contains(bounds, box) -> bool:
+    return box[0] <= bounds[0] and box[1] <= bounds[1] and bounds[2] <= box[2] and bounds[3] <= box[3]
+
+
+def _one(job: _Footprint, points: _PointIndex, options: RoofOptions, survey_date: str | None) -> Building:
+    polygons, footprint, inner = job.polygons, job.shape, job.inner
+    attributes = {"id": job.identifier, "footprint_area": footprint.area, "lidar_date": survey_date or ""}
     # the ground points of the box ground_radius around the footprint (none lie under the roof)
     xmin, ymin, xmax, ymax = footprint.bounds
     radius = options.ground_radius
     ground_points = points.in_box((xmin - radius, ymin - radius, xmax + radius, ymax + radius), "terrain")
-    inner = footprint.buffer(-options.edge_margin)
-    roof = points.within(inner, "building") if not inner.is_empty else np.empty((0, 3))
+    near = roof = np.empty((0, 3))
+    if not inner.is_empty:  # the building points around it, read once for the roof and for the checks (which
+        # look up to check_margin or max_shift and a point's reach around it)
+        grow = max(options.check_margin, options.max_shift) + NEAR
+        fetched = (xmin - grow, ymin - grow, xmax + grow, ymax + grow) if job.checks is not None else inner.bounds
+        near = points.in_box(fetched, "building")
+        candidates = clip(near, inner.bounds)
+        roof = candidates[shapely.contains_xy(inner, candidates[:, 0], candidates[:, 1])]
     ground = _ground_at(ground_points, footprint.centroid)
     area_inner = max(inner.area, 1e-9)
     attributes.update(ground=ground, point_count=len(roof), point_density=len(roof) / area_inner)
     building = Building(attributes, footprint)
-    if not options.check_footprints:
+    if job.checks is None:
         attributes.update(unchecked())
     elif len(roof):
-        checked = check_footprint(footprint, others, lambda box: points.in_box(box, "building"),
-                                  len(roof) / area_inner, options.check_options())
+        def building_points_in(box):  # from the points read above when the box lies within them
+            return clip(near, box) if _contains(box, fetched) else points.in_box(box, "building")
+
+        checked = check_footprint(footprint, job.checks, job.others, building_points_in, len(roof) / area_inner,
+                                  options.check_options())
         attributes.update(checked.attributes(options.min_coverage))
     else:
         attributes.update(no_points_check())
@@ -184,8 +225,8 @@ def _one(identifier: str, footprint, others: list, points: _PointIndex, options:
                           height=np.nan, volume=np.nan, roof_type="unknown", rmse=np.nan, roof_planes=0, parts=0)
         return building
     z = roof[:, 2]
-    roof_min, roof_median, roof_max = np.percentile(z, [2, 50, 98])
-    top = float(np.percentile(z, options.roof_percentile))
+    roof_min, roof_median, roof_max, top = np.percentile(z, [2, 50, 98, options.roof_percentile])
+    top = float(top)
     building.lod12 = [Prism(p, ground, top) for p in polygons]
     if options.lod == "1.2":  # asked for prisms only: LoD1.3 is the same prism, no roof plane is looked for
         building.lod13, fit = building.lod12, None

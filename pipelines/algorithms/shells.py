@@ -39,12 +39,22 @@ class Building:
     lod12: list[Prism] = field(default_factory=list)  # one per polygon of the footprint
     lod13: list[Prism] = field(default_factory=list)  # one per height part
     lod22: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # vertices, triangles, surface of each
+    _lod12_mesh: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def shell(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The highest LoD's closed mesh (vertices, triangles), None at LoD0."""
         if self.lod22 is not None:
             return self.lod22[0], self.lod22[1]
-        return building_mesh(self.lod13) if self.lod13 else None
+        if not self.lod13:
+            return None
+        return self.lod12_mesh() if self.lod13 is self.lod12 else building_mesh(self.lod13)
+
+    def lod12_mesh(self) -> tuple[np.ndarray, np.ndarray]:
+        """The LoD1.2 prisms' mesh (an inner tile's coarse content, and the shell of a building left at
+        LoD1.2), made once for both."""
+        if self._lod12_mesh is None:
+            self._lod12_mesh = building_mesh(self.lod12)
+        return self._lod12_mesh
 
 
 def _rings(prism: Prism) -> list[np.ndarray]:
