@@ -43,11 +43,13 @@ def _origin(ctx, param, value: str | None) -> tuple[float, ...] | None:
 @click.option("--heights", type=click.Choice(["orthometric", "ellipsoidal"]), default="orthometric",
               show_default=True, help="Plan heights: orthometric get the geoid added; ellipsoidal are kept.")
 @click.option("--geoid", help="Geoid grid PROJ can read (default: EGM96, egm96_15.gtx from proj-data).")
-@click.option("--threads", type=click.IntRange(min=0), default=0, help="Geometry threads (0: every core).")
+@click.option("--workers", "--threads", "workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Geometry processes, each running ifcopenshell's iterator on one thread (0: one per core this "
+                   "process may use; processes, not the iterator's threads: two of those take twice the CPU).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.pass_obj
 def interior(env, plan: Path, out: Path, profile: str, sensitive: Path | None, origin, rotation: float,
-             origin_crs: str | None, heights: str, geoid: str | None, threads: int, overwrite: bool) -> None:
+             origin_crs: str | None, heights: str, geoid: str | None, workers: int, overwrite: bool) -> None:
     """Convert a building's PLAN (IFC2x3/IFC4, or indoor GeoJSON) into a 3D Tiles folder OUT, one tile per storey."""
     from pipelines.algorithms.release import Rules, release
     from pipelines.plan import working_crs
@@ -59,7 +61,7 @@ def interior(env, plan: Path, out: Path, profile: str, sensitive: Path | None, o
     rules = Rules.load(sensitive, "--sensitive: ")
     model = HeightModel.resolve(heights, geoid)  # a missing grid is refused before the plans are read
     crs = working_crs(env.config.crs if env is not None else "EPSG:2154")
-    building = _read(plan, crs, origin, rotation, origin_crs, threads)
+    building = _read(plan, crs, origin, rotation, origin_crs, workers)
     released = release(building, profile, rules)
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -80,12 +82,12 @@ def interior(env, plan: Path, out: Path, profile: str, sensitive: Path | None, o
                f"storeys, profile {profile}, {len(building.skipped)} skipped")
 
 
-def _read(plan: Path, crs, origin, rotation: float, origin_crs: str | None, threads: int):
+def _read(plan: Path, crs, origin, rotation: float, origin_crs: str | None, workers: int):
     if plan.suffix.lower() == ".ifc":
         from pipelines.algorithms.ifc.georef import GeorefOptions
         from pipelines.algorithms.ifc.reader import read_ifc
 
-        return read_ifc(plan, crs, GeorefOptions(origin, rotation, origin_crs), threads or None)
+        return read_ifc(plan, crs, GeorefOptions(origin, rotation, origin_crs), workers or None)
     if origin is not None:
         raise InputError(f"--origin: {plan} is not an IFC file; indoor plans carry their own CRS")
     from pipelines.algorithms.indoor import read_indoor

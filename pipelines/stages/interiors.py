@@ -29,15 +29,15 @@ class IfcOptions:
     origin: list[float] | None = None  # map x, y[, z] of the model's origin, for a model without georeferencing
     rotation: float = 0.0  # degrees, counter-clockwise from grid east, of the model's x axis (with origin)
     crs: str | None = None  # CRS of origin (default: the working CRS)
-    threads: int = 0  # threads of the geometry iterator (0: every core)
+    workers: int = 0  # geometry processes, one iterator thread each (0: one per available core)
     room_cut: float = 0.05  # metres above a room's floor where its outline is cut
     wall_cut: float = 1.2  # metres above the floor where walls are cut (a plan's cut height)
 
     def __post_init__(self) -> None:
         if not self.filename:
             raise ValueError("option 'filename' is required (the building's IFC file)")
-        if self.threads < 0:
-            raise ValueError(f"option 'threads' must be >= 0, not {self.threads}")
+        if self.workers < 0:
+            raise ValueError(f"option 'workers' must be >= 0, not {self.workers}")
         self.georef()
         self.cuts()
 
@@ -80,7 +80,7 @@ class IfcReader(_PlansReader):
         from pipelines.algorithms.ifc.reader import read_ifc
 
         options = self.options
-        return read_ifc(self.path(), crs, options.georef(), options.threads or None, options.cuts())
+        return read_ifc(self.path(), crs, options.georef(), options.workers or None, options.cuts())
 
 
 class IndoorReader(_PlansReader):

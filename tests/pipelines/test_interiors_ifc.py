@@ -153,7 +153,8 @@ def test_ifc2x3_in_millimetres_placed_by_its_site(tmp_path):
 
 def test_a_kernel_crash_costs_one_element(district, tmp_path):
     """A boolean on a flat solid crashes the geometry kernel (the checks skip it before; here it is given to the
-    kernel anyway): the child dies, the batch is converted again in halves, the crashing wall alone is lost."""
+    kernel anyway): its child dies, that batch is converted again in halves while the other worker's batch is
+    kept, and the crashing wall alone is lost."""
     from interiors_support import break_elements
 
     from pipelines.algorithms.ifc.geometry import triangulate
@@ -162,11 +163,11 @@ def test_a_kernel_crash_costs_one_element(district, tmp_path):
     crashing = next(guid for guid, what in break_elements(model).items() if what == "boolean")
     path = tmp_path / "crash.ifc"
     model.write(str(path))
-    sound = model.by_type("IfcWall")[5]
-    ids = [model.by_guid(crashing).id(), sound.id()]
-    shapes = triangulate(path, ids, {i: model.by_id(i).GlobalId for i in ids}, threads=1)
+    sound = model.by_type("IfcWall")[5:7]
+    ids = [model.by_guid(crashing).id(), *(wall.id() for wall in sound)]  # 2 workers: [crashing, sound 2], [sound 1]
+    shapes = triangulate(path, ids, {i: model.by_id(i).GlobalId for i in ids}, workers=2)
     assert shapes.failed == {crashing: "the geometry kernel crashed on it"}
-    assert list(shapes.meshes) == [sound.GlobalId]
+    assert sorted(shapes.meshes) == sorted(wall.GlobalId for wall in sound)
 
 
 def test_a_rotated_map_conversion(district):

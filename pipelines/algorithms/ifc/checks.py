@@ -22,7 +22,7 @@ _SOLIDS = ("IfcSolidModel", "IfcHalfSpaceSolid", "IfcBooleanResult", "IfcCsgPrim
 
 def forget() -> None:
     """Drop the caches of a model's placements and items (they hold the model alive)."""
-    _placement_problem.cache_clear()
+    _CHAINS.clear()
     _item_problem.cache_clear()
 
 
@@ -65,20 +65,25 @@ def placement_problem(placement) -> str | None:
     return _placement_problem(placement)
 
 
-@lru_cache(maxsize=65536)  # entity instances hash by file and id
-def _placement_problem(placement) -> str | None:  # elements share their chains
-    seen = set()
-    while placement is not None:
+_CHAINS: dict = {}  # a placement's problem, up its chain (entities hash by file and id; elements share chains)
+
+
+def _placement_problem(placement) -> str | None:
+    """Walk up the chain to the first placement already judged, then judge the walked ones top down."""
+    walked, seen = [], set()
+    while placement is not None and placement not in _CHAINS:
         if placement.id() in seen:
-            return f"#{placement.id()} places itself"
+            problem = f"#{placement.id()} places itself"
+            _CHAINS.update(dict.fromkeys(walked, problem))
+            return problem
         seen.add(placement.id())
-        relative = getattr(placement, "RelativePlacement", None)
-        if relative is not None:
-            problem = axes_problem(relative)
-            if problem:
-                return problem
+        walked.append(placement)
         placement = getattr(placement, "PlacementRelTo", None)
-    return None
+    problem = _CHAINS[placement] if placement is not None else None
+    for member in reversed(walked):  # the lowest problem of the chain is the one told
+        problem = axes_problem(getattr(member, "RelativePlacement", None)) or problem
+        _CHAINS[member] = problem
+    return problem
 
 
 def axes_problem(axes) -> str | None:

@@ -27,9 +27,11 @@ class PlanCuts:
                              f"wall {self.wall}")
 
 
-def read_ifc(path: Path, crs: pyproj.CRS | None, georef: GeorefOptions | None = None, threads: int | None = None,
+def read_ifc(path: Path, crs: pyproj.CRS | None, georef: GeorefOptions | None = None, workers: int | None = None,
              cuts: PlanCuts = PlanCuts()) -> Interior:
     """Read an IFC file into an interior in the working CRS ``crs``.
+
+    ``workers``: geometry processes (default: one per available core, :func:`.geometry.default_workers`).
 
     Raises
     ------
@@ -71,7 +73,7 @@ def read_ifc(path: Path, crs: pyproj.CRS | None, georef: GeorefOptions | None = 
 
         described.update((e.id(), (storey_of(e), feature_class(e), attributes(e, unit, area_unit))) for e in todo)
 
-    shapes = triangulate(path, [e.id() for e in todo], {e.id(): e.GlobalId for e in todo}, threads, describe)
+    shapes = triangulate(path, [e.id() for e in todo], {e.id(): e.GlobalId for e in todo}, workers, describe)
     levels = storeys.set_index("step_id")
     rows, outlines, meshes = [], [], []
     for element in todo:
