@@ -147,7 +147,7 @@ def gpkg_tile(gpkg_path, version: Version, tile: TileId) -> bytes:
     pixels = _to_pixels(geometries, bounds)
     pixels = shapely.clip_by_rect(pixels, -BUFFER, -BUFFER, EXTENT + BUFFER, EXTENT + BUFFER)
     invalid = ~shapely.is_valid(pixels) & ~shapely.is_missing(pixels)
-    pixels[invalid] = shapely.make_valid(pixels[invalid])  # rounding to whole pixels may fold a ring
+    pixels[invalid] = _one_kind(shapely.make_valid(pixels[invalid]))  # rounding to whole pixels may fold a ring
     # MVT's exterior rings have a positive area in tile coordinates (y down): orient them all at once,
     # instead of the encoder's per-feature check (half of its time)
     pixels = shapely.orient_polygons(pixels, exterior_cw=False)
@@ -298,6 +298,19 @@ def _project(geometries: np.ndarray, crs: str | None) -> np.ndarray:
         return np.column_stack([x, y])
 
     return shapely.transform(geometries, move)
+
+
+def _one_kind(geometries: np.ndarray) -> np.ndarray:
+    """Each geometry as parts of one dimension, as MVT holds them: a ring folded by the rounding (a wall thinner
+    than a pixel) comes out of ``make_valid`` as a collection of polygons and lines; its polygons are kept."""
+    import shapely
+
+    for index in np.flatnonzero(shapely.get_type_id(geometries) == 7):  # GeometryCollection
+        parts = shapely.get_parts(geometries[index])
+        dimensions = shapely.get_dimensions(parts)
+        kept = parts[dimensions == dimensions.max()] if len(parts) else parts
+        geometries[index] = shapely.union_all(kept) if len(kept) else None
+    return geometries
 
 
 def _to_pixels(geometries: np.ndarray, bounds: tuple[float, float, float, float]) -> np.ndarray:

@@ -148,6 +148,23 @@ def test_a_new_version_is_served_at_once(served, cadastre, tmp_path):
     assert requests.get(url).content == before.content
 
 
+def test_a_wall_thinner_than_a_pixel_keeps_its_polygon(served, tmp_path):
+    """A polygon whose 1 cm spike folds into a line at low zooms (make_valid: polygon + line, which MVT cannot
+    encode) is served as its polygon, the square the spike leaves (was a 500)."""
+    x0, y0 = 651100.0, 6861100.0
+    wall = shapely.Polygon([(x0, y0), (x0 + 20, y0), (x0 + 20, y0 + 10), (x0 + 50, y0 + 10), (x0 + 50, y0 + 10.01),
+                            (x0 + 20, y0 + 10.01), (x0 + 20, y0 + 20), (x0, y0 + 20)])
+    served["city"].publish(gpd.GeoDataFrame({"name": ["mur"]}, geometry=[wall], crs="EPSG:2154"), "murs",
+                           licence="etalab-2.0", access="open", title="Murs")
+    lon, lat = gpd.GeoSeries([wall.centroid], crs="EPSG:2154").to_crs("EPSG:4326").iloc[0].coords[0]
+    for z in (12, 14, 16):
+        row, col = tile_of(lon, lat, z)
+        response = requests.get(f"{served['url']}/collections/murs/tiles/WebMercatorQuad/{z}/{row}/{col}")
+        assert response.status_code == 200, (z, response.text[:200])
+        [feature] = mapbox_vector_tile.decode(response.content)["murs"]["features"]
+        assert feature["geometry"]["type"] in ("Polygon", "MultiPolygon"), z
+
+
 def test_an_empty_tile_is_an_empty_200(served):
     response = requests.get(f"{served['url']}/collections/batiments/tiles/WebMercatorQuad/10/0/0")
     assert response.status_code == 200 and response.content == b""
