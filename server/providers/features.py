@@ -13,7 +13,7 @@ per request: construction only reads the provider definition, which
 - PostGIS: a connection pool per process (psycopg_pool; autocommit, read-only
   sessions), one round trip for most pages (counted only when the page does
   not tell how many match), bbox through the GIST index (``&&``, then the
-  exact test), the CRS transformed by ``ST_Transform``.
+  exact test), the CRS transformed with pyproj as on GeoPackage.
 
 Limits are clamped by pygeoapi (``server.limits.max_items``); sortby,
 properties, ``?name=value`` and CQL2 (:mod:`server.providers.cql`) become
@@ -132,10 +132,10 @@ class LuteceFeatures(BaseProvider):
             self._datetime(where, params, datetime_)
         order = self._order(sortby or [])
         columns = self._columns(select_properties or [])
-        target = _target_srid(crs_transform_spec, self.srid)
+        _target_srid(crs_transform_spec, self.srid)  # a CRS without an EPSG code: refused here, as before
         reader = self._gpkg_page if not self.postgis else self._pg_page
-        page = reader(columns, where, params, order, offset, limit, resulttype == "hits", skip_geometry, target)
-        features = self._features(page.rows, columns, skip_geometry, crs_transform_spec, target)
+        page = reader(columns, where, params, order, offset, limit, resulttype == "hits", skip_geometry)
+        features = self._features(page.rows, columns, skip_geometry, crs_transform_spec)
         return {"type": "FeatureCollection", "features": features, "numberMatched": page.matched,
                 "numberReturned": len(features)}
 
@@ -147,13 +147,13 @@ class LuteceFeatures(BaseProvider):
         if not -2**63 <= fid < 2**63:
             raise ProviderItemNotFoundError(user_msg="identifier not found")
         columns = [name for name, _kind in self.attributes]
-        target = _target_srid(crs_transform_spec, self.srid)
+        _target_srid(crs_transform_spec, self.srid)
         where, params = [f"{quote(self.pk)} = {'%s' if self.postgis else '?'}"], [fid]
         reader = self._gpkg_page if not self.postgis else self._pg_page
-        page = reader(columns, where, params, [], 0, 1, False, False, target, count=False)
+        page = reader(columns, where, params, [], 0, 1, False, False, count=False)
         if not page.rows:
             raise ProviderItemNotFoundError(user_msg="identifier not found")
-        return self._features(page.rows, columns, False, crs_transform_spec, target)[0]
+        return self._features(page.rows, columns, False, crs_transform_spec)[0]
 
     # -- SQL pieces (names checked, values bound) --------------------------------------------------
     def _mark(self) -> str:
@@ -255,7 +255,7 @@ class LuteceFeatures(BaseProvider):
         return [name for name in names if name in selected]
 
     # -- GeoPackage ------------------------------------------------------------------------------
-    def _gpkg_page(self, columns, where, params, order, offset, limit, hits, skip_geometry, target,
+    def _gpkg_page(self, columns, where, params, order, offset, limit, hits, skip_geometry,
                    count: bool = True) -> _Page:
         import sqlite3
 
@@ -286,7 +286,7 @@ class LuteceFeatures(BaseProvider):
         return _Page(rows, matched)
 
     # -- PostGIS ---------------------------------------------------------------------------------
-    def _pg_page(self, columns, where, params, order, offset, limit, hits, skip_geometry, target,
+    def _pg_page(self, columns, where, params, order, offset, limit, hits, skip_geometry,
                  count: bool = True) -> _Page:
         """The page, then its count only where the page does not tell it: one round trip for most pages.
 
@@ -304,11 +304,10 @@ class LuteceFeatures(BaseProvider):
 
         table = f"{quote(self.source['schema'])}.{quote(self.source['table'])}"
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        geometry = quote(self.geometry)
-        if target != self.srid and target:
-            geometry = f"ST_Transform({geometry}, {int(target)})"
+        # in the layer's CRS: reprojected here with pyproj, vectorised (ST_Transform cost PostgreSQL
+        # 0.4 ms for 35 buildings, five times the rest of the statement)
         fields = ", ".join([quote(self.pk), *(quote(c) for c in columns)]
-                           + ([] if skip_geometry else [f"ST_AsBinary({geometry})"]))
+                           + ([] if skip_geometry else [f"ST_AsBinary({quote(self.geometry)})"]))
         ordering = ", ".join([*order, quote(self.pk)])
         try:
             with pool(self.source["dsn"]).connection() as con:
@@ -333,7 +332,7 @@ class LuteceFeatures(BaseProvider):
             raise ProviderConnectionError(user_msg="the store is unreachable, retry later") from None
 
     # -- GeoJSON ---------------------------------------------------------------------------------
-    def _features(self, rows, columns, skip_geometry, crs_transform_spec, target) -> list[dict]:
+    def _features(self, rows, columns, skip_geometry, crs_transform_spec) -> list[dict]:
         import shapely
 
         if not rows:
@@ -345,9 +344,9 @@ class LuteceFeatures(BaseProvider):
                                                        dtype=object))
             else:
                 geometries = gpkg.geometries(blobs)
-                if crs_transform_spec is not None:
-                    geometries = _transform(geometries, crs_transform_spec.source_crs_wkt,
-                                            crs_transform_spec.target_crs_wkt)
+            if crs_transform_spec is not None:
+                geometries = _transform(geometries, crs_transform_spec.source_crs_wkt,
+                                        crs_transform_spec.target_crs_wkt)
             texts = shapely.to_geojson(geometries)
             # one parse of the page's geometries (an array), not one per feature
             parsed = orjson.loads("[" + ",".join("null" if text is None else text for text in texts) + "]")
@@ -430,7 +429,7 @@ def _json_value(value):
 
 
 def _target_srid(crs_transform_spec, storage_srid: int) -> int:
-    """The EPSG code of the output CRS (CRS84 as 4326, lon/lat as PostGIS orders it)."""
+    """The EPSG code of the output CRS (CRS84 as 4326); a CRS without one is refused (a 400)."""
     if crs_transform_spec is None:
         return storage_srid
     return _srid_of_wkt(crs_transform_spec.target_crs_wkt)
@@ -455,16 +454,22 @@ def _transformer(source_wkt: str, target_wkt: str):
 
 
 def _transform(geometries: np.ndarray, source_wkt: str, target_wkt: str) -> np.ndarray:
-    """All geometries to the target CRS in one vectorised pyproj call."""
+    """All geometries to the target CRS in one vectorised pyproj call (x and y; a z is kept, as ST_Transform does)."""
     import shapely
 
     transformer = _transformer(source_wkt, target_wkt)
 
     def project(coords: np.ndarray) -> np.ndarray:
         x, y = transformer.transform(coords[:, 0], coords[:, 1])
-        return np.column_stack([x, y])
+        return np.column_stack([x, y, *coords.T[2:]])
 
-    return shapely.transform(geometries, project)
+    has_z = shapely.has_z(geometries)
+    if not has_z.any():
+        return shapely.transform(geometries, project)
+    moved = np.empty_like(geometries)
+    moved[has_z] = shapely.transform(geometries[has_z], project, include_z=True)
+    moved[~has_z] = shapely.transform(geometries[~has_z], project)
+    return moved
 
 
 _POOLS: dict[str, Any] = {}
