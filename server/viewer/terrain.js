@@ -4,7 +4,7 @@
 import { ELLIPSOIDAL } from "./api.js";
 
 const POSTS = 33;  // heightmap posts per tile side
-const FIRST_LEVEL = 9;  // tiles of 0.35 degree or less: coarser ones are flat at the city's mean height
+const FIRST_LEVEL = 13;  // tiles of 0.022 degree (2.4 km) or less: coarser ones are flat at the DTM's mean height
 
 async function heights(url, resource, [west, south, east, north], posts) {
   const query = `f=covjson&crs=${ELLIPSOIDAL}&scale-size=x(${posts}),y(${posts})&bbox=${west},${south},${east},${north}`;
