@@ -13,6 +13,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from viewer_browser import browser, open_viewer, served, wait  # noqa: E402
 
 
+def globe_loaded(page, timeout: float = 60) -> None:
+    """Wait for the globe's tiles (terrain and draped rasters) to be loaded, at most ``timeout`` seconds."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("window.lutece.scene.viewer.scene.globe.tilesLoaded", timeout=timeout * 1000)
+    except PlaywrightTimeout:
+        print(f"the globe's tiles were still loading after {timeout:.0f} s", file=sys.stderr)
+    page.wait_for_timeout(1000)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True, help="the city's lutece.yml")
@@ -29,7 +40,7 @@ def main() -> None:
         page.screenshot(path=str(args.out / "viewer-2d.png"))
         page.click("#mode-3d")
         wait(page, "ready3d")
-        page.wait_for_timeout(1000)
+        globe_loaded(page)
         page.screenshot(path=str(args.out / "viewer-3d.png"))
     for name in ("viewer-2d.png", "viewer-3d.png"):
         print(args.out / name)
