@@ -22,6 +22,7 @@ from server.routes.http import LRU, BadRequest
 
 MAX_PIXELS = 4096 * 4096  # of a coverage subset, per band
 MAX_SIDE = 4096  # of a map
+MAX_JSON_VALUES = 512 * 512  # of a CoverageJSON answer, per band (about 3 MB of text)
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 ELLIPSOIDAL = "EPSG:4979"  # WGS84 longitude, latitude and height above the ellipsoid: a terrain's heights for 3D globes
 ELLIPSOIDAL_URI = "http://www.opengis.net/def/crs/EPSG/0/4979"
@@ -256,6 +257,9 @@ def coverage_json(data, transform, crs: str) -> bytes:
     import json
 
     bands, height, width = data.shape
+    if width * height > MAX_JSON_VALUES:
+        raise BadRequest(f"a CoverageJSON answer holds at most {MAX_JSON_VALUES} values per band, not {width} x "
+                         f"{height}; ask for a smaller bbox, a scale-size or f=GeoTIFF")
     x0, y0 = transform * (0.5, 0.5)
     x1, y1 = transform * (width - 0.5, height - 0.5)
     values = data.astype("float64").filled(np.nan)

@@ -240,7 +240,7 @@ def test_ellipsoidal_heights_are_for_terrains_only(served, noise):
     "bbox=651100,6860950,651200,6861050&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/2154x",
     "bbox=0,0,1,1&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/2154", "f=xml", "subset=x(1:2)", "subset=z(1:2),y(1:2)",
     "subset=x(a:b),y(1:2)", "bbox=0,0,1,1&subset=x(1:2),y(1:2)", "crs=EPSG:4979&scale-size=x(2),y(2)",
-    "bbox=2.33,48.85,2.34,48.86&scale-size=x(0),y(2)", "bbox=2.33,48.85,2.34,48.86&scale-size=2",
+    "bbox=2.33,48.85,2.34,48.86&scale-size=x(0),y(2)", "bbox=2.33,48.85,2.34,48.86&scale-size=2", "f=covjson",
 ])
 def test_bad_coverage_requests_are_400_with_an_ogc_exception(served, query):
     status, _, body = raw_get(served["url"], f"/collections/mnt/coverage?{query}")
