@@ -29,7 +29,7 @@ import logging
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -154,11 +154,12 @@ def _commit(client: Client, target: Path, state: dict[str, Any], datasets: dict[
     report = SyncReport(datasets=len(datasets), seq=seq)
     wanted = _wanted(target, state, datasets)
     with ThreadPoolExecutor(client.downloads, thread_name_prefix="lutece-mirror") as pool:
-        futures = [pool.submit(client.download, spec.url, sha, spec.size, staging) for sha, (_, spec) in wanted.items()]
+        largest_first = sorted(wanted.items(), key=lambda item: -item[1][1].size)  # no big file left alone at the end
+        futures = [pool.submit(client.download, spec.url, sha, spec.size, staging) for sha, (_, spec) in largest_first]
         try:
             steps, new_state = _plan(client.source, target, state, datasets, set(wanted), grace_days, now, report)
-            for future in futures:
-                future.result()
+            for future in wait(futures, return_when=FIRST_EXCEPTION).done:
+                future.result()  # raises the first failure (else they all ended well)
         except BaseException:
             pool.shutdown(cancel_futures=True)
             shutil.rmtree(staging / "meta", ignore_errors=True)  # the plan is made again by the next run
