@@ -114,16 +114,18 @@ def grown(geometries, distance: float):
 
 
 def check_footprint(footprint, shapes: CheckShapes, others: np.ndarray,
-                    building_points_in: Callable[[tuple], np.ndarray], density: float,
+                    building_points_in: Callable[[tuple], tuple[np.ndarray, np.ndarray]], density: float,
                     options: CheckOptions) -> FootprintCheck:
     """The agreement of ``footprint`` with the building points (``building_points_in(box)`` gives those of a
-    box), ``shapes`` its :func:`check_shapes`, ``others`` the layer's footprints near it grown by EDGE,
-    ``density`` the building points per m2 inside it."""
+    box, and which of them are known to lie well inside the footprint: its roof points, which no test of
+    points outside it needs to look at), ``shapes`` its :func:`check_shapes`, ``others`` the layer's
+    footprints near it grown by EDGE, ``density`` the building points per m2 inside it."""
     density = max(density, 1e-6)
     reach = max(STEP, float(np.sqrt(POINTS_PER_DISC / (np.pi * density))))
     xmin, ymin, xmax, ymax = footprint.bounds
     grow = max(options.check_margin, options.max_shift) + reach
-    xy = building_points_in((xmin - grow, ymin - grow, xmax + grow, ymax + grow))[:, :2]
+    xyz, inside = building_points_in((xmin - grow, ymin - grow, xmax + grow, ymax + grow))
+    xy = xyz[:, :2]
     samples = shapes.samples
     if len(xy) == 0 or len(samples) == 0:
         return FootprintCheck(0.0, 0.0, 0, (0.0, 0.0), False, False)
@@ -148,7 +150,7 @@ def check_footprint(footprint, shapes: CheckShapes, others: np.ndarray,
                and np.hypot(*shift) >= MIN_SHIFT)
     if not shifted:
         shift = np.zeros(2)
-    outside = _outside(footprint, shapes, shift, xy, taken, options.check_margin)
+    outside = _outside(footprint, shapes, shift, xy, taken | inside if not shifted else taken, options.check_margin)
     outside_points = int(outside.sum())
     outside_area = outside_points / density
     partial = outside_area >= options.partial_share * footprint.area
@@ -172,14 +174,16 @@ def _taken(others: np.ndarray, xy: np.ndarray) -> np.ndarray:
 
 def _outside(footprint, shapes: CheckShapes, shift: np.ndarray, xy: np.ndarray, taken: np.ndarray,
              margin: float) -> np.ndarray:
-    """Which points are free building points outside the footprint moved by ``shift``, within ``margin``."""
+    """Which points are free building points outside the footprint moved by ``shift``, within ``margin``
+    (``taken``: the points not to count, or known to be inside)."""
     if shift.any():
         placed = shapely.affinity.translate(footprint, *shift)
         wide, edge = placed.buffer(margin, **MITRE), placed.buffer(EDGE, **MITRE)
     else:
         wide, edge = shapes.wide, shapes.edge
     x, y = xy[:, 0], xy[:, 1]
-    near = ~taken & shapely.contains_xy(wide, x, y)
+    near = ~taken
+    near[near] = shapely.contains_xy(wide, x[near], y[near])
     near[near] = ~shapely.contains_xy(edge, x[near], y[near])
     return near
 

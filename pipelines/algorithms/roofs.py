@@ -179,9 +179,14 @@ class _PointIndex:
 
 def clip(points: np.ndarray, bounds) -> np.ndarray:
     """The points inside the box (xmin, ymin, xmax, ymax), borders included, in their order."""
+    return points[in_bounds(points, bounds)]
+
+
+def in_bounds(points: np.ndarray, bounds) -> np.ndarray:
+    """Which points lie inside the box (xmin, ymin, xmax, ymax), borders included."""
     xmin, ymin, xmax, ymax = bounds
     x, y = points[:, 0], points[:, 1]
-    return points[(x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)]
+    return (x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)
 
 
 def _contains(bounds, box) -> bool:
@@ -201,8 +206,10 @@ def _one(job: _Footprint, points: _PointIndex, options: RoofOptions, survey_date
         grow = max(options.check_margin, options.max_shift) + NEAR
         fetched = (xmin - grow, ymin - grow, xmax + grow, ymax + grow) if job.checks is not None else inner.bounds
         near = points.in_box(fetched, "building")
-        candidates = clip(near, inner.bounds)
-        roof = candidates[shapely.contains_xy(inner, candidates[:, 0], candidates[:, 1])]
+        candidates = np.flatnonzero(in_bounds(near, inner.bounds))
+        candidates = candidates[shapely.contains_xy(inner, near[candidates, 0], near[candidates, 1])]
+        roof, on_roof = near[candidates], np.zeros(len(near), dtype=bool)
+        on_roof[candidates] = True
     ground = _ground_at(ground_points, footprint.centroid)
     area_inner = max(inner.area, 1e-9)
     attributes.update(ground=ground, point_count=len(roof), point_density=len(roof) / area_inner)
@@ -210,8 +217,13 @@ def _one(job: _Footprint, points: _PointIndex, options: RoofOptions, survey_date
     if job.checks is None:
         attributes.update(unchecked())
     elif len(roof):
-        def building_points_in(box):  # from the points read above when the box lies within them
-            return clip(near, box) if _contains(box, fetched) else points.in_box(box, "building")
+        def building_points_in(box):  # from the points read above when the box lies within them, with
+            # those on the roof (inside the footprint shrunk by edge_margin)
+            if not _contains(box, fetched):
+                found = points.in_box(box, "building")
+                return found, np.zeros(len(found), dtype=bool)
+            keep = in_bounds(near, box)
+            return near[keep], on_roof[keep]
 
         checked = check_footprint(footprint, job.checks, job.others, building_points_in, len(roof) / area_inner,
                                   options.check_options())
