@@ -9,7 +9,8 @@ generated into ``--keep`` once). Conversions of each, each a fresh child process
   iterator, georeferenced by the IfcMapConversion; one tile per storey by ``tiles.interior``, EGM96 applied)
   with all its four products: the storey tilesets of the full and the open profile and their 2D indoor
   GeoPackages; the full tileset is the one examined;
-- ``tiles``: ``lutece tiles interior IFC OUT``, the one tileset (where that command exists);
+- ``tiles``: ``lutece tiles interior IFC OUT``, the one tileset, at its default settings (``--workers 0``: one
+  geometry process per available core);
 - ``py3dtiles``: ``py3dtiles convert IFC --spec-version 1.1 --srs_in 2154 --srs_out 4978`` (its IFC tiler:
   one tile per spatial element, glTF with per-mesh extras).
 
@@ -22,7 +23,12 @@ map position, and whether storeys are tiles of their own. A property counts wher
 the room's feature or, for the level, on the storey tile above it. Issue 15's target: no slower than
 py3dtiles while keeping every room's name, use, level and area.
 
-Usage: .venv/bin/python benchmarks/bench_interiors.py [--pavilions 10] [--keep DIR] [--cases pipeline,py3dtiles]
+Conversions run in rounds (``--rounds``, 3 by default), interleaved: every conversion of a round on one
+input, then the other input, the order reversed every other round, so that a shared machine's changing
+load falls on all of them; each round's ratio to py3dtiles' time is printed, with the load average.
+
+Usage: .venv/bin/python benchmarks/bench_interiors.py [--pavilions 10] [--rounds 3] [--keep DIR]
+       [--cases tiles,pipeline,py3dtiles]
 """
 
 from __future__ import annotations
@@ -218,44 +224,102 @@ def inputs(folder: Path, pavilions: int) -> dict[str, tuple[Path, list[dict]]]:
             f"{pavilions} pavilions": (big, room_truth(site, build_complex(pavilions)))}
 
 
+def load() -> str:
+    """The load averages (1, 5, 15 min) as uptime prints them."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def convert(case: str, ifc: Path, truth: list[dict], folder: Path, origin) -> dict:
+    """One conversion, measured, and what its output keeps."""
+    out = Path(tempfile.mkdtemp(dir=folder)) / "out"
+    seconds, cpu, rss = run_measured(commands(case, ifc, out), out.parent / "log.txt")
+    tileset = tileset_of(case, out)
+    found = py3dtiles_keeps(tileset) if case == "py3dtiles" else lutece_keeps(tileset)
+    found["offset"] = offset_km(tileset, origin)
+    return {"seconds": seconds, "cpu": cpu, "rss": rss, "found": found, "counts": kept(case, found, truth)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pavilions", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every conversion, interleaved")
     parser.add_argument("--keep", type=Path, help="folder keeping the generated IFC between runs")
-    parser.add_argument("--cases", default="pipeline,py3dtiles", help="the conversions to run, in turn "
-                        "(pipeline: plans-to-interiors, its four products; tiles: lutece tiles interior)")
+    parser.add_argument("--cases", default="tiles,pipeline,py3dtiles", help="the conversions of a round "
+                        "(tiles: lutece tiles interior; pipeline: plans-to-interiors, its four products; py3dtiles)")
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-interiors-"))
     folder.mkdir(parents=True, exist_ok=True)
-    rows, origins = [], {}
-    for name, (ifc, truth) in inputs(folder, args.pavilions).items():
-        for case in args.cases.split(","):
-            out = Path(tempfile.mkdtemp(dir=folder)) / "out"
-            seconds, cpu, rss = run_measured(commands(case, ifc, out), out.parent / "log.txt")
-            tileset = tileset_of(case, out)
-            found = py3dtiles_keeps(tileset) if case == "py3dtiles" else lutece_keeps(tileset)
-            found["offset"] = offset_km(tileset, origins.setdefault(ifc, map_origin(ifc)))
-            rows.append((name, case, len(truth), seconds, cpu, rss, found, kept(case, found, truth)))
-            print(f"{name:<14}{case:<10}{seconds:7.1f} s  CPU {cpu:6.1f} s  peak RSS {rss / 2**20:6.0f} MiB", flush=True)
+    cases = args.cases.split(",")
+    files = inputs(folder, args.pavilions)
+    origins = {ifc: map_origin(ifc) for ifc, _ in files.values()}
+    print(f"load average before: {load()}", flush=True)
+    results: dict[tuple[str, str], list[dict]] = {}
+    for number in range(args.rounds):
+        for name, (ifc, truth) in files.items():
+            order = cases if number % 2 == 0 else cases[::-1]  # A B C, C B A...: no case always runs first
+            for case in order:
+                result = convert(case, ifc, truth, folder, origins[ifc])
+                result["load"] = load()
+                results.setdefault((name, case), []).append(result)
+                print(f"round {number + 1} {name:<14}{case:<10}{result['seconds']:7.1f} s  CPU {result['cpu']:6.1f} s"
+                      f"  peak RSS {result['rss'] / 2**20:6.0f} MiB  load {result['load']}", flush=True)
+    print(f"load average after: {load()}\n")
+    print_rounds(files, cases, results, args.rounds)
+    print_kept(files, cases, results)
+    print_verdicts(files, cases, results)
+
+
+def print_rounds(files: dict, cases: list[str], results: dict, rounds: int) -> None:
+    """Per input and round: each conversion's wall time, CPU, peak RSS, and ours over py3dtiles' (same round)."""
+    print(f"{'input':<14}{'round':>6}  {'conversion':<11}{'time s':>8}{'CPU s':>8}{'peak RSS MiB':>13}"
+          f"{'time / py3dtiles':>18}{'CPU / py3dtiles':>17}  load (1, 5, 15 min) after")
+    for name in files:
+        for number in range(rounds):
+            theirs = results.get((name, "py3dtiles"), [None] * rounds)[number]
+            for case in cases:
+                result = results[(name, case)][number]
+                ratio = cpu_ratio = ""
+                if theirs is not None and case != "py3dtiles":
+                    ratio = f"{result['seconds'] / theirs['seconds']:.2f}"
+                    cpu_ratio = f"{result['cpu'] / theirs['cpu']:.2f}"
+                print(f"{name:<14}{number + 1:>6}  {case:<11}{result['seconds']:>8.1f}{result['cpu']:>8.1f}"
+                      f"{result['rss'] / 2**20:>13.0f}{ratio:>18}{cpu_ratio:>17}  {result['load']}")
     print()
-    print(f"{'input':<14}{'conversion':<11}{'rooms':>6}{'time s':>8}{'CPU s':>8}{'peak RSS MiB':>13}{'tiles':>7}"
-          f"{'props/element':>14}  {'rooms kept: found name use level area':<38}{'from map origin km':>19}  storeys as tiles")
-    for name, case, rooms, seconds, cpu, rss, found, counts in rows:
-        kept_text = " ".join(f"{counts[key]:>{len(key)}}" for key in ("found", *FIELDS))
-        print(f"{name:<14}{case:<11}{rooms:>6}{seconds:>8.1f}{cpu:>8.1f}{rss / 2**20:>13.0f}{found['tiles']:>7}"
-              f"{found['properties']:>14}  {'':<12}{kept_text:<26}{found['offset']:>19,.1f}  {found['storey_tiles']}")
+
+
+def print_kept(files: dict, cases: list[str], results: dict) -> None:
+    """What each output keeps (the same in every round: the first round's, checked against the others)."""
+    print(f"{'input':<14}{'conversion':<11}{'rooms':>6}{'tiles':>7}{'props/element':>14}  "
+          f"{'rooms kept: found name use level area':<38}{'from map origin km':>19}  storeys as tiles")
+    for name, (_, truth) in files.items():
+        for case in cases:
+            first, *others = results[(name, case)]
+            same = all(other["counts"] == first["counts"] for other in others)
+            found, counts = first["found"], first["counts"]
+            kept_text = " ".join(f"{counts[key]:>{len(key)}}" for key in ("found", *FIELDS))
+            print(f"{name:<14}{case:<11}{len(truth):>6}{found['tiles']:>7}{found['properties']:>14}  {'':<12}"
+                  f"{kept_text:<26}{found['offset']:>19,.1f}  {found['storey_tiles']}"
+                  f"{'' if same else '  (NOT the same in every round)'}")
     print()
-    for name in dict.fromkeys(row[0] for row in rows):
-        by_case = {row[1]: row for row in rows if row[0] == name}
-        theirs = by_case.get("py3dtiles")
-        for case in ("tiles", "pipeline"):
-            if case not in by_case or theirs is None:
+
+
+def print_verdicts(files: dict, cases: list[str], results: dict) -> None:
+    """Issue 15's target per input and conversion of ours: every room kept, and no slower than py3dtiles."""
+    for name, (_, truth) in files.items():
+        theirs = results.get((name, "py3dtiles"))
+        for case in (c for c in cases if c != "py3dtiles"):
+            if theirs is None:
                 continue
-            ours = by_case[case]
-            everything = all(ours[7][key] == ours[2] for key in ("found", *FIELDS))
-            print(f"{name}, {case}: {ours[3] / theirs[3]:.2f}x py3dtiles' time ({ours[4] / theirs[4]:.2f}x its CPU), "
+            ours = results[(name, case)]
+            ratios = [o["seconds"] / t["seconds"] for o, t in zip(ours, theirs)]
+            faster = sum(ratio <= 1.0 for ratio in ratios)
+            everything = all(o["counts"][key] == len(truth) for o in ours for key in ("found", *FIELDS))
+            print(f"{name}, {case}: {min(ratios):.2f}-{max(ratios):.2f}x py3dtiles' time (median "
+                  f"{sorted(ratios)[len(ratios) // 2]:.2f}; no slower in {faster} of {len(ratios)} rounds), "
+                  f"peak RSS {max(o['rss'] for o in ours) / 2**20:.0f} MiB against "
+                  f"{max(t['rss'] for t in theirs) / 2**20:.0f}; "
                   f"{'every room kept with its name, use, level and area' if everything else 'rooms missing'}; "
-                  f"target {'met' if everything and ours[3] <= theirs[3] else 'NOT met'}")
+                  f"target {'met' if everything and faster == len(ratios) else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -63,15 +63,24 @@ def footprint(vertices: np.ndarray, faces: np.ndarray):
     return shapely.union_all(shapely.polygons(rings), grid_size=SNAP)
 
 
-def axis_line(vertices: np.ndarray) -> LineString | None:
-    """The long middle line of the smallest rectangle around the points seen from above (a door's width)."""
-    hull = shapely.multipoints(vertices[:, :2]).convex_hull
-    rectangle = shapely.minimum_rotated_rectangle(hull)
-    if not isinstance(rectangle, Polygon):
-        return None
-    corners = np.asarray(rectangle.exterior.coords)[:4]
-    sides = np.linalg.norm(np.roll(corners, -1, axis=0) - corners, axis=1)
-    i = int(np.argmax(sides[:2]))  # the first of the two long sides
-    a, b = corners[i], corners[i + 1]
-    c, d = corners[(i + 3) % 4], corners[(i + 2) % 4]  # the opposite side, same direction
-    return LineString([(a + c) / 2, (b + d) / 2])
+def axis_lines(points: list[np.ndarray]) -> list[LineString | None]:
+    """Per point set, the long middle line of the smallest rectangle around it seen from above (a door's width);
+    None where the points are all on a line. Every set in a few vectorised calls (doors and windows by thousands).
+    """
+    if not points:
+        return []
+    owner = np.repeat(np.arange(len(points)), [len(p) for p in points])
+    clouds = shapely.multipoints(np.concatenate([p[:, :2] for p in points]), indices=owner)
+    rectangles = shapely.minimum_rotated_rectangle(shapely.convex_hull(clouds))
+    lines: list[LineString | None] = [None] * len(points)
+    flat = shapely.get_type_id(rectangles) == shapely.GeometryType.POLYGON
+    if not flat.any():
+        return lines
+    corners = shapely.get_coordinates(shapely.get_exterior_ring(rectangles[flat])).reshape(-1, 5, 2)[:, :4]
+    sides = np.linalg.norm(np.roll(corners, -1, axis=1) - corners, axis=2)
+    first = np.argmax(sides[:, :2], axis=1)  # the first of the two long sides: corners i, i + 1
+    rows = np.arange(len(corners))[:, None]
+    a, b, c, d = (corners[rows, (first[:, None] + k) % 4][:, 0] for k in (0, 1, 3, 2))  # c, d: the opposite side
+    for index, line in zip(np.flatnonzero(flat), shapely.linestrings(np.stack([(a + c) / 2, (b + d) / 2], axis=1))):
+        lines[index] = line
+    return lines

@@ -5,7 +5,8 @@ iterator drop the element quietly, some (a boolean on a degenerate solid)
 crashes the process. These checks read the placement chain and the body
 representation of an element (its openings' too, which its boolean subtracts)
 and say what is wrong, so that the element is skipped with that reason and
-the others are converted.
+the others are converted. They run in the geometry children (:mod:`.geometry`), one model per process: the
+caches of judged placements and items live as long as that process.
 """
 
 from __future__ import annotations
@@ -18,12 +19,6 @@ import numpy as np
 _TINY = 1e-9
 _SOLIDS = ("IfcSolidModel", "IfcHalfSpaceSolid", "IfcBooleanResult", "IfcCsgPrimitive3D", "IfcTessellatedFaceSet",
            "IfcShellBasedSurfaceModel", "IfcFaceBasedSurfaceModel")
-
-
-def forget() -> None:
-    """Drop the caches of a model's placements and items (they hold the model alive)."""
-    _CHAINS.clear()
-    _item_problem.cache_clear()
 
 
 def element_problem(element) -> str | None:

@@ -37,10 +37,12 @@ GEOMETRY_LIBRARY = "hybrid-cgal-simple-opencascade"
 
 @dataclass
 class Triangulated:
-    """Meshes by GlobalId (vertices in the model's world frame, metres) and why the others have none."""
+    """Meshes by GlobalId (vertices in the model's world frame, metres) and why the others have none: the checks'
+    ``problems`` (not given to the kernel) and the kernel's failures."""
 
     meshes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
 
 
 def default_workers() -> int:
@@ -52,12 +54,14 @@ def default_workers() -> int:
 
 
 def triangulate(path: Path, ids: list[int], guids: dict[int, str], workers: int | None = None,
-                meanwhile: Callable[[], None] | None = None) -> Triangulated:
+                meanwhile: Callable[[], None] | None = None, check: bool = False) -> Triangulated:
     """Meshes of the elements ``ids`` (STEP ids) of the IFC file ``path``; see the module docstring.
 
     ``workers`` child processes (default :func:`default_workers`) each triangulate an interleaved share of
-    ``ids`` (every class in each share, so the shares cost about the same). ``meanwhile`` is called once, in
-    this process, while the children run.
+    ``ids`` (every class in each share, so the shares cost about the same). With ``check``, each child first
+    runs :func:`.checks.element_problem` on its elements and keeps those with a problem from the kernel (in
+    ``problems``): the checks run in parallel too. ``meanwhile`` is called once, in this process, while the
+    children run.
     """
     workers = max(1, min(workers or default_workers(), len(ids) or 1))
     result = Triangulated()
@@ -71,7 +75,7 @@ def triangulate(path: Path, ids: list[int], guids: dict[int, str], workers: int 
                     batch, started = pending.pop(), started + 1
                     job = Path(folder) / f"batch-{started}"
                     job.mkdir()
-                    running.append((batch, _start_child(Path(path), batch, job), job))
+                    running.append((batch, _start_child(Path(path), batch, job, check), job))
                 if meanwhile is not None:
                     meanwhile()
                     meanwhile = None
@@ -94,31 +98,32 @@ def _take(result: Triangulated, batch: list[int], outcome: tuple[dict, dict] | N
             result.failed[guids[batch[0]]] = "the geometry kernel crashed on it"
             return []
         return [batch[: len(batch) // 2], batch[len(batch) // 2:]]
-    meshes, messages = outcome
+    meshes, messages, problems = outcome
     result.meshes.update(meshes)
+    result.problems.update(problems)
     for step_id in batch:
         guid = guids[step_id]
-        if guid not in meshes:
+        if guid not in meshes and guid not in problems:
             result.failed[guid] = messages.get(guid, "the geometry kernel produced no shape")
     return []
 
 
-def _start_child(path: Path, batch: list[int], folder: Path) -> subprocess.Popen:
+def _start_child(path: Path, batch: list[int], folder: Path, check: bool) -> subprocess.Popen:
     """The iterator over ``batch`` in a child interpreter (a plain subprocess: no fork, no main-module rerun).
 
     Its output goes to files, not pipes: a pipe nobody reads while ``meanwhile`` runs could fill and stall it.
     """
     request, answer = folder / "request.json", folder / "answer.pickle"
-    request.write_text(json.dumps({"path": str(path), "ids": batch, "answer": str(answer)}))
-    root = str(Path(__file__).resolve().parents[3])  # the project, importable by the child wherever it runs
+    request.write_text(json.dumps({"path": str(path), "ids": batch, "check": check, "answer": str(answer)}))
+    root = str(Path(__file__).resolve().parents[3])  # this project, imported by the child wherever it runs
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    with (folder / "child.log").open("wb") as log:
-        return subprocess.Popen([sys.executable, "-m", __name__, str(request)], env=env, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=log)
+    with (folder / "child.log").open("wb") as log:  # -P: not the working directory's package of the same name
+        return subprocess.Popen([sys.executable, "-P", "-m", __name__, str(request)], env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
 
 
-def _collect(child: subprocess.Popen, folder: Path) -> tuple[dict, dict] | None:
-    """The child's meshes and messages; None when it died (the kernel crashed)."""
+def _collect(child: subprocess.Popen, folder: Path) -> tuple[dict, dict, dict] | None:
+    """The child's meshes, the kernel's messages and the checks' problems; None when it died (the kernel crashed)."""
     returncode, answer = child.wait(), folder / "answer.pickle"
     if returncode != 0 or not answer.is_file():
         log = (folder / "child.log").read_text(errors="replace")
@@ -129,18 +134,28 @@ def _collect(child: subprocess.Popen, folder: Path) -> tuple[dict, dict] | None:
         return pickle.load(stream)
 
 
-def _iterate(path: str, ids: list[int]) -> tuple[dict, dict[str, str]]:
-    """In the child: run the iterator (one thread) over ``ids``; meshes and the kernel's errors by GlobalId."""
+def _iterate(path: str, ids: list[int], check: bool) -> tuple[dict, dict[str, str], dict[str, str]]:
+    """In the child: check (``check``) and run the iterator (one thread) over ``ids``; meshes, the kernel's errors
+    and the checks' problems by GlobalId."""
     import ifcopenshell
     import ifcopenshell.geom
+
+    from pipelines.algorithms.ifc.checks import element_problem
 
     wrapper = ifcopenshell.ifcopenshell_wrapper
     wrapper.set_log_format_json()
     model = ifcopenshell.open(path)
+    elements, problems = [model.by_id(i) for i in ids], {}
+    if check:
+        judged = [(element, element_problem(element)) for element in elements]
+        problems = {element.GlobalId: problem for element, problem in judged if problem is not None}
+        elements = [element for element, problem in judged if problem is None]
+    if not elements:
+        return {}, {}, problems
     settings = ifcopenshell.geom.settings()
     settings.set("use-world-coords", True)
     settings.set("weld-vertices", True)
-    iterator = ifcopenshell.geom.iterator(settings, model, 1, include=[model.by_id(i) for i in ids],
+    iterator = ifcopenshell.geom.iterator(settings, model, 1, include=elements,
                                           geometry_library=GEOMETRY_LIBRARY)
     meshes = {}
     if iterator.initialize():
@@ -152,7 +167,7 @@ def _iterate(path: str, ids: list[int]) -> tuple[dict, dict[str, str]]:
                 meshes[shape.guid] = (vertices, faces)
             if not iterator.next():
                 break
-    return meshes, _errors(wrapper.get_log())
+    return meshes, _errors(wrapper.get_log()), problems
 
 
 def _errors(log: str) -> dict[str, str]:
@@ -175,7 +190,7 @@ def _errors(log: str) -> dict[str, str]:
 
 def _main(request_file: str) -> None:
     request = json.loads(Path(request_file).read_text())
-    outcome = _iterate(request["path"], request["ids"])
+    outcome = _iterate(request["path"], request["ids"], request["check"])
     with open(request["answer"], "wb") as stream:
         pickle.dump(outcome, stream, protocol=pickle.HIGHEST_PROTOCOL)
 

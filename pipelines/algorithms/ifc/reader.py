@@ -13,6 +13,8 @@ from gis.errors import InputError
 from pipelines.algorithms.ifc.georef import GeorefOptions, georeference
 from pipelines.algorithms.interior import Interior, Skipped, element_frame, join_meshes
 
+LINED = ("door", "window")  # classes drawn in plan as their axis line
+
 
 @dataclass(frozen=True)
 class PlanCuts:
@@ -46,9 +48,9 @@ def read_ifc(path: Path, crs: pyproj.CRS | None, georef: GeorefOptions | None = 
         storey_of,
         storey_table,
     )
-    from pipelines.algorithms.ifc.checks import element_problem, forget
     from pipelines.algorithms.ifc.geometry import triangulate
     from pipelines.algorithms.ifc.source import open_ifc
+    from pipelines.algorithms.sections import axis_lines
     import ifcopenshell.util.unit
 
     path = Path(path)
@@ -58,35 +60,37 @@ def read_ifc(path: Path, crs: pyproj.CRS | None, georef: GeorefOptions | None = 
     storeys = storey_table(model, placed)
     unit = ifcopenshell.util.unit.calculate_unit_scale(model)
     area_unit = ifcopenshell.util.unit.calculate_unit_scale(model, "AREAUNIT")
-    skipped, todo = [], []
-    for element in elements_of(model):
-        problem = element_problem(element)
-        if problem is None:
-            todo.append(element)
-        elif not (problem.startswith("no geometry") and element.IsDecomposedBy):  # an aggregate: its parts count
-            skipped.append(Skipped(element.GlobalId, element.is_a(), problem))
-    forget()
-    described = {}  # what needs no geometry, read while the geometry child runs
+    candidates = elements_of(model)
+    described = {}  # what needs no geometry, read while the geometry children run
 
     def describe() -> None:
-        import pipelines.algorithms.sections  # noqa: F401  (its import too)
+        levels = {row.step_id: row for row in storeys.itertuples(index=False)}
+        for e in candidates:
+            storey = storey_of(e)
+            described[e.id()] = (levels[storey.id()] if storey is not None else None, feature_class(e),
+                                 attributes(e, unit, area_unit))
 
-        described.update((e.id(), (storey_of(e), feature_class(e), attributes(e, unit, area_unit))) for e in todo)
-
-    shapes = triangulate(path, [e.id() for e in todo], {e.id(): e.GlobalId for e in todo}, workers, describe)
-    levels = storeys.set_index("step_id")
+    # The children check each element (what would break or crash the kernel) before triangulating the others.
+    shapes = triangulate(path, [e.id() for e in candidates], {e.id(): e.GlobalId for e in candidates}, workers,
+                         describe, check=True)
+    skipped = [Skipped(e.GlobalId, e.is_a(), shapes.problems[e.GlobalId]) for e in candidates
+               if e.GlobalId in shapes.problems  # an aggregate without a body of its own: its parts count
+               and not (shapes.problems[e.GlobalId].startswith("no geometry") and e.IsDecomposedBy)]
     rows, outlines, meshes = [], [], []
-    for element in todo:
+    for element in candidates:
+        if element.GlobalId in shapes.problems:
+            continue
         if element.GlobalId in shapes.failed:
             skipped.append(Skipped(element.GlobalId, element.is_a(), shapes.failed[element.GlobalId]))
             continue
         vertices, faces = shapes.meshes[element.GlobalId]
         vertices = placed.apply(vertices)
-        storey, kind, values = described[element.id()]
-        level = levels.loc[storey.id()] if storey is not None else _level_below(storeys, vertices[:, 2].min())
-        row = {"class": kind, "level": int(level["level"]), "level_name": level["name"],
-               "floor_elevation": float(level["elevation"]), "global_id": element.GlobalId, **values}
-        outline = _outline(row["class"], vertices, faces, row["floor_elevation"], cuts)
+        level, kind, values = described[element.id()]
+        if level is None:
+            level = _level_below(storeys, vertices[:, 2].min())
+        row = {"class": kind, "level": int(level.level), "level_name": level.name,
+               "floor_elevation": float(level.elevation), "global_id": element.GlobalId, **values}
+        outline = _outline(row["class"], vertices, faces, row["floor_elevation"], cuts)  # doors, windows: below
         if row["class"] == "room":
             if outline is None or outline.is_empty:
                 skipped.append(Skipped(element.GlobalId, element.is_a(), "its solid has no section above its floor"))
@@ -98,6 +102,9 @@ def read_ifc(path: Path, crs: pyproj.CRS | None, georef: GeorefOptions | None = 
         rows.append(row)
         outlines.append(outline)
         meshes.append((vertices, faces))
+    lined = [i for i, row in enumerate(rows) if row["class"] in LINED]
+    for i, line in zip(lined, axis_lines([meshes[i][0] for i in lined])):
+        outlines[i] = line
     if not rows:
         raise InputError(f"{path}: no element of the model could be converted ({len(skipped)} skipped, the first: "
                          f"{skipped[0].reason if skipped else 'none'}); check the file in an IFC viewer")
@@ -109,11 +116,11 @@ def read_ifc(path: Path, crs: pyproj.CRS | None, georef: GeorefOptions | None = 
 def _level_below(storeys, z: float):
     """The storey of an element no storey holds: the highest whose floor is below its lowest point."""
     below = storeys[storeys["elevation"] <= z + 0.1]
-    return (below if len(below) else storeys).iloc[-1 if len(below) else 0]
+    return next((below if len(below) else storeys).iloc[[-1 if len(below) else 0]].itertuples(index=False))
 
 
 def _outline(feature_class: str, vertices: np.ndarray, faces: np.ndarray, floor: float, cuts: PlanCuts):
-    from pipelines.algorithms.sections import axis_line, footprint, section
+    from pipelines.algorithms.sections import footprint, section
 
     low, high = float(vertices[:, 2].min()), float(vertices[:, 2].max())
     if feature_class == "room":
@@ -123,6 +130,4 @@ def _outline(feature_class: str, vertices: np.ndarray, faces: np.ndarray, floor:
         return section(vertices, faces, z if low < z < high else (low + high) / 2) or footprint(vertices, faces)
     if feature_class == "slab":
         return section(vertices, faces, (low + high) / 2) or footprint(vertices, faces)
-    if feature_class in ("door", "window"):
-        return axis_line(vertices)
-    return None
+    return None  # doors and windows: their axis lines, all at once (:func:`.sections.axis_lines`)
