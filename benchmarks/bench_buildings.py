@@ -203,16 +203,17 @@ def print_table(results: dict[str, list[dict]], count: int, loads: list[tuple]) 
     print(f"\n{count:,} buildings, {len(next(iter(results.values())))} round(s); load average (1 min) during the run "
           f"{min(load[0] for load in loads):.1f}-{max(load[0] for load in loads):.1f} on {os.cpu_count()} cores")
     print(f"{'case':<18}{'reconstr. b/s':>14}{'total b/s':>10}{'tiling s':>9}{'total s':>9}{'peak RSS MiB':>13}"
-          f"{'x floor (range)':>20}{'CPU s':>8}{'CPU x floor':>13}")
+          f"{'x floor (range)':>20}{'CPU s':>8}{'CPU x floor (range)':>22}")
     for case, runs in results.items():
         totals = [r["reconstruct"] + r["tiling"] for r in runs]
         rebuild = float(np.median([r["reconstruct"] for r in runs]))
         wall = _ratios(totals, [f["tiling"] for f in floors]) if floors else [float("nan")]
         cpu = _ratios([r["cpu"] for r in runs], [f["cpu"] for f in floors]) if floors else [float("nan")]
-        print(f"{case:<18}{count / rebuild if rebuild else float('nan'):>14,.0f}{count / np.median(totals):>10,.0f}"
+        rate = f"{count / rebuild:,.0f}" if rebuild else "-"
+        print(f"{case:<18}{rate:>14}{count / np.median(totals):>10,.0f}"
               f"{np.median([r['tiling'] for r in runs]):>9.1f}{np.median(totals):>9.1f}"
               f"{max(r['rss'] for r in runs) / 2**20:>13.0f}"
-              f"{_span(wall):>20}{np.median([r['cpu'] for r in runs]):>8.1f}{_span(cpu):>13}")
+              f"{_span(wall):>20}{np.median([r['cpu'] for r in runs]):>8.1f}{_span(cpu):>22}")
 
 
 def _ratios(values: list[float], floors: list[float]) -> list[float]:
