@@ -7,6 +7,7 @@ import ``pipelines/`` (which reads the plans). The same reading, release profile
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from datetime import datetime, timezone
@@ -51,17 +52,32 @@ def _origin(ctx, param, value: str | None) -> tuple[float, ...] | None:
 def interior(env, plan: Path, out: Path, profile: str, sensitive: Path | None, origin, rotation: float,
              origin_crs: str | None, heights: str, geoid: str | None, workers: int, overwrite: bool) -> None:
     """Convert a building's PLAN (IFC2x3/IFC4, or indoor GeoJSON) into a 3D Tiles folder OUT, one tile per storey."""
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out}: exists; pass --overwrite to replace it, or choose another OUT")
+    with _geometry(plan, workers) as geometry:  # an IFC's geometry children work while this process imports
+        _convert(env, plan, out, profile, sensitive, (origin, rotation, origin_crs), heights, geoid, geometry)
+
+
+def _geometry(plan: Path, workers: int):
+    """An IFC's geometry children (:func:`pipelines.algorithms.ifc.geometry.start`), started now; else nothing."""
+    if plan.suffix.lower() != ".ifc":
+        return contextlib.nullcontext()
+    from pipelines.algorithms.ifc.geometry import start
+
+    return start(plan, workers or None)
+
+
+def _convert(env, plan: Path, out: Path, profile: str, sensitive: Path | None, georef: tuple, heights: str,
+             geoid: str | None, geometry) -> None:
     from pipelines.algorithms.release import Rules, release
     from pipelines.plan import working_crs
     from tiles.geo import HeightModel, Placement
     from tiles.interior import write_storey_tileset
 
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out}: exists; pass --overwrite to replace it, or choose another OUT")
     rules = Rules.load(sensitive, "--sensitive: ")
     model = HeightModel.resolve(heights, geoid)  # a missing grid is refused before the plans are read
     crs = working_crs(env.config.crs if env is not None else "EPSG:2154")
-    building = _read(plan, crs, origin, rotation, origin_crs, workers)
+    building = _read(plan, crs, *georef, geometry)
     released = release(building, profile, rules)
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -82,12 +98,12 @@ def interior(env, plan: Path, out: Path, profile: str, sensitive: Path | None, o
                f"storeys, profile {profile}, {len(building.skipped)} skipped")
 
 
-def _read(plan: Path, crs, origin, rotation: float, origin_crs: str | None, workers: int):
+def _read(plan: Path, crs, origin, rotation: float, origin_crs: str | None, geometry):
     if plan.suffix.lower() == ".ifc":
         from pipelines.algorithms.ifc.georef import GeorefOptions
         from pipelines.algorithms.ifc.reader import read_ifc
 
-        return read_ifc(plan, crs, GeorefOptions(origin, rotation, origin_crs), workers or None)
+        return read_ifc(plan, crs, GeorefOptions(origin, rotation, origin_crs), geometry=geometry)
     if origin is not None:
         raise InputError(f"--origin: {plan} is not an IFC file; indoor plans carry their own CRS")
     from pipelines.algorithms.indoor import read_indoor

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyproj
 
 from gis.asprs import NOISES, TERRAIN
 from gis.errors import InputError
-from tiles.pointcloud import PointCloud
+
+if TYPE_CHECKING:  # `lutece tiles` imports this module for its choices; the point clouds load when used
+    from tiles.pointcloud import PointCloud
 
 PRODUCTS = ("full", "streets", "terrain")
 

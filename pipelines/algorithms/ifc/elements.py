@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas imported where used: the geometry children import this module, not pandas
+    import pandas as pd
 
 # IFC classes read, and the class of the feature each becomes (subtypes included, e.g. IfcWallStandardCase).
 CLASSES = {"IfcSpace": "room", "IfcWall": "wall", "IfcCurtainWall": "wall", "IfcSlab": "slab", "IfcDoor": "door",
@@ -17,6 +20,7 @@ def storey_table(model, georef) -> pd.DataFrame:
     """One row per storey, lowest first: ``level`` (ground floor 0, basements negative), ``name``,
     ``elevation`` (map height of its floor), ``global_id``, ``step_id``."""
     import ifcopenshell.util.placement
+    import pandas as pd
 
     rows, unit = [], _unit(model)
     for storey in model.by_type("IfcBuildingStorey"):

@@ -6,14 +6,14 @@ coordinates, metres, openings subtracted). Processes rather than the
 iterator's own threads: with ifcopenshell 0.9 two iterator threads spend twice
 the CPU of one on the same elements, so on two cores they finish later than one
 thread does, while two single-threaded processes split the work (measured on
-the 1,020-space benchmark model: 21 s of CPU in every case; 97 s of wall time
-with one process of two threads, 45 s with one thread, 31 s with two
-processes, at load 5 on two cores). A model the kernel crashes on (a
-segmentation fault in OpenCASCADE on a broken boolean) costs that child, not
-the run: the elements of a crashed batch are converted again in halves until
-the one that crashes is alone; it is then skipped with that reason, and the
-others kept. The caller's own per-element work (``meanwhile``) runs while the
-children triangulate.
+the 1,020-space benchmark model at load 5 on two cores: one process of two
+threads 40 s of CPU and 97 s of wall time, one thread 21 s and 45 s, two
+processes 21 s and 31 s). A model the kernel crashes on (a segmentation fault
+in OpenCASCADE on a broken boolean) costs that child, not the run: the
+elements of a crashed batch are converted again in halves until the one that
+crashes is alone; it is then skipped with that reason, and the others kept.
+The children start before their caller has read the model (:class:`Triangulation`),
+so its own reading runs while they triangulate.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -53,41 +52,89 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def start(path: Path, workers: int | None = None) -> Triangulation:
+    """The geometry children of :func:`.reader.read_ifc` on ``path``, started now: a caller that starts them
+    before its own imports and checks gains that time (a context manager: leaving it kills the children).
+
+    Each child checks its elements (what would break or crash the kernel) before triangulating the others.
+    Raises :class:`~gis.errors.InputError` before starting any for what is clearly not an IFC file.
+    """
+    from pipelines.algorithms.ifc.source import check_file
+
+    check_file(Path(path))
+    return Triangulation(path, workers, check=True)
+
+
 def triangulate(path: Path, ids: list[int], guids: dict[int, str], workers: int | None = None,
-                meanwhile: Callable[[], None] | None = None, check: bool = False) -> Triangulated:
-    """Meshes of the elements ``ids`` (STEP ids) of the IFC file ``path``; see the module docstring.
+                check: bool = False) -> Triangulated:
+    """Meshes of the elements ``ids`` (STEP ids) of the IFC file ``path``; see :class:`Triangulation`."""
+    with Triangulation(path, workers, ids, check) as running:
+        return running.collect(ids, guids)
+
+
+class Triangulation:
+    """Geometry children at work on an IFC file, started as soon as its path is known.
 
     ``workers`` child processes (default :func:`default_workers`) each triangulate an interleaved share of
-    ``ids`` (every class in each share, so the shares cost about the same). With ``check``, each child first
-    runs :func:`.checks.element_problem` on its elements and keeps those with a problem from the kernel (in
-    ``problems``): the checks run in parallel too. ``meanwhile`` is called once, in this process, while the
-    children run.
+    the elements (every class in each share, so the shares cost about the same): of ``ids`` (STEP ids), or,
+    when ``ids`` is None, of every element :func:`.elements.elements_of` finds, each child reading the file to
+    find its share. So the children need nothing from the caller: it starts them before it imports, opens and
+    reads the model itself, and collects their meshes once it has described the elements. With ``check``,
+    each child first runs :func:`.checks.element_problem` on its elements and keeps those with a problem from
+    the kernel (in ``problems``): the checks run in parallel too. Leaving the ``with`` block kills the
+    children still running (an error, or an interrupt, of the caller).
     """
-    workers = max(1, min(workers or default_workers(), len(ids) or 1))
-    result = Triangulated()
-    pending = [list(ids[k::workers]) for k in range(workers)] if ids else []
-    running: list[tuple[list[int], subprocess.Popen, Path]] = []
-    with tempfile.TemporaryDirectory(prefix="lutece-ifc-") as folder:
-        started = 0
-        try:
-            while pending or running:
-                while pending and len(running) < workers:
-                    batch, started = pending.pop(), started + 1
-                    job = Path(folder) / f"batch-{started}"
-                    job.mkdir()
-                    running.append((batch, _start_child(Path(path), batch, job, check), job))
-                if meanwhile is not None:
-                    meanwhile()
-                    meanwhile = None
-                batch, child, job = running.pop(0)
-                pending += _take(result, batch, _collect(child, job), guids)
-        finally:
-            for _, child, _ in running:  # an error of ours or an interrupt: no child left behind
-                child.kill()
-                child.wait()
-    if meanwhile is not None:  # no element to triangulate
-        meanwhile()
-    return result
+
+    def __init__(self, path: Path, workers: int | None = None, ids: list[int] | None = None,
+                 check: bool = False) -> None:
+        self.path, self.check = Path(path).resolve(), check
+        self.workers = max(1, min(workers or default_workers(), len(ids) if ids is not None else 1 << 20))
+        self._folder = tempfile.TemporaryDirectory(prefix="lutece-ifc-")
+        self._started = 0
+        self._running: list[_Child] = []
+        if ids is None or ids:
+            for k in range(self.workers):
+                self._start(None if ids is None else list(ids[k::self.workers]), k)
+
+    def collect(self, ids: list[int], guids: dict[int, str]) -> Triangulated:
+        """The meshes of ``ids`` (all the elements the children were given), once the children are done; a
+        crashed batch is converted again in halves until the element that kills the kernel is alone."""
+        result, pending = Triangulated(), []
+        while pending or self._running:
+            while pending and len(self._running) < self.workers:
+                self._start(pending.pop())
+            child = self._running.pop(0)
+            batch = child.ids if child.ids is not None else list(ids[child.share::self.workers])
+            pending += _take(result, batch, _collect(child.process, child.folder), guids)
+        return result
+
+    def _start(self, ids: list[int] | None, share: int = 0) -> None:
+        self._started += 1
+        folder = Path(self._folder.name) / f"batch-{self._started}"
+        folder.mkdir()
+        process = _start_child(self.path, ids, (share, self.workers), folder, self.check)
+        self._running.append(_Child(ids, share, process, folder))
+
+    def close(self) -> None:
+        for child in self._running:  # an error of the caller's, or an interrupt: no child left behind
+            child.process.kill()
+            child.process.wait()
+        self._running = []
+        self._folder.cleanup()
+
+    def __enter__(self) -> Triangulation:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass
+class _Child:
+    ids: list[int] | None  # None: its share of the model's elements, every workers-th from the share-th
+    share: int
+    process: subprocess.Popen
+    folder: Path
 
 
 def _take(result: Triangulated, batch: list[int], outcome: tuple[dict, dict] | None,
@@ -108,13 +155,16 @@ def _take(result: Triangulated, batch: list[int], outcome: tuple[dict, dict] | N
     return []
 
 
-def _start_child(path: Path, batch: list[int], folder: Path, check: bool) -> subprocess.Popen:
-    """The iterator over ``batch`` in a child interpreter (a plain subprocess: no fork, no main-module rerun).
+def _start_child(path: Path, ids: list[int] | None, share: tuple[int, int], folder: Path,
+                 check: bool) -> subprocess.Popen:
+    """The iterator over ``ids`` (None: over the ``share``, (k, n), of the model's elements) in a child interpreter
+    (a plain subprocess: no fork, no main-module rerun).
 
-    Its output goes to files, not pipes: a pipe nobody reads while ``meanwhile`` runs could fill and stall it.
+    Its output goes to files, not pipes: a pipe nobody reads while its parent works could fill and stall it.
     """
     request, answer = folder / "request.json", folder / "answer.pickle"
-    request.write_text(json.dumps({"path": str(path), "ids": batch, "check": check, "answer": str(answer)}))
+    request.write_text(json.dumps({"path": str(path), "ids": ids, "share": share, "check": check,
+                                   "answer": str(answer)}))
     root = str(Path(__file__).resolve().parents[3])  # this project, imported by the child wherever it runs
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     with (folder / "child.log").open("wb") as log:  # -P: not the working directory's package of the same name
@@ -134,18 +184,22 @@ def _collect(child: subprocess.Popen, folder: Path) -> tuple[dict, dict, dict] |
         return pickle.load(stream)
 
 
-def _iterate(path: str, ids: list[int], check: bool) -> tuple[dict, dict[str, str], dict[str, str]]:
-    """In the child: check (``check``) and run the iterator (one thread) over ``ids``; meshes, the kernel's errors
-    and the checks' problems by GlobalId."""
+def _iterate(path: str, ids: list[int] | None, share: tuple[int, int],
+             check: bool) -> tuple[dict, dict[str, str], dict[str, str]]:
+    """In the child: check (``check``) and run the iterator (one thread) over ``ids`` (None: the ``share``);
+    meshes, the kernel's errors and the checks' problems by GlobalId."""
     import ifcopenshell
     import ifcopenshell.geom
 
     from pipelines.algorithms.ifc.checks import element_problem
+    from pipelines.algorithms.ifc.elements import elements_of
 
     wrapper = ifcopenshell.ifcopenshell_wrapper
     wrapper.set_log_format_json()
     model = ifcopenshell.open(path)
-    elements, problems = [model.by_id(i) for i in ids], {}
+    k, n = share
+    elements = elements_of(model)[k::n] if ids is None else [model.by_id(i) for i in ids]
+    problems = {}
     if check:
         judged = [(element, element_problem(element)) for element in elements]
         problems = {element.GlobalId: problem for element, problem in judged if problem is not None}
@@ -190,7 +244,7 @@ def _errors(log: str) -> dict[str, str]:
 
 def _main(request_file: str) -> None:
     request = json.loads(Path(request_file).read_text())
-    outcome = _iterate(request["path"], request["ids"], request["check"])
+    outcome = _iterate(request["path"], request["ids"], request["share"], request["check"])
     with open(request["answer"], "wb") as stream:
         pickle.dump(outcome, stream, protocol=pickle.HIGHEST_PROTOCOL)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyproj
@@ -12,6 +13,9 @@ import pyproj
 from gis.errors import InputError
 from pipelines.algorithms.ifc.georef import GeorefOptions, georeference
 from pipelines.algorithms.interior import Interior, Skipped, element_frame, join_meshes
+
+if TYPE_CHECKING:
+    from pipelines.algorithms.ifc.geometry import Triangulation
 
 LINED = ("door", "window")  # classes drawn in plan as their axis line
 
@@ -30,16 +34,26 @@ class PlanCuts:
 
 
 def read_ifc(path: Path, crs: pyproj.CRS | None, georef: GeorefOptions | None = None, workers: int | None = None,
-             cuts: PlanCuts = PlanCuts()) -> Interior:
+             cuts: PlanCuts = PlanCuts(), geometry: Triangulation | None = None) -> Interior:
     """Read an IFC file into an interior in the working CRS ``crs``.
 
-    ``workers``: geometry processes (default: one per available core, :func:`.geometry.default_workers`).
+    ``workers``: geometry processes (default: one per available core, :func:`.geometry.default_workers`);
+    ``geometry``: those already started by the caller on ``path`` (:func:`.geometry.start`), else started here.
 
     Raises
     ------
     InputError
         Not IFC, truncated, no storey, no georeferencing and no origin given, nothing convertible.
     """
+    path = Path(path)
+    from pipelines.algorithms.ifc.geometry import start
+
+    with geometry or start(path, workers) as geometry:  # leaving it: no child left running
+        return _read(path, crs, georef, cuts, geometry)
+
+
+def _read(path: Path, crs: pyproj.CRS | None, georef: GeorefOptions | None, cuts: PlanCuts,
+          geometry: Triangulation) -> Interior:
     from pipelines.algorithms.ifc.elements import (
         attributes,
         elements_of,
@@ -48,31 +62,24 @@ def read_ifc(path: Path, crs: pyproj.CRS | None, georef: GeorefOptions | None = 
         storey_of,
         storey_table,
     )
-    from pipelines.algorithms.ifc.geometry import triangulate
     from pipelines.algorithms.ifc.source import open_ifc
     from pipelines.algorithms.sections import axis_lines
     import ifcopenshell.util.unit
 
-    path = Path(path)
     model = open_ifc(path)
     placed = georeference(model, crs, georef, str(path))
     crs = placed.working
     storeys = storey_table(model, placed)
     unit = ifcopenshell.util.unit.calculate_unit_scale(model)
     area_unit = ifcopenshell.util.unit.calculate_unit_scale(model, "AREAUNIT")
-    candidates = elements_of(model)
+    candidates = elements_of(model)  # the children's shares are of these
+    levels = {row.step_id: row for row in storeys.itertuples(index=False)}
     described = {}  # what needs no geometry, read while the geometry children run
-
-    def describe() -> None:
-        levels = {row.step_id: row for row in storeys.itertuples(index=False)}
-        for e in candidates:
-            storey = storey_of(e)
-            described[e.id()] = (levels[storey.id()] if storey is not None else None, feature_class(e),
-                                 attributes(e, unit, area_unit))
-
-    # The children check each element (what would break or crash the kernel) before triangulating the others.
-    shapes = triangulate(path, [e.id() for e in candidates], {e.id(): e.GlobalId for e in candidates}, workers,
-                         describe, check=True)
+    for e in candidates:
+        storey = storey_of(e)
+        described[e.id()] = (levels[storey.id()] if storey is not None else None, feature_class(e),
+                             attributes(e, unit, area_unit))
+    shapes = geometry.collect([e.id() for e in candidates], {e.id(): e.GlobalId for e in candidates})
     skipped = [Skipped(e.GlobalId, e.is_a(), shapes.problems[e.GlobalId]) for e in candidates
                if e.GlobalId in shapes.problems  # an aggregate without a body of its own: its parts count
                and not (shapes.problems[e.GlobalId].startswith("no geometry") and e.IsDecomposedBy)]
