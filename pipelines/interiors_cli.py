@@ -46,7 +46,8 @@ def _origin(ctx, param, value: str | None) -> tuple[float, ...] | None:
 @click.option("--geoid", help="Geoid grid PROJ can read (default: EGM96, egm96_15.gtx from proj-data).")
 @click.option("--workers", "--threads", "workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Geometry processes, each running ifcopenshell's iterator on one thread (0: one per core this "
-                   "process may use; processes, not the iterator's threads: two of those take twice the CPU).")
+                   "process may use, at most one per half megabyte of IFC; processes, not the iterator's threads: "
+                   "two of those take twice the CPU).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.pass_obj
 def interior(env, plan: Path, out: Path, profile: str, sensitive: Path | None, origin, rotation: float,

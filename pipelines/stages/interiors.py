@@ -29,7 +29,7 @@ class IfcOptions:
     origin: list[float] | None = None  # map x, y[, z] of the model's origin, for a model without georeferencing
     rotation: float = 0.0  # degrees, counter-clockwise from grid east, of the model's x axis (with origin)
     crs: str | None = None  # CRS of origin (default: the working CRS)
-    workers: int = 0  # geometry processes, one iterator thread each (0: one per available core)
+    workers: int = 0  # geometry processes, one iterator thread each (0: one per core, at most one per 0.5 MB)
     room_cut: float = 0.05  # metres above a room's floor where its outline is cut
     wall_cut: float = 1.2  # metres above the floor where walls are cut (a plan's cut height)
 

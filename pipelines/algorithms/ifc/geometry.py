@@ -19,6 +19,7 @@ so its own reading runs while they triangulate.
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import subprocess
@@ -28,6 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+# A child costs about 0.3 s of CPU to start (Python, numpy, ifcopenshell) and reads the whole model (RSS); half
+# a megabyte of IFC is about 1 s of kernel work (the sample town hall: 1.1 MB, 2 s), so each child has at
+# least that much to do, and a model does not start one child per core of a big machine.
+BYTES_PER_WORKER = 512 * 1024
 
 # OpenCASCADE for the general case and CGAL's simple kernel where it is enough: 3-12x faster on doors and
 # windows (their type's mapped items) than OpenCASCADE alone, measured on the sample town hall.
@@ -44,12 +50,16 @@ class Triangulated:
     problems: dict[str, str] = field(default_factory=dict)
 
 
-def default_workers() -> int:
-    """One geometry process per core this process may run on (its CPU affinity, else the machine's cores)."""
+def default_workers(path: Path | None = None) -> int:
+    """One geometry process per core this process may run on (its CPU affinity, else the machine's cores), and
+    for ``path`` at most one per :data:`BYTES_PER_WORKER` of it (a small model on a big machine: a few children)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # no sched_getaffinity (macOS, Windows)
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    if path is not None:
+        cores = min(cores, math.ceil(Path(path).stat().st_size / BYTES_PER_WORKER))
+    return max(1, cores)
 
 
 def start(path: Path, workers: int | None = None) -> Triangulation:
@@ -75,7 +85,7 @@ def triangulate(path: Path, ids: list[int], guids: dict[int, str], workers: int 
 class Triangulation:
     """Geometry children at work on an IFC file, started as soon as its path is known.
 
-    ``workers`` child processes (default :func:`default_workers`) each triangulate an interleaved share of
+    ``workers`` child processes (default :func:`default_workers` of the file) each triangulate an interleaved share of
     the elements (every class in each share, so the shares cost about the same): of ``ids`` (STEP ids), or,
     when ``ids`` is None, of every element :func:`.elements.elements_of` finds, each child reading the file to
     find its share. So the children need nothing from the caller: it starts them before it imports, opens and
@@ -88,7 +98,7 @@ class Triangulation:
     def __init__(self, path: Path, workers: int | None = None, ids: list[int] | None = None,
                  check: bool = False) -> None:
         self.path, self.check = Path(path).resolve(), check
-        self.workers = max(1, min(workers or default_workers(), len(ids) if ids is not None else 1 << 20))
+        self.workers = max(1, min(workers or default_workers(self.path), len(ids) if ids is not None else 1 << 20))
         self._folder = tempfile.TemporaryDirectory(prefix="lutece-ifc-")
         self._started = 0
         self._running: list[_Child] = []

@@ -37,7 +37,8 @@ def read_ifc(path: Path, crs: pyproj.CRS | None, georef: GeorefOptions | None = 
              cuts: PlanCuts = PlanCuts(), geometry: Triangulation | None = None) -> Interior:
     """Read an IFC file into an interior in the working CRS ``crs``.
 
-    ``workers``: geometry processes (default: one per available core, :func:`.geometry.default_workers`);
+    ``workers``: geometry processes (default: one per available core and half megabyte of the file,
+    :func:`.geometry.default_workers`);
     ``geometry``: those already started by the caller on ``path`` (:func:`.geometry.start`), else started here.
 
     Raises
