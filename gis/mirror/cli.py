@@ -9,6 +9,7 @@ import click
 
 from gis.display import one_line
 from gis.errors import LuteceError
+from gis.mirror.client import DOWNLOADS_AT_ONCE
 from gis.mirror.sync import sync, watch
 
 
@@ -21,7 +22,7 @@ from gis.mirror.sync import sync, watch
               help="Seconds between two looks at the change feed (with --watch).")
 @click.option("--grace-days", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep a withdrawn dataset this many days under archive/ (never listed as current).")
-@click.option("--downloads", type=click.IntRange(min=1, max=16), default=4, show_default=True,
+@click.option("--downloads", type=click.IntRange(min=1, max=16), default=DOWNLOADS_AT_ONCE, show_default=True,
               help="Files downloaded at once (a polite harvester keeps this small).")
 def mirror(source: str, target: Path, follow: bool, interval: float, grace_days: int, downloads: int) -> None:
     """Mirror the open layers of a Lutèce server into TARGET: files, DCAT metadata, licence notices, index."""

@@ -19,6 +19,7 @@ import requests
 from gis.errors import SyncError
 
 TIMEOUT = (10, 60)  # connect, read (seconds)
+DOWNLOADS_AT_ONCE = 4  # files downloaded at once by default (small files cost a round trip each; stay polite)
 _CHUNK = 1 << 20
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -37,7 +38,7 @@ class Client:
     """An HTTP client of one server's feeds (``source``: its root URL)."""
 
     source: str
-    downloads: int = 4  # files downloaded at once (small files cost a round trip each; a polite harvester stays low)
+    downloads: int = DOWNLOADS_AT_ONCE
     counters: Counters = field(default_factory=Counters)
     _local: threading.local = field(default_factory=threading.local)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -116,7 +117,7 @@ class Client:
         """
         final = staging / sha256
         if final.is_file() and final.stat().st_size == size:  # staged by an earlier run: checked again, as
-            if _sha256(final) == sha256:  # it was not synced (a power cut may have left it with other bytes)
+            if _file_sha256(final) == sha256:  # it was not synced (a power cut may have left it with other bytes)
                 return final
             final.unlink()
         partial = staging / f"{sha256}.part"
@@ -201,9 +202,10 @@ def _check(response: requests.Response, what: str) -> None:
                         f"unchanged, the next run retries")
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    _hash_into(digest, path)
+    return digest.hexdigest()
 
 
 def _hash_into(digest, path: Path) -> None:

@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 from gis.errors import InputError, SyncError
 from gis.mirror import state as records
-from gis.mirror.client import DISK_FULL, Client, FeedReset
+from gis.mirror.client import DISK_FULL, DOWNLOADS_AT_ONCE, Client, FeedReset
 from gis.mirror.dcat import Dataset, from_index, parse_catalog, parse_described
 from gis.mirror.portal import index_document, index_html, notice
 
@@ -74,7 +74,7 @@ def check_source(source: str) -> str:
 
 
 def sync(source: str, target: Path, grace_days: int = 0, now: datetime | None = None,
-         client: Client | None = None, downloads: int = 4) -> SyncReport:
+         client: Client | None = None, downloads: int = DOWNLOADS_AT_ONCE) -> SyncReport:
     """Bring the mirror in ``target`` up to date with the server at ``source`` (``downloads`` files at once).
 
     Raises
@@ -286,7 +286,7 @@ def _clean(staging: Path) -> None:
 
 def watch(source: str, target: Path, interval: float, grace_days: int = 0,
           report: Callable[[str], None] = log.info, stop: Callable[[], bool] = lambda: False,
-          downloads: int = 4) -> None:
+          downloads: int = DOWNLOADS_AT_ONCE) -> None:
     """Sync, then follow the change feed every ``interval`` seconds; a failed sync is reported and retried."""
     client = Client(check_source(source), downloads)
     while not stop():

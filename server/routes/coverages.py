@@ -64,11 +64,7 @@ def handle(delivery: Delivery, request: Request, endpoint: str, collection: str)
             body = coverage.coverage_json(data, transform, profile["crs"])
         else:
             body = coverage.geotiff(data, transform, profile)
-        response = _response(request, body, mimetype, version.checksum)
-        uri = coverage.crs_uri(profile["crs"])
-        if uri:
-            response.headers["Content-Crs"] = f"<{uri}>"
-        return response
+        return _with_crs(_response(request, body, mimetype, version.checksum), profile["crs"])
     if (args.get("f") or "png").lower() not in ("png", "image/png"):
         raise BadRequest("a map is a PNG; use f=png")
     box = _box(args, native)
@@ -76,7 +72,11 @@ def handle(delivery: Delivery, request: Request, endpoint: str, collection: str)
     crs = coverage.parse_crs(args.get("crs"), box.crs) if box is not None else native
     data = coverage.read_map(path, box, out_shape=size, crs=crs)
     body = coverage.png(data, coverage.band_stats(path, version.checksum))
-    response = _response(request, body, "image/png", version.checksum)
+    return _with_crs(_response(request, body, "image/png", version.checksum), crs)
+
+
+def _with_crs(response, crs: str):
+    """The answer with its ``Content-Crs`` header (OGC API Features Part 2's), when the CRS has a URI."""
     uri = coverage.crs_uri(crs)
     if uri:
         response.headers["Content-Crs"] = f"<{uri}>"
