@@ -59,7 +59,8 @@ def _table(title: str, columns: list[str], rows: list[list[object]]) -> None:
 @click.option("--update-frequency", help="e.g. annual, monthly, irregular.")
 @click.option("--licence", type=click.Choice(list(LICENCES)), help="Required for a new layer.")
 @click.option("--access", type=click.Choice(ACCESS_LEVELS), help="Required for a new layer.")
-@click.option("--kind", type=click.Choice(KINDS), help="Only to tell point-cloud from mesh 3D Tiles.")
+@click.option("--kind", type=click.Choice(KINDS),
+              help="Only to tell point-cloud from mesh 3D Tiles, or for a CityJSON 2.0 file not named *.city.json.")
 @click.option("--note", default="", help="Why this version.")
 @click.option("--publisher", help="Who publishes (default user@host).")
 @click.option("--replaces", "expected", type=int, help="Fail unless the current version is this one.")
@@ -72,7 +73,7 @@ def _table(title: str, columns: list[str], rows: list[list[object]]) -> None:
 def publish(env: Env, product: Path, layer_id: str, source_layer, title, title_en, description, description_en,
             keywords, theme, producer, update_frequency, licence, access, kind, note, publisher, expected,
             on_invalid, allow_empty, force, style) -> None:
-    """Check PRODUCT (GeoPackage, COG, 3D Tiles folder) and publish it as a new version of a layer."""
+    """Check PRODUCT (GeoPackage, COG, CityJSON 2.0 file, 3D Tiles folder) and publish it as a new version of a layer."""
     metadata = {"title": title, "title_en": title_en, "description": description, "description_en": description_en,
                 "keywords": keywords or None, "theme": theme, "producer": producer,
                 "update_frequency": update_frequency}

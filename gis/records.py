@@ -15,7 +15,7 @@ from typing import Any
 
 from gis.errors import InputError
 
-KINDS = ("vector", "raster", "pointcloud-3dtiles", "mesh-3dtiles")
+KINDS = ("vector", "raster", "pointcloud-3dtiles", "mesh-3dtiles", "cityjson")
 ACTIONS = ("publish", "rollback", "withdraw", "reclassify")
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 

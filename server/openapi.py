@@ -70,7 +70,24 @@ def openapi_document(config: dict) -> dict:
         del document["paths"][path]  # pygeoapi's processes: not served here
     _add_filter_parameters(document)
     _add_alternate_media_types(document)
+    _add_cityjson_paths(document, config)
     return document
+
+
+def _add_cityjson_paths(document: dict, config: dict) -> None:
+    """Declare the CityJSON file of each CityJSON collection of the view (pygeoapi knows nothing of it)."""
+    for name, resource in (config.get("resources") or {}).items():
+        if not any(provider.get("type") == "cityjson" for provider in resource.get("providers", [])):
+            continue
+        document.setdefault("paths", {})[f"/collections/{name}/cityjson"] = {"get": {
+            "summary": f"CityJSON 2.0 file of {resource.get('title', name)}",
+            "description": "The current version's CityJSON 2.0 file (strong ETag: its sha256; ranges served).",
+            "tags": [name], "operationId": f"getCityJSON.{name}",
+            "responses": {
+                "200": _response("The CityJSON 2.0 file", _OBJECT, "application/city+json"),
+                "304": {"description": "Not modified (If-None-Match, If-Modified-Since)"},
+                "404": _response("Not found", _EXCEPTION),
+            }}}
 
 
 #: Every JSON-ish answer can also be asked as HTML (f=html) and pygeoapi gives some their own JSON types.

@@ -299,10 +299,21 @@ def tileset_resource(layer: Layer, version: Version, catalog, settings: dict) ->
     return resource
 
 
+def cityjson_resource(layer: Layer, version: Version, catalog, settings: dict) -> dict | None:
+    """A CityJSON layer: listed and described by pygeoapi, linking to its file (:mod:`server.routes.cityjson`)."""
+    from server.routes.cityjson import links
+
+    resource = base_resource(layer, version)
+    resource["links"] += links(settings["url"], layer.id)
+    resource["providers"] = [{"type": "cityjson", "name": "none", "data": f"{layer.id}@{version.number}"}]
+    return resource
+
+
 register_builder("vector", vector_resource)
 register_builder("raster", raster_resource)
 register_builder("pointcloud-3dtiles", tileset_resource)
 register_builder("mesh-3dtiles", tileset_resource)
+register_builder("cityjson", cityjson_resource)
 
 
 # -- building a snapshot -----------------------------------------------------------------------------

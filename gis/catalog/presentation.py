@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gis.backends.base import Backend
 from gis.catalog.licences import LICENCES
+from gis.catalog.products import FILE_KINDS
 from gis.errors import InputError
 from gis.qgis.links import stable_path, switch_link
 from gis.qgis.presentation import Presentation, Style
@@ -63,14 +64,14 @@ def link_current(backend: Backend, view: Presentation, version: Version | None) 
     root = backend.files.root.parent
     if version is None:
         for candidate in (root / "current").glob(f"{view.layer_id}*"):
-            if candidate.stem == view.layer_id or candidate.name == view.layer_id:
+            if candidate.name.split(".", 1)[0] == view.layer_id:  # id, id.tif, id.city.json (ids have no dot)
                 switch_link(candidate, None)
         return None
     target = backend.files_path(version)
-    if view.kind != "raster":
+    if view.kind not in FILE_KINDS:
         target = target.parent  # the 3D Tiles folder
     link = stable_path(root, view.layer_id, view.kind, target.name)
-    switch_link(link, target, view.style)
+    switch_link(link, target, view.style if view.kind == "raster" else None)  # QGIS styles a raster beside it
     return link
 
 

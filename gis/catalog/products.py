@@ -1,7 +1,7 @@
 """Products as pipelines leave them: what kind, which lineage.
 
-A product is a GeoPackage (one layer of it), a Cloud-Optimised GeoTIFF, or a
-3D Tiles folder (``tileset.json`` and its content), with an optional sidecar
+A product is a GeoPackage (one layer of it), a Cloud-Optimised GeoTIFF, a
+CityJSON 2.0 file, or a 3D Tiles folder (``tileset.json`` and its content), with an optional sidecar
 ``PRODUCT.lineage.json`` written by the pipeline runner. Checksums are in
 :mod:`gis.checksums`.
 """
@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gis.catalog import cityjson
 from gis.errors import InputError
 
 VECTOR_SUFFIXES = (".gpkg",)
 RASTER_SUFFIXES = (".tif", ".tiff")
+#: Kinds stored as one file (the others: a table, or a 3D Tiles folder).
+FILE_KINDS = ("raster", cityjson.KIND)
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,9 @@ def detect_kind(path: Path, kind: str | None = None) -> str:
     """The layer kind of a product path, or ``kind`` when given and consistent.
 
     3D Tiles folders are ``pointcloud-3dtiles`` when their content is ``.pnts``
-    and ``mesh-3dtiles`` otherwise, unless ``kind`` says which.
+    and ``mesh-3dtiles`` otherwise, unless ``kind`` says which. A
+    ``*.city.json`` file, or a ``.json`` file whose top-level ``"type"`` is
+    ``"CityJSON"``, is ``cityjson`` (its gate checks the rest).
 
     Raises
     ------
@@ -41,7 +46,7 @@ def detect_kind(path: Path, kind: str | None = None) -> str:
         When the path does not exist or is not a product Lutèce publishes.
     """
     if not path.exists():
-        raise InputError(f"{path}: no such product; give a GeoPackage, a COG or a 3D Tiles folder")
+        raise InputError(f"{path}: no such product; give a GeoPackage, a COG, a CityJSON file or a 3D Tiles folder")
     if path.is_dir():
         if not (path / "tileset.json").is_file():
             raise InputError(f"{path}: a folder product must be 3D Tiles with a tileset.json")
@@ -49,11 +54,18 @@ def detect_kind(path: Path, kind: str | None = None) -> str:
             return kind
         return "pointcloud-3dtiles" if any(path.rglob("*.pnts")) else "mesh-3dtiles"
     suffix = path.suffix.lower()
+    if kind == cityjson.KIND:  # whatever its name: the gate reads it
+        return kind
     if suffix in VECTOR_SUFFIXES:
         return "vector"
     if suffix in RASTER_SUFFIXES:
         return "raster"
-    raise InputError(f"{path}: unknown product type {suffix!r}; give a .gpkg, a .tif (COG) or a 3D Tiles folder")
+    if suffix == ".json":
+        if cityjson.named_cityjson(path) or cityjson.is_cityjson(path):
+            return cityjson.KIND
+        raise cityjson.unknown_json(path)
+    raise InputError(f"{path}: unknown product type {suffix!r}; give a .gpkg, a .tif (COG), a .city.json "
+                     f"(CityJSON 2.0) or a 3D Tiles folder")
 
 
 def read_lineage(path: Path, source_layer: str | None = None) -> dict[str, Any]:

@@ -29,7 +29,8 @@ from gis.catalog import gates
 from gis.catalog.licences import check_access, check_licence_rules, get_licence
 from gis.records import ChangeEvent, Layer, Version, check_layer_id, utc_now
 from gis.catalog.presentation import check_new_name, link_current, presentation
-from gis.catalog.products import Product, detect_kind, read_lineage
+from gis.catalog.cityjson import check_cityjson
+from gis.catalog.products import FILE_KINDS, Product, detect_kind, read_lineage
 from gis.qgis.links import stable_path
 from gis.qgis.styles import read_style_file
 from gis.checksums import geometry_wkb, sha256_file, sha256_frame, sha256_tree
@@ -133,7 +134,7 @@ class Catalog:
         return self.backend.read_vector(version, bbox=bbox)
 
     def path(self, layer_id: str, number: int | None = None) -> Path:
-        """The file of a raster version, or the tileset.json of a 3D Tiles version."""
+        """The file of a raster or CityJSON version, or the tileset.json of a 3D Tiles version."""
         version = self.version(layer_id, number)
         if version.kind == "vector":
             raise InputError(f"layer {layer_id} is a vector layer; use read() for its features")
@@ -147,7 +148,7 @@ class Catalog:
             return self.backend.open_in_qgis(layer)
         target = self.backend.files_path(version)
         link = stable_path(self.backend.files.root.parent, layer_id, version.kind, target.name)
-        return str((link / "tileset.json") if version.kind != "raster" else link)
+        return str(link if version.kind in FILE_KINDS else (link / "tileset.json"))
 
     def events(self, after: int = 0, limit: int | None = None) -> list[ChangeEvent]:
         """The change feed after sequence number ``after`` (0: from the start)."""
@@ -228,7 +229,8 @@ class Catalog:
         if is_frame:
             prepared = self._prepare_frame(product, layer_id, lineage, on_invalid, allow_empty)
         else:
-            prepared = self._prepare(Path(product), kind, source_layer, lineage, on_invalid, allow_empty)
+            prepared = self._prepare(Path(product), kind, source_layer, lineage, on_invalid, allow_empty,
+                                     existing.crs if existing else None)
         check_licence_rules(layer_id, licence, access, self._input_licences(prepared.product.lineage))
         if not force and given_style is None:
             current = self._unchanged(existing, prepared.checksum, licence, access, expected_version, metadata)
@@ -267,7 +269,7 @@ class Catalog:
         return current if current.checksum == checksum else None
 
     def _prepare(self, path: Path, kind: str, source_layer: str | None, lineage: dict | None,
-                 on_invalid: str, allow_empty: bool) -> "_Prepared":
+                 on_invalid: str, allow_empty: bool, layer_crs: str | None = None) -> "_Prepared":
         if kind == "vector":
             source_layer = gates.source_layer_of(path, source_layer)
             frame = gates.read_features(path, source_layer)
@@ -277,6 +279,8 @@ class Catalog:
                                         {"product": str(path.resolve()), "source_layer": source_layer})
         if kind == "raster":
             report, checksum = gates.check_raster(path, self.crs), sha256_file(path)
+        elif kind == "cityjson":  # one file, like a COG; its CRS is the layer's (a city without a working CRS)
+            report, checksum = check_cityjson(path, self.crs or layer_crs), sha256_file(path)
         else:
             report, checksum = gates.check_3dtiles(path), sha256_tree(path)
             report.crs = ECEF

@@ -55,7 +55,7 @@ DEFAULT_THEME = "REGI"  # regions and cities
 FREQUENCIES = {"continuous": "CONT", "daily": "DAILY", "weekly": "WEEKLY", "monthly": "MONTHLY",
                "quarterly": "QUARTERLY", "annual": "ANNUAL", "yearly": "ANNUAL", "irregular": "IRREG",
                "never": "NEVER", "as-needed": "IRREG", "asneeded": "IRREG"}
-FILE_TYPES = {"gpkg": "GPKG", "geojson": "GEOJSON", "cog": "TIFF", "3dtiles-zip": "ZIP"}
+FILE_TYPES = {"gpkg": "GPKG", "geojson": "GEOJSON", "cog": "TIFF", "3dtiles-zip": "ZIP", "cityjson": "JSON"}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ layer kind             files                                       how
 vector                 ``ID-vN.gpkg`` (the working CRS),           written by GDAL from the version's
                        ``ID-vN.geojson`` (RFC 7946, CRS84)         features
 raster                 ``ID-vN.tif``                               the stored COG itself (no copy)
+cityjson               ``ID-vN.city.json``                         the stored CityJSON itself (no copy)
 pointcloud/mesh-3dtiles ``ID-vN-3dtiles.zip``                      the tileset's files in one zip
 =====================  ==========================================  ====================================
 
@@ -49,9 +50,11 @@ FORMATS = {  # format -> (file suffix, media type, title)
     "geojson": (".geojson", "application/geo+json", "GeoJSON (RFC 7946, WGS 84)"),
     "cog": (".tif", "image/tiff", "GeoTIFF (Cloud Optimized)"),
     "3dtiles-zip": ("-3dtiles.zip", "application/zip", "3D Tiles (zip)"),
+    "cityjson": (".city.json", "application/city+json", "CityJSON 2.0"),
 }
 KIND_FORMATS = {"vector": ("gpkg", "geojson"), "raster": ("cog",),
-                "pointcloud-3dtiles": ("3dtiles-zip",), "mesh-3dtiles": ("3dtiles-zip",)}
+                "pointcloud-3dtiles": ("3dtiles-zip",), "mesh-3dtiles": ("3dtiles-zip",), "cityjson": ("cityjson",)}
+STORED_FORMATS = ("cog", "cityjson")  # the stored file is the download: its checksum is the version's
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same folder gives the same zip
 
 
@@ -165,7 +168,7 @@ class Downloads:
         if fmt not in formats_for(version.kind):
             raise LayerNotFound(f"no {fmt} download for a {version.kind} layer")
         name = file_name(version.layer_id, version.number, fmt)
-        if fmt == "cog":  # the stored COG is the download, its checksum the version's
+        if fmt in STORED_FORMATS:  # the stored file is the download, its checksum the version's
             path = self.catalog.backend.files_path(version)
             return Download(version.layer_id, version.number, fmt, name, FORMATS[fmt][1], path.stat().st_size,
                             version.checksum, path)

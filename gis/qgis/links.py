@@ -1,4 +1,4 @@
-"""``current/``: one stable path per file layer (raster, 3D Tiles), a symbolic link to its current version.
+"""``current/``: one stable path per file layer (raster, CityJSON, 3D Tiles), a symbolic link to its current version.
 
 ``<store>/current/dtm.tif`` links to ``../files/<sha256>/dtm_0.5m.tif``;
 ``<store>/current/streets-3d`` to the version's 3D Tiles folder. A link is
@@ -20,9 +20,12 @@ CURRENT = "current"
 
 
 def stable_path(store_root: Path, layer_id: str, kind: str, target_name: str) -> Path:
-    """The stable path of a file layer: ``current/<id><suffix>`` for a raster, ``current/<id>`` for 3D Tiles."""
+    """The stable path of a file layer: ``current/<id><suffix>`` for a raster, ``current/<id>.city.json`` for
+    CityJSON, ``current/<id>`` for 3D Tiles."""
     if kind == "raster":
         return Path(store_root) / CURRENT / f"{layer_id}{Path(target_name).suffix or '.tif'}"
+    if kind == "cityjson":
+        return Path(store_root) / CURRENT / f"{layer_id}.city.json"
     return Path(store_root) / CURRENT / layer_id
 
 

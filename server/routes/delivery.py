@@ -1,8 +1,8 @@
 """The delivery route families in one dispatcher that the app puts in front of pygeoapi.
 
 :class:`DeliveryRoutes` answers a request when one of its families has a
-rule for the path (3D Tiles, vector tiles, coverages and maps, the catalog's
-records, the open-data feeds) and returns ``None`` otherwise, so that the app hands the request on
+rule for the path (3D Tiles, CityJSON files, vector tiles, coverages and maps,
+the catalog's records, the open-data feeds) and returns ``None`` otherwise, so that the app hands the request on
 (to pygeoapi). Errors become OGC exception bodies here, in one place: our own
 errors with their status, anything else a 500 that shows no traceback.
 """
@@ -18,7 +18,7 @@ from werkzeug.routing import Map, RequestRedirect
 from werkzeug.wrappers import Request, Response
 
 from gis.errors import LuteceError
-from server.routes import coverages, feeds, records, tiles3d, vtiles
+from server.routes import cityjson, coverages, feeds, records, tiles3d, vtiles
 from server.routes.http import CORS_HEADERS, Delivery, error_response, not_found, ogc_error
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def families() -> list[ModuleType]:
     """The route families, each a module with ``RULES`` (a werkzeug Map) and ``handle()``."""
-    return [records, tiles3d, vtiles, coverages, feeds]
+    return [records, tiles3d, cityjson, vtiles, coverages, feeds]
 
 
 class DeliveryRoutes:

@@ -147,6 +147,10 @@ def data_links(request: Request, layer) -> list[dict[str, Any]]:
                  "href": f"{root}/coverage", "title": "Coverage"},
                 {"rel": "http://www.opengis.net/def/rel/ogc/1.0/map", "type": "image/png", "href": f"{root}/map",
                  "title": "Map preview"}]
+    if layer.kind == "cityjson":
+        from server.routes.cityjson import request_links
+
+        return request_links(request, layer.id)
     return [{"rel": "original", "type": "application/json+3dtiles", "href": f"{root}/3dtiles",
              "title": "3D Tiles tileset"}]
 

@@ -33,14 +33,21 @@ SECRET_LINEAGE = {"inputs": [{"path": "/home/alice/cadastre/parcelles.gpkg", "li
                               "sha256": "ab" * 32}],
                   "software": {"gdal": "3.8.4"}, "publisher": "alice@gis-07", "cwd": "/home/alice/work"}
 HIDDEN = {"secret-trees": "Arbres remarquables confidentiels", "internal-pipes": "Réseau d'eau interne",
-          "was-open": "Couche reclassée partagée"}
+          "was-open": "Couche reclassée partagée", "secret-city": "Maquette CityJSON confidentielle"}
 OPEN = {"buildings": ("ODbL-1.0", "Emprises des bâtiments"), "dtm": ("etalab-2.0", "Modèle numérique de terrain"),
-        "buildings-3d": ("CC-BY-4.0", "Bâtiments 3D")}
+        "buildings-3d": ("CC-BY-4.0", "Bâtiments 3D"), "buildings-cityjson": ("ODbL-1.0", "Bâtiments 3D (CityJSON 2.0)")}
 
 
 @pytest.fixture
-def city(catalog, cadastre, cog, tileset):
-    """Three open layers (one per kind of download), two hidden ones, one open then shared, one withdrawn."""
+def cityjson(tmp_path):
+    from gis.testing.cityjson import write_cityjson
+
+    return write_cityjson(tmp_path / "sources" / "buildings.city.json", count=3)
+
+
+@pytest.fixture
+def city(catalog, cadastre, cog, tileset, cityjson, tmp_path):
+    """Four open layers (one per kind of download), three hidden ones, one open then shared, one withdrawn."""
     catalog.publish(cadastre, "buildings", licence="ODbL-1.0", access="open", title=OPEN["buildings"][1],
                     title_en="Building footprints", description="Emprises au sol du cadastre",
                     keywords=["bâti", "cadastre"], theme="buildings", update_frequency="monthly",
@@ -48,8 +55,14 @@ def city(catalog, cadastre, cog, tileset):
     catalog.publish(cog, "dtm", licence="etalab-2.0", access="open", title=OPEN["dtm"][1], theme="elevation")
     catalog.publish(tileset, "buildings-3d", kind="mesh-3dtiles", licence="CC-BY-4.0", access="open",
                     title=OPEN["buildings-3d"][1])
+    catalog.publish(cityjson, "buildings-cityjson", licence="ODbL-1.0", access="open", theme="buildings",
+                    title=OPEN["buildings-cityjson"][1])
     catalog.publish(cadastre.head(20), "secret-trees", licence="restricted", access="shared",
                     title=HIDDEN["secret-trees"])
+    from gis.testing.cityjson import write_cityjson
+
+    catalog.publish(write_cityjson(tmp_path / "sources" / "secret.city.json", seed=3), "secret-city",
+                    licence="restricted", access="shared", title=HIDDEN["secret-city"])
     catalog.publish(cadastre.head(5), "internal-pipes", licence="restricted", access="internal",
                     title=HIDDEN["internal-pipes"])
     catalog.publish(cadastre.head(7), "was-open", licence="ODbL-1.0", access="open", title=HIDDEN["was-open"])
@@ -76,7 +89,8 @@ def test_the_dcat_graph_passes_the_dcat_ap_shacl_shapes(city, tmp_path):
     assert conforms, report
 
 
-def test_the_graph_lists_exactly_the_open_layers_with_their_licences_and_files(city, tmp_path, cog, tileset):
+def test_the_graph_lists_exactly_the_open_layers_with_their_licences_and_files(city, tmp_path, cog, tileset,
+                                                                               cityjson):
     import pyogrio
     import rdflib
     from rdflib.namespace import DCAT, DCTERMS
@@ -98,7 +112,7 @@ def test_the_graph_lists_exactly_the_open_layers_with_their_licences_and_files(c
             assert (OPEN[layer_id][1], "fr") in titles
         assert ("Building footprints", "en") in {(str(t), t.language)
                                                  for t in graph.objects(datasets["buildings"], DCTERMS.title)}
-        files = {}
+        files, media = {}, {}
         for distribution in graph.subjects(rdflib.RDF.type, DCAT.Distribution):
             url = graph.value(distribution, DCAT.downloadURL)
             if url is None:
@@ -106,12 +120,17 @@ def test_the_graph_lists_exactly_the_open_layers_with_their_licences_and_files(c
             checksum = graph.value(distribution, spdx.checksum)
             files[str(url).rsplit("/", 1)[1]] = (int(graph.value(distribution, DCAT.byteSize)),
                                                  str(graph.value(checksum, spdx.checksumValue)))
-        assert set(files) == {"buildings-v1.gpkg", "buildings-v1.geojson", "dtm-v1.tif", "buildings-3d-v1-3dtiles.zip"}
-    # the COG is the published file itself
+            media[str(url).rsplit("/", 1)[1]] = str(graph.value(distribution, DCAT.mediaType))
+        assert set(files) == {"buildings-v1.gpkg", "buildings-v1.geojson", "dtm-v1.tif", "buildings-3d-v1-3dtiles.zip",
+                              "buildings-cityjson-v1.city.json"}
+        assert media["buildings-cityjson-v1.city.json"] == "https://www.iana.org/assignments/media-types/application/city+json"
+    # the COG and the CityJSON are the published files themselves
     assert files["dtm-v1.tif"] == (cog.stat().st_size, hashlib.sha256(cog.read_bytes()).hexdigest())
+    assert files["buildings-cityjson-v1.city.json"] == (cityjson.stat().st_size,
+                                                        hashlib.sha256(cityjson.read_bytes()).hexdigest())
     built = tmp_path / "downloads"
     for name, (size, sha) in files.items():
-        if name == "dtm-v1.tif":
+        if name in ("dtm-v1.tif", "buildings-cityjson-v1.city.json"):
             continue
         path = next(built.rglob(name))
         assert path.stat().st_size == size and hashlib.sha256(path.read_bytes()).hexdigest() == sha, name

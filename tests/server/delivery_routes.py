@@ -16,5 +16,8 @@ DELIVERY_ROUTES = [
     ("coverages", ("raster",), "/collections/{id}/coverage"),
     ("coverages", ("raster",), "/collections/{id}/coverage?bbox=1,2,3"),
     ("coverages", ("raster",), "/collections/{id}/map?width=10"),
-    ("records", ("vector", "raster", "pointcloud-3dtiles", "mesh-3dtiles"), "/collections/catalog_records/items/{id}"),
+    ("cityjson", ("cityjson",), "/collections/{id}/cityjson"),
+    ("cityjson", ("cityjson",), "/collections/{id}"),
+    ("records", ("vector", "raster", "pointcloud-3dtiles", "mesh-3dtiles", "cityjson"),
+     "/collections/catalog_records/items/{id}"),
 ]

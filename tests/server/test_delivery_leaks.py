@@ -17,14 +17,16 @@ import pytest
 
 from delivery_routes import DELIVERY_ROUTES
 from delivery_support import write_tileset
+from gis.testing.cityjson import write_cityjson
 
 MISSING = "inexistante"
-KINDS = {"raster": "mnt", "pointcloud-3dtiles": "nuage"}
+KINDS = {"raster": "mnt", "pointcloud-3dtiles": "nuage", "cityjson": "bati3d"}
 
 
 @pytest.fixture(scope="module")
 def delivered(city, server, tmp_path_factory, district):
-    """The test city plus rasters and 3D Tiles of each access level, and keys, published while the server runs."""
+    """The test city plus rasters, 3D Tiles and CityJSON of each access level, and keys, published while the
+    server runs."""
     from rasterio.shutil import copy
 
     from gis.backends.keys import KeyStore
@@ -40,17 +42,19 @@ def delivered(city, server, tmp_path_factory, district):
             tiles = write_tileset(folder / f"nuage{suffix}", seed=len(suffix))
             catalog.publish(tiles, f"nuage{suffix}", kind="pointcloud-3dtiles", licence=licence, access=access,
                             title=f"Nuage {access}")
+            model = write_cityjson(folder / f"bati3d{suffix}.city.json", seed=len(suffix))
+            catalog.publish(model, f"bati3d{suffix}", licence=licence, access=access, title=f"Bâti 3D {access}")
         catalog.publish(cog, "mnt-reclasse", licence="etalab-2.0", access="open", title="MNT reclassé")
         for layer in catalog.layers():
             layers[layer.id] = (layer.kind, layer.access, catalog.version(layer.id).checksum)
         store = KeyStore(catalog.backend)
-        right, _ = store.create("acme", ["trees", "mnt-shared", "nuage-shared", "mnt-reclasse"], None)
+        right, _ = store.create("acme", ["trees", "mnt-shared", "nuage-shared", "bati3d-shared", "mnt-reclasse"], None)
         other, _ = store.create("globex", ["rooms"], None)
-        revoked, record = store.create("initech", ["trees", "mnt-shared", "nuage-shared"], None)
+        revoked, record = store.create("initech", ["trees", "mnt-shared", "nuage-shared", "bati3d-shared"], None)
         store.revoke(record.key_id)
     wait_until_every_worker_sees(server, right)
     yield {"server": server, "layers": layers, "keys": {"right": right, "other": other, "revoked": revoked},
-           "city": city}
+           "city": city, "folder": folder}
 
 
 def wait_until_every_worker_sees(server, key: str, timeout: float = 30.0) -> None:
@@ -61,7 +65,8 @@ def wait_until_every_worker_sees(server, key: str, timeout: float = 30.0) -> Non
     while time.monotonic() < deadline and in_a_row < 8:
         seen = (server.get("/collections/nuage/3dtiles", allow_redirects=False).status_code == 307
                 and server.get("/collections/mnt-shared/map?width=1", key=key).status_code == 200
-                and server.get("/collections/nuage-shared/3dtiles", key=key, allow_redirects=False).status_code == 307)
+                and server.get("/collections/nuage-shared/3dtiles", key=key, allow_redirects=False).status_code == 307
+                and server.get("/collections/bati3d-shared/cityjson", key=key).status_code == 200)
         in_a_row = in_a_row + 1 if seen else 0
         if not seen:
             time.sleep(0.2)
@@ -115,7 +120,7 @@ def test_records_list_only_what_the_caller_may_see(delivered):
                                            key=delivered["keys"]["right"]).json()["features"]}
     opened = {i for i, (_, access, _) in delivered["layers"].items() if access == "open"}
     assert anonymous == opened
-    assert partner == opened | {"trees", "mnt-shared", "nuage-shared"}
+    assert partner == opened | {"trees", "mnt-shared", "nuage-shared", "bati3d-shared"}
 
 
 def test_a_layer_reclassified_while_served_disappears_from_every_family(delivered):
@@ -154,3 +159,48 @@ def test_vector_collections_link_their_tiles(delivered):
     link = next(l for l in buildings["links"] if l["rel"].endswith("tilesets-vector"))
     assert server.get(link["href"].removeprefix(server.url)).json()["tilesets"][0]["dataType"] == "vector"
     assert any(l["rel"].endswith("tilesets-vector") for l in server.get("/collections/buildings").json()["links"])
+
+
+def test_a_cityjson_layer_is_served_listed_described_and_hidden_when_shared(delivered, tmp_path):
+    """The CityJSON file as published (bytes, media type, ETag, Last-Modified, 304, ranges), in the listing, the
+    record, the OpenAPI document (schemathesis on its path) and the DCAT catalogue; the shared one only with a key."""
+    import hashlib
+    import subprocess
+    import sys
+
+    server, folder, right = delivered["server"], delivered["folder"], delivered["keys"]["right"]
+    published = (folder / "bati3d.city.json").read_bytes()
+    answer = server.get("/collections/bati3d/cityjson")
+    assert answer.status_code == 200 and answer.content == published
+    assert answer.headers["Content-Type"] == "application/city+json"
+    assert answer.headers["ETag"] == f'"{hashlib.sha256(published).hexdigest()}"' and answer.headers["Last-Modified"]
+    assert server.get("/collections/bati3d/cityjson", headers={"If-None-Match": answer.headers["ETag"]}).status_code == 304
+    ranged = server.get("/collections/bati3d/cityjson", headers={"Range": "bytes=0-9"})
+    assert ranged.status_code == 206 and ranged.content == published[:10]
+    shared = server.get("/collections/bati3d-shared/cityjson", key=right)
+    assert shared.content == (folder / "bati3d-shared.city.json").read_bytes()
+    assert "private" in shared.headers["Cache-Control"]
+    # listed (with its file's link) for those who may see it only
+    def listed(key=None):
+        return {c["id"]: c for c in server.get("/collections", key=key).json()["collections"]}
+    anonymous, partner = listed(), listed(right)
+    assert "bati3d-shared" not in anonymous and "bati3d-internal" not in partner and "bati3d-shared" in partner
+    link = next(l for l in anonymous["bati3d"]["links"] if l["type"] == "application/city+json")
+    assert link["href"].endswith("/collections/bati3d/cityjson")
+    record = server.get("/collections/catalog_records/items/bati3d").json()
+    assert any(l.get("type") == "application/city+json" for l in record["links"])
+    # the open-data download (anonymous only) and its DCAT distribution
+    download = server.get("/downloads/bati3d/1/bati3d-v1.city.json")
+    assert download.content == published and download.headers["Content-Type"] == "application/city+json"
+    assert server.get("/downloads/bati3d-shared/1/bati3d-shared-v1.city.json", key=right).status_code == 404
+    catalogue = server.get("/catalog?f=ttl").text
+    assert "application/city+json" in catalogue and "bati3d-v1.city.json" in catalogue and "bati3d-shared" not in catalogue
+    # the OpenAPI document declares the file, and what it declares is what is answered
+    paths = server.get("/openapi?f=json").json()["paths"]
+    assert "/collections/bati3d/cityjson" in paths and "/collections/bati3d-shared/cityjson" not in paths
+    report = subprocess.run(
+        [sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/openapi", "--url", server.url,
+         "--include-path-regex", "cityjson", "--checks", "not_a_server_error,status_code_conformance,"
+         "content_type_conformance,response_schema_conformance", "--max-examples", "2", "--no-color",
+         "--generation-deterministic"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert report.returncode == 0 and "Tested: 1" in report.stdout, report.stdout[-3000:]
