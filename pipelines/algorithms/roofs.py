@@ -33,10 +33,10 @@ import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
 
-from gis.asprs import BUILDING, TERRAIN
 from gis.errors import InputError
 from pipelines.algorithms.footprint_check import (EDGE, CheckOptions, CheckShapes, check_footprint, check_shapes,
                                                   grown, no_points_check, unchecked)
+from pipelines.algorithms.roof_batch import PointIndex, ground_heights, in_boxes, percentiles, split_points
 from pipelines.algorithms.roof_planes import fit_roof
 from pipelines.algorithms.shells import Building, Prism, crossing_prisms, self_intersections
 
@@ -108,25 +108,73 @@ def footprint_jobs(footprints: gpd.GeoDataFrame, id_column: str | None,
     return list(zip(identifiers, geometries, neighbours))
 
 
-def point_index(xyz: np.ndarray, classification: np.ndarray) -> _PointIndex:
+def point_index(xyz: np.ndarray, classification: np.ndarray) -> PointIndex:
     """The job's ground and building points, indexed for the footprints' queries (shared by every chunk)."""
-    return _PointIndex(xyz, classification)
+    return PointIndex(xyz, classification)
 
 
-def reconstruct_chunk(jobs: list[tuple[str, Polygon, np.ndarray]], points: _PointIndex, options: RoofOptions,
+def reconstruct_chunk(jobs: list[tuple[str, Polygon, np.ndarray]], points: PointIndex, options: RoofOptions,
                       survey_date: str | None = None) -> list[Building]:
     """The buildings of ``jobs`` (from :func:`footprint_jobs`), in their order: each depends on its job and
     the points alone, so chunks of the jobs reconstructed apart and joined give the same buildings. The
-    footprints' buffers are made for the whole chunk at once (shapely's vectorised calls)."""
+    footprints' buffers, points, ground planes and roof heights are made for a batch of footprints at once
+    (shapely's and numpy's vectorised calls; :mod:`roof_batch`)."""
+    buildings = []
+    for start in range(0, len(jobs), BATCH):
+        buildings.extend(_batch(jobs[start:start + BATCH], points, options, survey_date))
+    return buildings
+
+
+BATCH = 500  # footprints whose points are gathered at once (a few tens of MB of candidates)
+
+
+def _batch(jobs, points: PointIndex, options: RoofOptions, survey_date: str | None) -> list[Building]:
     parts = [[orient(p, 1.0) for p in getattr(footprint, "geoms", [footprint])] for _, footprint, _ in jobs]
     oriented = np.empty(len(jobs), dtype=object)
     oriented[:] = [shapely.MultiPolygon(p) if len(p) > 1 else p[0] for p in parts]
     inner = shapely.buffer(oriented, -options.edge_margin, quad_segs=16)
     shapely.prepare(inner)  # each tested against its roof's points
     shapes = check_shapes(oriented, options.check_margin) if options.check_footprints else [None] * len(jobs)
-    return [_one(_Footprint(identifier, polygons, footprint, roof_area, checks, others), points, options, survey_date)
-            for (identifier, _, others), polygons, footprint, roof_area, checks
-            in zip(jobs, parts, oriented, inner, shapes)]
+    found = _points_of(oriented, inner, points, options)
+    return [_one(_Footprint(identifier, polygons, footprint, roof_area, checks, others), near, points, options,
+                 survey_date)
+            for (identifier, _, others), polygons, footprint, roof_area, checks, near
+            in zip(jobs, parts, oriented, inner, shapes, found)]
+
+
+class _Points(NamedTuple):
+    """What :func:`_one` needs of the points around one footprint."""
+
+    ground: float  # the terrain's height under it (NaN: no ground point near)
+    near: np.ndarray  # the building points of the box ``fetched``
+    on_roof: np.ndarray  # which of them are roof points (inside the footprint shrunk by edge_margin)
+    fetched: tuple  # the box the building points were read from
+    heights: np.ndarray  # the roof points' 2nd, 50th, 98th and roof_percentile-th percentiles
+
+
+def _points_of(footprints: np.ndarray, inner: np.ndarray, points: PointIndex, options: RoofOptions) -> list[_Points]:
+    """For each footprint, its ground height (a plane through the ground points of the box ground_radius
+    around it: none lie under the roof) and its building points: those around it read once for the roof
+    and for the checks, which look up to check_margin or max_shift and a point's reach around it."""
+    count = len(footprints)
+    bounds = shapely.bounds(footprints)
+    radius = options.ground_radius
+    ground, owner = points.in_boxes(bounds + [-radius, -radius, radius, radius], "terrain")
+    centres = shapely.get_coordinates(shapely.centroid(footprints))
+    heights = ground_heights(ground, owner, centres)
+    grow = max(options.check_margin, options.max_shift) + NEAR
+    inner_bounds = shapely.bounds(inner)
+    fetched = bounds + [-grow, -grow, grow, grow] if options.check_footprints else inner_bounds.copy()
+    empty = shapely.is_empty(inner)  # a footprint thinner than twice edge_margin: no roof point
+    fetched[empty] = bounds[empty]
+    near, owner = points.in_boxes(fetched, "building")
+    near, owner = near[~empty[owner]], owner[~empty[owner]]
+    on_roof = in_boxes(near, inner_bounds[owner])
+    on_roof[on_roof] = shapely.contains_xy(inner[owner[on_roof]], near[on_roof, 0], near[on_roof, 1])
+    roof_heights = percentiles(near[on_roof, 2], owner[on_roof], count, [2, 50, 98, options.roof_percentile])
+    return [_Points(float(g), n, r, tuple(box), h) for g, n, r, box, h
+            in zip(heights, split_points(near, owner, count), split_points(on_roof, owner, count), fetched.tolist(),
+                   roof_heights)]
 
 
 class _Footprint(NamedTuple):
@@ -140,48 +188,6 @@ class _Footprint(NamedTuple):
     others: np.ndarray  # the neighbouring footprints grown by EDGE
 
 
-class _PointIndex:
-    """The ground and the building points, each sorted by a 25 m grid cell: a footprint's candidates are a
-    few slices (one per cell row its box crosses)."""
-
-    CELL = 25.0
-
-    def __init__(self, xyz: np.ndarray, classification: np.ndarray) -> None:
-        self.origin = xyz[:, :2].min(axis=0) if len(xyz) else np.zeros(2)
-        span = (xyz[:, :2].max(axis=0) - self.origin) if len(xyz) else np.zeros(2)
-        self.columns = int(span[0] // self.CELL) + 1
-        self.groups = {}
-        for name, classes in (("terrain", TERRAIN), ("building", (BUILDING,))):
-            points = xyz[np.isin(classification, classes)]
-            keys = self._keys(points[:, 0], points[:, 1])
-            order = np.argsort(keys, kind="stable")
-            self.groups[name] = (points[order], keys[order])
-
-    def _cell(self, x, y) -> tuple[np.ndarray, np.ndarray]:
-        column = np.clip(((np.asarray(x) - self.origin[0]) // self.CELL).astype(np.int64), 0, self.columns - 1)
-        row = np.maximum(((np.asarray(y) - self.origin[1]) // self.CELL).astype(np.int64), 0)
-        return column, row
-
-    def _keys(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        column, row = self._cell(x, y)
-        return row * self.columns + column
-
-    def in_box(self, bounds, group: str) -> np.ndarray:
-        """The points of ``group`` inside the box (xmin, ymin, xmax, ymax)."""
-        points, keys = self.groups[group]
-        xmin, ymin, xmax, ymax = bounds
-        (c0, c1), (r0, r1) = self._cell([xmin, xmax], [ymin, ymax])
-        starts = np.searchsorted(keys, np.arange(r0, r1 + 1) * self.columns + c0, side="left")
-        stops = np.searchsorted(keys, np.arange(r0, r1 + 1) * self.columns + c1, side="right")
-        candidates = np.concatenate([points[a:b] for a, b in zip(starts, stops)]) if len(starts) else points[:0]
-        return clip(candidates, bounds)
-
-
-def clip(points: np.ndarray, bounds) -> np.ndarray:
-    """The points inside the box (xmin, ymin, xmax, ymax), borders included, in their order."""
-    return points[in_bounds(points, bounds)]
-
-
 def in_bounds(points: np.ndarray, bounds) -> np.ndarray:
     """Which points lie inside the box (xmin, ymin, xmax, ymax), borders included."""
     xmin, ymin, xmax, ymax = bounds
@@ -193,24 +199,12 @@ def _contains(bounds, box) -> bool:
     return box[0] <= bounds[0] and box[1] <= bounds[1] and bounds[2] <= box[2] and bounds[3] <= box[3]
 
 
-def _one(job: _Footprint, points: _PointIndex, options: RoofOptions, survey_date: str | None) -> Building:
+def _one(job: _Footprint, found: _Points, points: PointIndex, options: RoofOptions,
+         survey_date: str | None) -> Building:
     polygons, footprint, inner = job.polygons, job.shape, job.inner
     attributes = {"id": job.identifier, "footprint_area": footprint.area, "lidar_date": survey_date or ""}
-    # the ground points of the box ground_radius around the footprint (none lie under the roof)
-    xmin, ymin, xmax, ymax = footprint.bounds
-    radius = options.ground_radius
-    ground_points = points.in_box((xmin - radius, ymin - radius, xmax + radius, ymax + radius), "terrain")
-    near = roof = np.empty((0, 3))
-    if not inner.is_empty:  # the building points around it, read once for the roof and for the checks (which
-        # look up to check_margin or max_shift and a point's reach around it)
-        grow = max(options.check_margin, options.max_shift) + NEAR
-        fetched = (xmin - grow, ymin - grow, xmax + grow, ymax + grow) if job.checks is not None else inner.bounds
-        near = points.in_box(fetched, "building")
-        candidates = np.flatnonzero(in_bounds(near, inner.bounds))
-        candidates = candidates[shapely.contains_xy(inner, near[candidates, 0], near[candidates, 1])]
-        roof, on_roof = near[candidates], np.zeros(len(near), dtype=bool)
-        on_roof[candidates] = True
-    ground = _ground_at(ground_points, footprint.centroid)
+    near, on_roof, fetched, ground = found.near, found.on_roof, found.fetched, found.ground
+    roof = near[on_roof]
     area_inner = max(inner.area, 1e-9)
     attributes.update(ground=ground, point_count=len(roof), point_density=len(roof) / area_inner)
     building = Building(attributes, footprint)
@@ -220,8 +214,8 @@ def _one(job: _Footprint, points: _PointIndex, options: RoofOptions, survey_date
         def building_points_in(box):  # from the points read above when the box lies within them, with
             # those on the roof (inside the footprint shrunk by edge_margin)
             if not _contains(box, fetched):
-                found = points.in_box(box, "building")
-                return found, np.zeros(len(found), dtype=bool)
+                read = points.in_box(box, "building")
+                return read, np.zeros(len(read), dtype=bool)
             keep = in_bounds(near, box)
             return near[keep], on_roof[keep]
 
@@ -236,9 +230,7 @@ def _one(job: _Footprint, points: _PointIndex, options: RoofOptions, survey_date
         attributes.update(lod="0", lod_reason=f"LoD0: {why}", roof_min=np.nan, roof_median=np.nan, roof_max=np.nan,
                           height=np.nan, volume=np.nan, roof_type="unknown", rmse=np.nan, roof_planes=0, parts=0)
         return building
-    z = roof[:, 2]
-    roof_min, roof_median, roof_max, top = np.percentile(z, [2, 50, 98, options.roof_percentile])
-    top = float(top)
+    roof_min, roof_median, roof_max, top = (float(h) for h in found.heights)
     building.lod12 = [Prism(p, ground, top) for p in polygons]
     if options.lod == "1.2":  # asked for prisms only: LoD1.3 is the same prism, no roof plane is looked for
         building.lod13, fit = building.lod12, None
@@ -323,21 +315,6 @@ def closed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
     centred = vertices - vertices.mean(axis=0)
     a, b, c = (centred[faces[:, i]] for i in range(3))
     return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6)
-
-
-def _ground_at(ground: np.ndarray, centroid) -> float:
-    """A plane through the ground points, at the centroid (their median when too few for a plane)."""
-    if len(ground) == 0:
-        return float("nan")
-    if len(ground) < 10:
-        return float(np.median(ground[:, 2]))
-    dx, dy = ground[:, 0] - centroid.x, ground[:, 1] - centroid.y
-    design = np.column_stack([np.ones_like(dx), dx, dy])
-    coefficients = np.linalg.lstsq(design, ground[:, 2], rcond=None)[0]
-    residual = ground[:, 2] - design @ coefficients
-    keep = np.abs(residual) < 3 * max(np.median(np.abs(residual)), 0.05)  # kerbs and walls' feet left out
-    coefficients = np.linalg.lstsq(design[keep], ground[keep, 2], rcond=None)[0]
-    return float(coefficients[0])
 
 
 def _height_parts(polygons: list[Polygon], roof: np.ndarray, ground: float, options: RoofOptions) -> list[Prism]:
