@@ -58,6 +58,7 @@ demo: $(STAMP) $(VIEWER_LIBS) $(DISTRICT)
 	$(CITY) publish $(TILESETS)/pointcloud_terrain --layer terrain-3d --kind pointcloud-3dtiles --licence etalab-2.0 --access open --theme elevation --title "Terrain en 3D (sol et eau, 1 point par m2)"
 	$(BIN)/lutece pipeline run lidar-to-buildings --input $(DEMO)/district/district.laz --output $(BUILDINGS) --stage.buildings.footprints=$(DEMO)/district/district.gpkg
 	$(CITY) publish $(BUILDINGS)/buildings_3dtiles --layer buildings-3d --kind mesh-3dtiles --licence etalab-2.0 --access open --theme buildings --title "Bâtiments en 3D (LoD2.2, attributs par bâtiment)"
+	$(CITY) publish $(BUILDINGS)/buildings.city.json --layer buildings-cityjson --licence ODbL-1.0 --access open --theme buildings --title "Bâtiments 3D (CityJSON 2.0)"
 	$(CITY) publish $(BUILDINGS)/buildings.gpkg --source-layer buildings --layer buildings-lod --licence etalab-2.0 --access open --theme buildings --title "Bâtiments reconstruits : hauteurs, toits, LoD"
 	$(BIN)/lutece pipeline run plans-to-interiors --input $(DEMO)/district/hotel-de-ville.ifc --output $(INTERIORS)
 	$(CITY) publish $(INTERIORS)/interior_open --layer hotel-de-ville-interior --kind mesh-3dtiles --licence etalab-2.0 --access open --theme buildings --title "Hôtel de Ville : intérieur par étage"
@@ -75,6 +76,7 @@ demo: $(STAMP) $(VIEWER_LIBS) $(DISTRICT)
 	echo "  web viewer (2D/3D)    $(URL)/viewer"; \
 	echo "  landing page          $(URL)/"; \
 	echo "  buildings (features)  $(URL)/collections/buildings/items"; \
+	echo "  buildings (CityJSON)  $(URL)/collections/buildings-cityjson/cityjson"; \
 	echo "  town hall, 2nd floor  $(URL)/collections/hotel-de-ville-rooms/items?level=2"; \
 	echo "  terrain (coverage)    $(URL)/collections/dtm/coverage?f=png"; \
 	echo "  OpenAPI document      $(URL)/openapi"; \

@@ -15,13 +15,18 @@ import numpy as np
 
 from live_city import ROOT, City, RunningServer, free_port, start_server
 
-KINDS = ("vector", "raster", "mesh-3dtiles")
+KINDS = ("vector", "raster", "mesh-3dtiles", "cityjson")
 OPEN_LICENCES = ("ODbL-1.0", "etalab-2.0", "CC-BY-4.0")
 
 
 def make_product(folder: Path, kind: str, seed: int, big: bool = False):
-    """A small product of ``kind`` whose content depends on ``seed`` (a frame, a COG path, a tileset folder)."""
+    """A small product of ``kind`` whose content depends on ``seed`` (a frame, a COG path, a tileset folder,
+    a CityJSON file)."""
     rng = np.random.default_rng(seed)
+    if kind == "cityjson":
+        from gis.testing.cityjson import write_cityjson
+
+        return write_cityjson(folder / f"model-{seed}.city.json", count=int(rng.integers(1, 4)), seed=seed)
     if kind == "vector":
         import geopandas as gpd
         from shapely.geometry import Point

@@ -58,9 +58,11 @@ def served(city, tmp_path):
     with city.catalog() as catalog:
         for index, kind in enumerate(KINDS):
             catalog.publish(make_product(tmp_path, kind, index), f"open-{kind[:4]}", kind=kind,
-                            licence=OPEN_LICENCES[index], access="open", title=f"Ouverte {kind}")
+                            licence=OPEN_LICENCES[index % len(OPEN_LICENCES)], access="open", title=f"Ouverte {kind}")
         catalog.publish(make_product(tmp_path, "vector", 9), "hidden-vect", licence="restricted", access="shared",
                         title="Cachée")
+        catalog.publish(make_product(tmp_path, "cityjson", 9), "hidden-city", licence="restricted", access="shared",
+                        title="Maquette cachée")
     server = start_on(city, tmp_path, free_port())
     yield server
     kill_group(server.process)
@@ -106,13 +108,17 @@ def mirrored_files(target: Path) -> dict[str, str]:
 def test_first_sync_then_incremental_then_withdrawal(served, city, tmp_path):
     target = tmp_path / "mirror"
     first = sync(served.url, target)
-    assert first.datasets == 3 and mirrored_files(target) == served_files(served.url)
+    assert first.datasets == 4 and mirrored_files(target) == served_files(served.url)
     index = json.loads((target / "index.json").read_text(encoding="utf-8"))
-    assert "hidden-vect" not in (target / "index.json").read_text() and "Cachée" not in (target / "index.html").read_text()
+    for hidden in ("hidden-vect", "Cachée", "hidden-city", "Maquette cachée"):
+        assert hidden not in (target / "index.json").read_text() + (target / "index.html").read_text()
+    # the CityJSON is mirrored as published, byte for byte
+    model = (target / "datasets" / "open-city" / "open-city-v1.city.json").read_bytes()
+    assert model == make_product(tmp_path / "again", "cityjson", 3).read_bytes()
     notice = (target / "datasets" / "open-vect" / "LICENCE.txt").read_text(encoding="utf-8")
     assert "ODbL" in notice and "Share-alike" in notice and "Partage à l'identique" in notice
     assert "Share-alike" not in (target / "datasets" / "open-rast" / "LICENCE.txt").read_text(encoding="utf-8")
-    assert {d["id"] for d in index["datasets"]} == {"open-vect", "open-rast", "open-mesh"}
+    assert {d["id"] for d in index["datasets"]} == {"open-vect", "open-rast", "open-mesh", "open-city"}
     # nothing changed: one request in all
     again = sync(served.url, target)
     assert again.unchanged and again.requests == 1 and again.downloaded == []
@@ -131,7 +137,7 @@ def test_first_sync_then_incremental_then_withdrawal(served, city, tmp_path):
     report = sync(served.url, target, grace_days=30)
     assert sorted(report.archived) == ["open-mesh", "open-vect"]
     index = json.loads((target / "index.json").read_text(encoding="utf-8"))
-    assert [d["id"] for d in index["datasets"]] == ["open-rast"]
+    assert [d["id"] for d in index["datasets"]] == ["open-city", "open-rast"]
     assert sorted(a["id"] for a in index["archived"]) == ["open-mesh", "open-vect"]
     assert (target / "archive" / "open-vect" / "open-vect-v1.gpkg").is_file()
     assert mirrored_files(target) == served_files(served.url)
