@@ -1,6 +1,6 @@
 """Concurrency and crash safety of publication: separate processes, killed with SIGKILL at named phases and at random.
 
-Each crash test kills publications of one kind (vector, raster, 3D Tiles) on
+Each crash test kills publications of one kind (vector, raster, 3D Tiles, CityJSON) on
 one backend at every named phase of :mod:`kill_harness` three times, and a
 gc three times, and then at random moments drawn from a seed that changes
 every run (printed; ``LUTECE_KILL_SEED`` replays one). The child reports the
@@ -139,6 +139,10 @@ class Products:
                 dst.write(self.data + np.float32(index) / 100)
             rio_copy(plain, product, driver="COG")
             return product
+        if self.kind == "cityjson":
+            from gis.testing.cityjson import write_cityjson
+
+            return write_cityjson(self.folder / f"model{index}.city.json", count=40, seed=index)
         product = self.folder / f"tiles{index}"
         shutil.copytree(self.tileset, product)
         (product / "tiles" / "0.glb").write_bytes(b"glTF" + index.to_bytes(4, "little") + os.urandom(200_000))
@@ -155,7 +159,7 @@ class Products:
             assert frame.geometry.geom_equals_exact(source.geometry, 0).all(), (number, index)
             return
         stored = catalog.path(LAYER, number)
-        if self.kind == "raster":
+        if self.kind in ("raster", "cityjson"):
             assert filecmp.cmp(stored, self[index], shallow=False), (number, index)
             return
         folder, source = stored.parent, self[index]
@@ -221,7 +225,7 @@ class CrashRun:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["vector", "raster", "3dtiles"])
+@pytest.mark.parametrize("kind", ["vector", "raster", "3dtiles", "cityjson"])
 def test_kill_9_at_each_phase_and_at_random_moments(store, kind, cadastre, cog, tileset, tmp_path):
     """Publications killed at every named phase (3 times each), gc killed 3 times, then at random moments."""
     seed = _seed()

@@ -210,6 +210,20 @@ def test_cityjson_validates_against_the_2_0_schema(products):
     assert surfaces == {"GroundSurface", "RoofSurface", "WallSurface"}
 
 
+def test_the_cityjson_is_published_as_written(products, layer, tmp_path):
+    """Issue 14's CityJSON download: the pipeline's file passes the catalog's gate and is stored byte for byte."""
+    from gis.backends import open_backend
+    from gis.catalog.service import Catalog
+
+    written = products / "buildings.city.json"
+    with Catalog(open_backend({"backend": "geopackage", "path": str(tmp_path / "city")}), crs="EPSG:2154") as catalog:
+        result = catalog.publish(written, "buildings-cityjson", licence="ODbL-1.0", access="open", theme="buildings",
+                                 title="Bâtiments 3D (CityJSON 2.0)")
+        assert result.layer.kind == "cityjson" and result.version.features == len(layer)
+        assert catalog.path("buildings-cityjson").read_bytes() == written.read_bytes()
+        assert result.layer.extent == pytest.approx(tuple(layer.total_bounds), abs=0.01)
+
+
 def test_a_rerun_with_the_same_inputs_does_nothing(district, products):
     before = {path: path.stat().st_mtime_ns for path in products.glob("buildings*")}
     result = run_buildings(district, products, district / "district.gpkg")
