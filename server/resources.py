@@ -304,7 +304,7 @@ def cityjson_resource(layer: Layer, version: Version, catalog, settings: dict) -
     from server.routes.cityjson import links
 
     resource = base_resource(layer, version)
-    resource["links"] += links(settings["url"], layer.id)
+    resource["links"] += links(settings["url"], layer.id, catalog.backend.files_path(version).stat().st_size)
     resource["providers"] = [{"type": "cityjson", "name": "none", "data": f"{layer.id}@{version.number}"}]
     return resource
 

@@ -49,11 +49,18 @@ def handle(delivery: Delivery, request: Request, endpoint: str, collection: str)
     return response
 
 
-def links(settings_url: str, layer_id: str) -> list[dict[str, str]]:
-    """The links of a CityJSON layer to its file (for its collection and its record)."""
-    return [{"rel": "enclosure", "type": MEDIA_TYPE, "title": "CityJSON 2.0",
+def links(settings_url: str, layer_id: str, length: int) -> list[dict]:
+    """The links of a CityJSON layer to its file (for its collection and its record).
+
+    ``length`` (the file's size) is given: pygeoapi would otherwise ask the
+    server itself for it (a HEAD request to its own URL) each time it
+    describes the collection, and drop the link when that fails.
+    """
+    return [{"rel": "enclosure", "type": MEDIA_TYPE, "title": "CityJSON 2.0", "length": length,
              "href": f"{settings_url}/collections/{layer_id}/cityjson"}]
 
 
-def request_links(request: Request, layer_id: str) -> list[dict[str, str]]:
-    return links(base_url(request), layer_id)
+def request_links(delivery: Delivery, request: Request, layer) -> list[dict]:
+    """:func:`links` as seen from ``request`` (the record of ``layer``)."""
+    size = delivery.catalog().backend.files_path(delivery.version(layer)).stat().st_size
+    return links(base_url(request), layer.id, size)

@@ -113,7 +113,7 @@ def layer_record(delivery: Delivery, request: Request, layer) -> dict[str, Any]:
              {"rel": "describes", "type": "application/json", "href": f"{root}/{layer.id}", "title": public["title"]}]
     if public["licence_uri"]:
         links.append({"rel": "license", "href": public["licence_uri"], "title": public["licence"]})
-    links += data_links(request, layer)
+    links += data_links(request, layer, delivery)
     return {"id": layer.id, "type": "Feature", "conformsTo": [RECORD_CORE],
             "geometry": _polygon(extent) if extent else None,
             "time": {"interval": [public["created"] or "..", public["updated"] or ".."]},
@@ -135,7 +135,7 @@ def lineage_summary(lineage: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def data_links(request: Request, layer) -> list[dict[str, Any]]:
+def data_links(request: Request, layer, delivery: Delivery) -> list[dict[str, Any]]:
     """Where the layer's data is served, by kind."""
     root = f"{base_url(request)}/collections/{layer.id}"
     if layer.kind == "vector":
@@ -150,7 +150,7 @@ def data_links(request: Request, layer) -> list[dict[str, Any]]:
     if layer.kind == "cityjson":
         from server.routes.cityjson import request_links
 
-        return request_links(request, layer.id)
+        return request_links(delivery, request, layer)
     return [{"rel": "original", "type": "application/json+3dtiles", "href": f"{root}/3dtiles",
              "title": "3D Tiles tileset"}]
 

@@ -124,3 +124,15 @@ def test_cli_publish_refuses_with_one_error_line_and_exit_1(store, tmp_path):
     assert result.exit_code == 0, result.output
     help_text = CliRunner().invoke(cli, ["publish", "--help"]).output
     assert "cityjson" in help_text
+
+
+def test_licence_and_access_rules_are_those_of_every_layer(catalog, tmp_path):
+    path = write_cityjson(tmp_path / "bati.city.json")
+    with pytest.raises(InputError, match="open"):
+        catalog.publish(path, "bati", licence="restricted", access="open")  # open needs an open licence
+    assert_unchanged(catalog)
+    shared = catalog.publish(path, "bati", licence="restricted", access="shared").layer
+    assert (shared.access, shared.licence) == ("shared", "restricted")
+    with pytest.raises(InputError, match="ODbL"):  # an ODbL input keeps its derived layer ODbL
+        catalog.publish(write_cityjson(tmp_path / "derived.city.json", seed=1), "derived", licence="etalab-2.0",
+                        access="open", lineage={"inputs": [{"layer": "cadastre", "licence": "ODbL-1.0"}]})
