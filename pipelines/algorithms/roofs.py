@@ -34,8 +34,9 @@ from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
 
 from gis.errors import InputError
-from pipelines.algorithms.footprint_check import (EDGE, CheckOptions, CheckShapes, check_footprint, check_shapes,
-                                                  grown, no_points_check, unchecked)
+from pipelines.algorithms.footprint_batch import check_batch
+from pipelines.algorithms.footprint_check import (EDGE, CheckOptions, CheckShapes, FootprintCheck, check_footprint,
+                                                  check_shapes, grown, no_points_check, unchecked)
 from pipelines.algorithms.roof_batch import PointIndex, ground_heights, in_boxes, percentiles, split_points
 from pipelines.algorithms.roof_planes import fit_roof
 from pipelines.algorithms.shells import Building, Prism, crossing_prisms, self_intersections
@@ -135,11 +136,16 @@ def _batch(jobs, points: PointIndex, options: RoofOptions, survey_date: str | No
     inner = shapely.buffer(oriented, -options.edge_margin, quad_segs=16)
     shapely.prepare(inner)  # each tested against its roof's points
     shapes = check_shapes(oriented, options.check_margin) if options.check_footprints else [None] * len(jobs)
-    found = _points_of(oriented, inner, points, options)
-    return [_one(_Footprint(identifier, polygons, footprint, roof_area, checks, others), near, points, options,
-                 survey_date)
-            for (identifier, _, others), polygons, footprint, roof_area, checks, near
-            in zip(jobs, parts, oriented, inner, shapes, found)]
+    found, (near, owner, on_roof, fetched) = _points_of(oriented, inner, points, options)
+    checked = [None] * len(jobs)
+    if options.check_footprints:  # the plain checks for the whole batch, the others footprint by footprint
+        density = np.bincount(owner[on_roof], minlength=len(jobs)) / np.maximum(shapely.area(inner), 1e-9)
+        checked = check_batch(oriented, shapes, [others for _, _, others in jobs], near, owner, on_roof, fetched,
+                              density, options.check_options())
+    return [_one(_Footprint(identifier, polygons, footprint, roof_area, checks, others), near, check, points,
+                 options, survey_date)
+            for (identifier, _, others), polygons, footprint, roof_area, checks, near, check
+            in zip(jobs, parts, oriented, inner, shapes, found, checked)]
 
 
 class _Points(NamedTuple):
@@ -152,10 +158,12 @@ class _Points(NamedTuple):
     heights: np.ndarray  # the roof points' 2nd, 50th, 98th and roof_percentile-th percentiles
 
 
-def _points_of(footprints: np.ndarray, inner: np.ndarray, points: PointIndex, options: RoofOptions) -> list[_Points]:
+def _points_of(footprints: np.ndarray, inner: np.ndarray, points: PointIndex,
+               options: RoofOptions) -> tuple[list[_Points], tuple]:
     """For each footprint, its ground height (a plane through the ground points of the box ground_radius
     around it: none lie under the roof) and its building points: those around it read once for the roof
-    and for the checks, which look up to check_margin or max_shift and a point's reach around it."""
+    and for the checks, which look up to check_margin or max_shift and a point's reach around it; and those
+    points joined (points, owners, on the roof, the boxes they were read from)."""
     count = len(footprints)
     bounds = shapely.bounds(footprints)
     radius = options.ground_radius
@@ -172,9 +180,10 @@ def _points_of(footprints: np.ndarray, inner: np.ndarray, points: PointIndex, op
     on_roof = in_boxes(near, inner_bounds[owner])
     on_roof[on_roof] = shapely.contains_xy(inner[owner[on_roof]], near[on_roof, 0], near[on_roof, 1])
     roof_heights = percentiles(near[on_roof, 2], owner[on_roof], count, [2, 50, 98, options.roof_percentile])
-    return [_Points(float(g), n, r, tuple(box), h) for g, n, r, box, h
-            in zip(heights, split_points(near, owner, count), split_points(on_roof, owner, count), fetched.tolist(),
-                   roof_heights)]
+    found = [_Points(float(g), n, r, tuple(box), h) for g, n, r, box, h
+             in zip(heights, split_points(near, owner, count), split_points(on_roof, owner, count), fetched.tolist(),
+                    roof_heights)]
+    return found, (near, owner, on_roof, fetched)
 
 
 class _Footprint(NamedTuple):
@@ -199,7 +208,7 @@ def _contains(bounds, box) -> bool:
     return box[0] <= bounds[0] and box[1] <= bounds[1] and bounds[2] <= box[2] and bounds[3] <= box[3]
 
 
-def _one(job: _Footprint, found: _Points, points: PointIndex, options: RoofOptions,
+def _one(job: _Footprint, found: _Points, check: FootprintCheck | None, points: PointIndex, options: RoofOptions,
          survey_date: str | None) -> Building:
     polygons, footprint, inner = job.polygons, job.shape, job.inner
     attributes = {"id": job.identifier, "footprint_area": footprint.area, "lidar_date": survey_date or ""}
@@ -210,6 +219,8 @@ def _one(job: _Footprint, found: _Points, points: PointIndex, options: RoofOptio
     building = Building(attributes, footprint)
     if job.checks is None:
         attributes.update(unchecked())
+    elif len(roof) and check is not None:  # checked with its batch
+        attributes.update(check.attributes(options.min_coverage))
     elif len(roof):
         def building_points_in(box):  # from the points read above when the box lies within them, with
             # those on the roof (inside the footprint shrunk by edge_margin)

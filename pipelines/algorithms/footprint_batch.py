@@ -1,0 +1,123 @@
+"""The footprint checks of :mod:`footprint_check` for a batch of footprints at once, where they are plain.
+
+Most footprints rest on their own points: their check is three tests of their points (on a neighbour, near
+a sample, outside the footprint), each done here in a few numpy/shapely calls for the whole batch instead
+of a few dozen per footprint. A footprint needing more (a shift search, its points read again for a
+sparse lidar, a footprint too thin for the sample grid) is left to :func:`check_footprint`, with the
+same figures: the same points, samples and tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+
+from pipelines.algorithms.footprint_check import (POINTS_PER_DISC, SAMPLE, STEP, CheckOptions, CheckShapes,
+                                                  FootprintCheck)
+from pipelines.algorithms.roof_batch import in_boxes
+
+
+def check_batch(footprints: np.ndarray, shapes: list[CheckShapes], others: list[np.ndarray], xyz: np.ndarray,
+                owner: np.ndarray, on_roof: np.ndarray, fetched: np.ndarray, density: np.ndarray,
+                options: CheckOptions) -> list[FootprintCheck | None]:
+    """Each footprint's check, or None where :func:`check_footprint` must do it: ``xyz`` the building
+    points read around each footprint (``owner``: whose, ``fetched``: from which box), ``on_roof`` which of
+    them are its roof points, ``density`` its roof points per m2 (> 0)."""
+    count = len(footprints)
+    density = np.maximum(density, 1e-6)
+    reach = np.maximum(STEP, np.sqrt(POINTS_PER_DISC / (np.pi * density)))
+    grow = max(options.check_margin, options.max_shift) + reach
+    boxes = shapely.bounds(footprints) + np.column_stack([-grow, -grow, grow, grow])
+    plain = ((boxes[:, :2] >= fetched[:, :2]).all(axis=1) & (boxes[:, 2:] <= fetched[:, 2:]).all(axis=1)
+             & np.array([s.nodes is not None and len(s.samples) > 0 for s in shapes]))
+    keep = plain[owner] & in_boxes(xyz, boxes[owner])  # the points check_footprint would be given
+    xy, owner, inside = xyz[keep, :2], owner[keep], on_roof[keep]
+    taken = _taken(others, xy, owner, count)
+    covered, free = _shares_near(shapes, xy, owner, taken, reach, plain)
+    plain &= free >= 1 - options.shift_gain / 2  # else a shift is looked for
+    outside = np.bincount(owner, _outside(footprints, shapes, xy, owner, taken | inside, plain), count)
+    area = outside / density
+    partial = area >= options.partial_share * shapely.area(footprints)
+    return [FootprintCheck(float(covered[k]), float(area[k]), int(outside[k]), (0.0, 0.0), False, bool(partial[k]))
+            if plain[k] else None for k in range(count)]
+
+
+def _taken(others: list[np.ndarray], xy: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
+    """Which points lie on a neighbour of their footprint (``others``: each footprint's neighbours grown
+    by EDGE): its n-th neighbours tested together, after their boxes."""
+    taken = np.zeros(len(xy), dtype=bool)
+    most = max((len(o) for o in others), default=0)
+    for n in range(most):
+        neighbour = np.array([o[n] if n < len(o) else None for o in others], dtype=object)
+        bounds = shapely.bounds(neighbour)  # NaN for none: no point inside
+        near = np.flatnonzero(~taken & in_boxes(xy, bounds[owner]))
+        taken[near] = shapely.contains_xy(neighbour[owner[near]], xy[near, 0], xy[near, 1])
+    return taken
+
+
+def _shares_near(shapes: list[CheckShapes], xy: np.ndarray, owner: np.ndarray, taken: np.ndarray,
+                 reach: np.ndarray, plain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each footprint, the share of its samples with one of its points within ``reach``, and with one of
+    its untaken points: :func:`footprint_check._share_near`'s grid nodes marked by the points around them,
+    for the footprints with the same number of nodes to look at in one broadcast."""
+    count = len(shapes)
+    xs, ys = (np.concatenate([getattr(s, axis) if plain[k] else [] for k, s in enumerate(shapes)]).astype(float)
+              for axis in ("xs", "ys"))
+    width = np.array([len(s.xs) if plain[k] else 0 for k, s in enumerate(shapes)])
+    height = np.array([len(s.ys) if plain[k] else 0 for k, s in enumerate(shapes)])
+    first_x, first_y, first_node = (np.cumsum(n) - n for n in (width, height, width * height))
+    marked = np.zeros((2, int((width * height).sum())), dtype=bool)  # by any point, by an untaken one
+    steps = (2 * reach / SAMPLE).astype(int) + 2  # from the first node past x - reach, those up to x + reach
+    low_x, high_x = _ends(xs, first_x, width, reach)
+    low_y, high_y = _ends(ys, first_y, height, reach)
+    for step in np.unique(steps[plain]):  # the points within reach of their grid (others mark no node)
+        at = np.flatnonzero((steps == step)[owner] & in_boxes(xy, np.column_stack([low_x, low_y, high_x, high_y])[owner]))
+        k, r = owner[at], reach[owner[at]]
+        column = _first_past(xs, first_x[k], width[k], xy[at, 0] - r)[:, None] + np.arange(step)
+        row = _first_past(ys, first_y[k], height[k], xy[at, 1] - r)[:, None] + np.arange(step)
+        dx2 = (xs[first_x[k][:, None] + np.minimum(column, width[k][:, None] - 1)] - xy[at, :1]) ** 2
+        dy2 = (ys[first_y[k][:, None] + np.minimum(row, height[k][:, None] - 1)] - xy[at, 1:2]) ** 2
+        dx2[column >= width[k][:, None]] = np.inf  # past the grid's last column or row
+        dy2[row >= height[k][:, None]] = np.inf
+        point, i, j = np.nonzero(dx2[:, :, None] + dy2[:, None, :] < (r * r)[:, None, None])
+        node = first_node[k[point]] + row[point, j] * width[k[point]] + column[point, i]
+        marked[0, node] = True
+        marked[1, node[~taken[at[point]]]] = True
+    shares = np.zeros((2, count))
+    for k in np.flatnonzero(plain):
+        nodes = first_node[k] + shapes[k].nodes
+        shares[:, k] = marked[:, nodes].mean(axis=1)
+    return shares[0], shares[1]
+
+
+def _ends(values: np.ndarray, first: np.ndarray, length: np.ndarray, reach: np.ndarray):
+    """Each run's first value less its reach and last value plus it, with a margin over the rounding of a
+    distance test (so that no point within reach of a node is left out), or NaN for an empty run."""
+    has = length > 0
+    low = np.where(has, values[np.minimum(first, len(values) - 1)] - reach - 1e-6, np.nan)
+    high = np.where(has, values[np.minimum(first + length - 1, len(values) - 1)] + reach + 1e-6, np.nan)
+    return low, high
+
+
+def _first_past(values: np.ndarray, first: np.ndarray, length: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(values[first:first + length], x)`` for each x, each run of values a grid of SAMPLE
+    steps (np.arange: a step's rounding is far below one): the step counted, then set right by the values."""
+    found = np.clip(np.floor((x - values[first]) / SAMPLE).astype(np.int64), 0, length)
+    last = first + np.maximum(length - 1, 0)
+    found += (found < length) & (values[np.minimum(first + found, last)] < x)  # one past: still below x
+    found -= (found > 0) & (values[np.minimum(first + found - 1, last)] >= x)  # the one before already past x
+    return found
+
+
+def _outside(footprints: np.ndarray, shapes: list[CheckShapes], xy: np.ndarray, owner: np.ndarray,
+             skipped: np.ndarray, plain: np.ndarray) -> np.ndarray:
+    """Which points are free building points outside their footprint (grown by EDGE) within check_margin
+    (``skipped``: taken, or its roof points)."""
+    wide = np.array([s.wide for s in shapes], dtype=object)
+    edge = np.array([s.edge for s in shapes], dtype=object)
+    near = np.flatnonzero(~skipped & plain[owner])
+    near = near[shapely.contains_xy(wide[owner[near]], xy[near, 0], xy[near, 1])]
+    near = near[~shapely.contains_xy(edge[owner[near]], xy[near, 0], xy[near, 1])]
+    outside = np.zeros(len(xy), dtype=bool)
+    outside[near] = True
+    return outside
