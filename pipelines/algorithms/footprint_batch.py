@@ -58,36 +58,69 @@ def _taken(others: list[np.ndarray], xy: np.ndarray, owner: np.ndarray, count: i
 def _shares_near(shapes: list[CheckShapes], xy: np.ndarray, owner: np.ndarray, taken: np.ndarray,
                  reach: np.ndarray, plain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each footprint, the share of its samples with one of its points within ``reach``, and with one of
-    its untaken points: :func:`footprint_check._share_near`'s grid nodes marked by the points around them,
-    for the footprints with the same number of nodes to look at in one broadcast."""
+    its untaken points: :func:`footprint_check._share_near`'s grid nodes marked by the points around them.
+    Each point first marks its nearest node (on a dense roof, every sample but a few); only the points
+    near a sample still unmarked then test every node within their reach."""
     count = len(shapes)
     xs, ys = (np.concatenate([getattr(s, axis) if plain[k] else [] for k, s in enumerate(shapes)]).astype(float)
               for axis in ("xs", "ys"))
     width = np.array([len(s.xs) if plain[k] else 0 for k, s in enumerate(shapes)])
     height = np.array([len(s.ys) if plain[k] else 0 for k, s in enumerate(shapes)])
     first_x, first_y, first_node = (np.cumsum(n) - n for n in (width, height, width * height))
-    marked = np.zeros((2, int((width * height).sum())), dtype=bool)  # by any point, by an untaken one
-    steps = (2 * reach / SAMPLE).astype(int) + 2  # from the first node past x - reach, those up to x + reach
     low_x, high_x = _ends(xs, first_x, width, reach)
     low_y, high_y = _ends(ys, first_y, height, reach)
-    for step in np.unique(steps[plain]):  # the points within reach of their grid (others mark no node)
-        at = np.flatnonzero((steps == step)[owner] & in_boxes(xy, np.column_stack([low_x, low_y, high_x, high_y])[owner]))
-        k, r = owner[at], reach[owner[at]]
-        column = _first_past(xs, first_x[k], width[k], xy[at, 0] - r)[:, None] + np.arange(step)
-        row = _first_past(ys, first_y[k], height[k], xy[at, 1] - r)[:, None] + np.arange(step)
-        dx2 = (xs[first_x[k][:, None] + np.minimum(column, width[k][:, None] - 1)] - xy[at, :1]) ** 2
-        dy2 = (ys[first_y[k][:, None] + np.minimum(row, height[k][:, None] - 1)] - xy[at, 1:2]) ** 2
+    near = np.flatnonzero(in_boxes(xy, np.column_stack([low_x, low_y, high_x, high_y])[owner]))  # others mark none
+    xy, owner, taken = xy[near], owner[near], taken[near]
+    marked = np.zeros((2, int((width * height).sum())), dtype=bool)  # by any point, by an untaken one
+    column = np.clip(np.rint((xy[:, 0] - xs[np.minimum(first_x, len(xs) - 1)][owner]) / SAMPLE), 0,
+                     width[owner] - 1).astype(np.int64)
+    row = np.clip(np.rint((xy[:, 1] - ys[np.minimum(first_y, len(ys) - 1)][owner]) / SAMPLE), 0,
+                  height[owner] - 1).astype(np.int64)
+    nearest = first_node[owner] + row * width[owner] + column
+    r2 = reach[owner] ** 2
+    hit = (xs[first_x[owner] + column] - xy[:, 0]) ** 2 + (ys[first_y[owner] + row] - xy[:, 1]) ** 2 < r2
+    marked[0, nearest[hit]] = True
+    marked[1, nearest[hit & ~taken]] = True
+    samples = np.concatenate([first_node[k] + shapes[k].nodes for k in np.flatnonzero(plain)] or [[]]).astype(np.int64)
+    sample_owner = np.repeat(np.flatnonzero(plain), [len(shapes[k].nodes) for k in np.flatnonzero(plain)])
+    unmarked = np.zeros(marked.shape[1], dtype=bool)
+    unmarked[samples[~marked[:, samples].all(axis=0)]] = True
+    node_width = np.repeat(width, width * height)
+    again = np.flatnonzero(_dilated(unmarked, node_width, int(np.ceil(reach[plain].max(initial=0) + 0.5)))[nearest])
+    _mark_within_reach(marked, again, xy, owner, taken, reach, xs, ys, width, first_x, first_y, first_node)
+    totals = np.bincount(sample_owner, minlength=count)
+    shares = [np.bincount(sample_owner, marked[s, samples], count) / np.maximum(totals, 1) for s in (0, 1)]
+    return shares[0], shares[1]
+
+
+def _dilated(cells: np.ndarray, width: np.ndarray, steps: int) -> np.ndarray:
+    """``cells`` (flat grids, ``width`` each cell's grid width) grown by ``steps`` cells along rows then along
+    columns (a square); what crosses from a row's end to the next row's is harmless: a superset."""
+    index = np.arange(len(cells))
+    for stride in (1, width):
+        for _ in range(steps):
+            cells = cells | cells[np.clip(index - stride, 0, len(cells) - 1)] | cells[np.clip(index + stride, 0, len(cells) - 1)]
+    return cells
+
+
+def _mark_within_reach(marked, at, xy, owner, taken, reach, xs, ys, width, first_x, first_y, first_node) -> None:
+    """The points ``at`` mark every node within their reach (as :func:`footprint_check._share_near`): the
+    points with the same number of nodes to look at in one broadcast."""
+    height_of = np.diff(np.append(first_y, len(ys)))
+    steps = (2 * reach / SAMPLE).astype(int) + 2  # from the first node past x - reach, those up to x + reach
+    for step in np.unique(steps[owner[at]]):
+        these = at[steps[owner[at]] == step]
+        k, r = owner[these], reach[owner[these]]
+        column = _first_past(xs, first_x[k], width[k], xy[these, 0] - r)[:, None] + np.arange(step)
+        row = _first_past(ys, first_y[k], height_of[k], xy[these, 1] - r)[:, None] + np.arange(step)
+        dx2 = (xs[first_x[k][:, None] + np.minimum(column, width[k][:, None] - 1)] - xy[these, :1]) ** 2
+        dy2 = (ys[first_y[k][:, None] + np.minimum(row, height_of[k][:, None] - 1)] - xy[these, 1:2]) ** 2
         dx2[column >= width[k][:, None]] = np.inf  # past the grid's last column or row
-        dy2[row >= height[k][:, None]] = np.inf
+        dy2[row >= height_of[k][:, None]] = np.inf
         point, i, j = np.nonzero(dx2[:, :, None] + dy2[:, None, :] < (r * r)[:, None, None])
         node = first_node[k[point]] + row[point, j] * width[k[point]] + column[point, i]
         marked[0, node] = True
-        marked[1, node[~taken[at[point]]]] = True
-    shares = np.zeros((2, count))
-    for k in np.flatnonzero(plain):
-        nodes = first_node[k] + shapes[k].nodes
-        shares[:, k] = marked[:, nodes].mean(axis=1)
-    return shares[0], shares[1]
+        marked[1, node[~taken[these[point]]]] = True
 
 
 def _ends(values: np.ndarray, first: np.ndarray, length: np.ndarray, reach: np.ndarray):

@@ -22,8 +22,9 @@ class PointIndex:
     CELL = 25.0
 
     def __init__(self, xyz: np.ndarray, classification: np.ndarray) -> None:
-        self.origin = xyz[:, :2].min(axis=0) if len(xyz) else np.zeros(2)
-        span = (xyz[:, :2].max(axis=0) - self.origin) if len(xyz) else np.zeros(2)
+        # column by column: numpy reduces a strided (n, 2) block along its first axis 15x slower
+        self.origin = np.array([xyz[:, 0].min(), xyz[:, 1].min()]) if len(xyz) else np.zeros(2)
+        span = (np.array([xyz[:, 0].max(), xyz[:, 1].max()]) - self.origin) if len(xyz) else np.zeros(2)
         self.columns = int(span[0] // self.CELL) + 1
         rows = int(span[1] // self.CELL) + 1
         # the smallest key type: numpy's stable sort is a radix sort (linear) on 16-bit integers
@@ -39,13 +40,26 @@ class PointIndex:
             self.groups[name] = (xyz[chosen[order]], keys[order].astype(np.int64))
 
     def _cell(self, x, y) -> tuple[np.ndarray, np.ndarray]:
-        column = np.clip(((np.asarray(x) - self.origin[0]) // self.CELL).astype(np.int64), 0, self.columns - 1)
-        row = np.maximum(((np.asarray(y) - self.origin[1]) // self.CELL).astype(np.int64), 0)
+        # np.floor of the quotient: 5x faster than floor_divide (which may put a point within a rounding of
+        # a cell's border in the other cell: the index and its queries use the same cells)
+        column = np.clip(np.floor((np.asarray(x) - self.origin[0]) / self.CELL), 0, self.columns - 1).astype(np.int64)
+        row = np.maximum(np.floor((np.asarray(y) - self.origin[1]) / self.CELL), 0).astype(np.int64)
         return column, row
 
     def _keys(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        column, row = self._cell(x, y)
-        return row * self.columns + column
+        """Each point's cell, row * columns + column (as :meth:`_cell`), as floats: worked in place, for a
+        new array of millions of points costs more in page faults than its arithmetic."""
+        column = np.subtract(x, self.origin[0])
+        column /= self.CELL
+        np.floor(column, out=column)
+        np.clip(column, 0, self.columns - 1, out=column)
+        row = np.subtract(y, self.origin[1])
+        row /= self.CELL
+        np.floor(row, out=row)
+        np.maximum(row, 0, out=row)
+        row *= self.columns
+        row += column
+        return row
 
     def in_box(self, bounds, group: str) -> np.ndarray:
         """The points of ``group`` inside the box (xmin, ymin, xmax, ymax)."""
