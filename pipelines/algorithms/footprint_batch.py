@@ -62,6 +62,8 @@ def _shares_near(shapes: list[CheckShapes], xy: np.ndarray, owner: np.ndarray, t
     Each point first marks its nearest node (on a dense roof, every sample but a few); only the points
     near a sample still unmarked then test every node within their reach."""
     count = len(shapes)
+    if not plain.any():
+        return np.zeros(count), np.zeros(count)
     xs, ys = (np.concatenate([getattr(s, axis) if plain[k] else [] for k, s in enumerate(shapes)]).astype(float)
               for axis in ("xs", "ys"))
     width = np.array([len(s.xs) if plain[k] else 0 for k, s in enumerate(shapes)])
@@ -85,8 +87,9 @@ def _shares_near(shapes: list[CheckShapes], xy: np.ndarray, owner: np.ndarray, t
     sample_owner = np.repeat(np.flatnonzero(plain), [len(shapes[k].nodes) for k in np.flatnonzero(plain)])
     unmarked = np.zeros(marked.shape[1], dtype=bool)
     unmarked[samples[~marked[:, samples].all(axis=0)]] = True
-    node_width = np.repeat(width, width * height)
-    again = np.flatnonzero(_dilated(unmarked, node_width, int(np.ceil(reach[plain].max(initial=0) + 0.5)))[nearest])
+    # a node within reach of a point is at most reach + half a step from the point's nearest node
+    around = _dilated(unmarked, np.repeat(width, width * height), int(np.ceil(reach[plain].max() / SAMPLE + 0.5)))
+    again = np.flatnonzero(around[nearest])
     _mark_within_reach(marked, again, xy, owner, taken, reach, xs, ys, width, first_x, first_y, first_node)
     totals = np.bincount(sample_owner, minlength=count)
     shares = [np.bincount(sample_owner, marked[s, samples], count) / np.maximum(totals, 1) for s in (0, 1)]
@@ -96,10 +99,10 @@ def _shares_near(shapes: list[CheckShapes], xy: np.ndarray, owner: np.ndarray, t
 def _dilated(cells: np.ndarray, width: np.ndarray, steps: int) -> np.ndarray:
     """``cells`` (flat grids, ``width`` each cell's grid width) grown by ``steps`` cells along rows then along
     columns (a square); what crosses from a row's end to the next row's is harmless: a superset."""
-    index = np.arange(len(cells))
+    index, last = np.arange(len(cells)), len(cells) - 1
     for stride in (1, width):
         for _ in range(steps):
-            cells = cells | cells[np.clip(index - stride, 0, len(cells) - 1)] | cells[np.clip(index + stride, 0, len(cells) - 1)]
+            cells = cells | cells[np.clip(index - stride, 0, last)] | cells[np.clip(index + stride, 0, last)]
     return cells
 
 
