@@ -81,7 +81,8 @@ def _add_cityjson_paths(document: dict, config: dict) -> None:
             continue
         document.setdefault("paths", {})[f"/collections/{name}/cityjson"] = {"get": {
             "summary": f"CityJSON 2.0 file of {resource.get('title', name)}",
-            "description": "The current version's CityJSON 2.0 file (strong ETag: its sha256; ranges served).",
+            "description": ("The current version's CityJSON 2.0 file (strong ETag: its sha256, with -gzip "
+                            "when gzipped for an Accept-Encoding: gzip; ranges served, uncompressed)."),
             "tags": [name], "operationId": f"getCityJSON.{name}",
             "responses": {
                 "200": _response("The CityJSON 2.0 file", _OBJECT, "application/city+json"),

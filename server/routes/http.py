@@ -161,4 +161,5 @@ def base_url(request: Request) -> str:
 
 
 def wants_gzip(request: Request) -> bool:
-    return "gzip" in request.headers.get("Accept-Encoding", "").lower()
+    """Whether the client accepts gzip (``gzip`` or ``*`` with a quality above 0; not ``identity``, ``gzip;q=0``)."""
+    return request.accept_encodings["gzip"] > 0

@@ -73,8 +73,10 @@ def wait_until_every_worker_sees(server, key: str, timeout: float = 30.0) -> Non
 
 
 def ask(server, path: str, key: str | None):
+    """The answer as compared; requests accepts gzip, so the gzipped variants are swept too."""
     response = server.get(path, key=key, allow_redirects=False)
-    return response.status_code, response.headers.get("Content-Type"), response.content
+    return (response.status_code, response.headers.get("Content-Type"), response.headers.get("Content-Encoding"),
+            response.content)
 
 
 def hidden_layers(delivered, kinds) -> list[str]:
@@ -108,7 +110,7 @@ def test_the_right_key_opens_the_shared_layer(delivered, family, kinds, template
               or delivered["layers"][layer_id][0] == "vector" and layer_id == "trees"]
     for layer_id in shared:
         sha = delivered["layers"][layer_id][2]
-        status, _, _ = ask(server, template.format(id=layer_id, sha=sha), delivered["keys"]["right"])
+        status = ask(server, template.format(id=layer_id, sha=sha), delivered["keys"]["right"])[0]
         assert status in (200, 307, 400), (layer_id, status)  # 400: a path that is bad on purpose
         assert status != 404
 
@@ -162,24 +164,42 @@ def test_vector_collections_link_their_tiles(delivered):
 
 
 def test_a_cityjson_layer_is_served_listed_described_and_hidden_when_shared(delivered, tmp_path):
-    """The CityJSON file as published (bytes, media type, ETag, Last-Modified, 304, ranges), in the listing, the
+    """The CityJSON file as published (bytes, media type, ETag, Last-Modified, 304, ranges, gzip), in the listing, the
     record, the OpenAPI document (schemathesis on its path) and the DCAT catalogue; the shared one only with a key."""
+    import gzip
     import hashlib
     import subprocess
     import sys
 
     server, folder, right = delivered["server"], delivered["folder"], delivered["keys"]["right"]
     published = (folder / "bati3d.city.json").read_bytes()
-    answer = server.get("/collections/bati3d/cityjson")
-    assert answer.status_code == 200 and answer.content == published
+    checksum = delivered["layers"]["bati3d"][2]  # the catalog's
+    answer = server.get("/collections/bati3d/cityjson", headers={"Accept-Encoding": "identity"})
+    assert answer.status_code == 200 and answer.content == published and "Content-Encoding" not in answer.headers
     assert answer.headers["Content-Type"] == "application/city+json"
-    assert answer.headers["ETag"] == f'"{hashlib.sha256(published).hexdigest()}"' and answer.headers["Last-Modified"]
-    assert server.get("/collections/bati3d/cityjson", headers={"If-None-Match": answer.headers["ETag"]}).status_code == 304
-    ranged = server.get("/collections/bati3d/cityjson", headers={"Range": "bytes=0-9"})
-    assert ranged.status_code == 206 and ranged.content == published[:10]
-    shared = server.get("/collections/bati3d-shared/cityjson", key=right)
+    assert answer.headers["ETag"] == f'"{checksum}"' and answer.headers["Last-Modified"]
+    assert answer.headers["Vary"] == "Accept-Encoding" and answer.headers["Cache-Control"] == "no-cache"
+    # gzipped when accepted (twice: made, then from the cache folder): its own ETag, the same bytes once decoded
+    for _ in range(2):
+        packed = server.get("/collections/bati3d/cityjson", headers={"Accept-Encoding": "gzip"}, stream=True)
+        raw = packed.raw.read(decode_content=False)
+        assert packed.headers["Content-Encoding"] == "gzip" and int(packed.headers["Content-Length"]) == len(raw)
+        assert hashlib.sha256(gzip.decompress(raw)).hexdigest() == checksum
+        assert packed.headers["ETag"] == f'"{checksum}-gzip"' and packed.headers["Vary"] == "Accept-Encoding"
+        assert packed.headers["Cache-Control"] == "no-cache"
+        assert packed.headers["Content-Type"] == "application/city+json"
+    for encoding, etag in (("identity", answer.headers["ETag"]), ("gzip", packed.headers["ETag"])):
+        again = server.get("/collections/bati3d/cityjson", headers={"If-None-Match": etag, "Accept-Encoding": encoding})
+        assert again.status_code == 304 and again.headers["ETag"] == etag, encoding
+    crossed = server.get("/collections/bati3d/cityjson", headers={"If-None-Match": answer.headers["ETag"],
+                                                                  "Accept-Encoding": "gzip"})
+    assert crossed.status_code == 200  # the identity's ETag does not validate the gzipped representation
+    # a range is of the uncompressed bytes, whatever the client accepts
+    ranged = server.get("/collections/bati3d/cityjson", headers={"Range": "bytes=10-29", "Accept-Encoding": "gzip"})
+    assert ranged.status_code == 206 and ranged.content == published[10:30] and "Content-Encoding" not in ranged.headers
+    shared = server.get("/collections/bati3d-shared/cityjson", key=right)  # requests accepts gzip by default
+    assert shared.headers["Content-Encoding"] == "gzip" and shared.headers["Cache-Control"] == "private, no-cache"
     assert shared.content == (folder / "bati3d-shared.city.json").read_bytes()
-    assert "private" in shared.headers["Cache-Control"]
     # listed (with its file's link) for those who may see it only
     def listed(key=None):
         return {c["id"]: c for c in server.get("/collections", key=key).json()["collections"]}
