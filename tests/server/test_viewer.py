@@ -148,10 +148,13 @@ def test_the_city_in_2d_and_3d_every_kind_drawn_a_building_clicked(served, brows
     ground = _near(scene_pixels, GROUND_BROWN)  # the terrain's points by class: ground (ASPRS 2) in its colour
     assert ground > 0.02
     recoloured = {}
-    for mode in ("intensity", "height"):  # a new colour reopens the point tileset: wait for its frame
+    drawn = drawn_fraction(scene_pixels, GLOBE)
+    for mode in ("intensity", "height"):  # a new colour reopens the point tileset: wait for its frame, the
+        # class colours gone and the points drawn again (between the two, a frame shows the bare globe)
         session.page.select_option("#point-colour", mode)
-        recoloured[mode] = session.shot_until(tmp_path / f"viewer-3d-{mode}.png", "#scene3d canvas",
-                                              lambda pixels: _near(pixels, GROUND_BROWN) < ground / 20)
+        recoloured[mode] = session.shot_until(
+            tmp_path / f"viewer-3d-{mode}.png", "#scene3d canvas",
+            lambda pixels: _near(pixels, GROUND_BROWN) < ground / 20 and drawn_fraction(pixels, GLOBE) > drawn / 2)
     assert np.abs(recoloured["intensity"] - recoloured["height"]).sum(axis=2).mean() > 5  # greys vs a ramp
 
     assert session.errors == []
